@@ -1,0 +1,128 @@
+"""Runs user code inside an already-isolated process (guest VM worker or bubblewrap child).
+
+Both drivers share this: it executes the code with `inputs` bound, maps the outcome to an exit
+code, and writes the value of a `result` variable as JSON to an inherited file descriptor.
+It depends on the standard library only, because it is copied into the guest image.
+
+Exit codes: 0 success; the code's own `sys.exit` code; 1 for an uncaught exception;
+EXIT_MEMORY_ERROR for MemoryError (so the host can report `out_of_memory`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+EXIT_MEMORY_ERROR = 86
+RESULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _exit_code_of(exc: SystemExit) -> int:
+    code = exc.code
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _write_result(fd: int, namespace: dict) -> None:
+    payload: dict
+    if "result" not in namespace:
+        payload = {"has_result": False}
+    else:
+        try:
+            text = json.dumps(namespace["result"], allow_nan=False)
+            if len(text) > RESULT_MAX_BYTES:
+                raise ValueError(f"result is larger than {RESULT_MAX_BYTES} bytes as JSON")
+            payload = {"has_result": True, "result_json": text}
+        except (TypeError, ValueError) as exc:
+            print(f"warning: `result` is not JSON-serialisable and was dropped: {exc}", file=sys.stderr)
+            payload = {"has_result": False}
+    data = json.dumps(payload).encode()
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def execute(code: str, inputs, result_fd: int, filename: str = "<step>") -> int:
+    """Run `code` in a fresh namespace of this process and return the exit code to use.
+
+    stdout/stderr are whatever fds 1 and 2 are; the caller captures them.
+    """
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__, "inputs": inputs}
+    exit_code = 0
+    try:
+        compiled = compile(code, filename, "exec")
+        exec(compiled, namespace)  # noqa: S102 - this *is* the sandboxed user code
+    except SystemExit as exc:
+        exit_code = _exit_code_of(exc)
+    except MemoryError:
+        namespace.clear()
+        sys.stderr.write("MemoryError: the code ran out of memory\n")
+        exit_code = EXIT_MEMORY_ERROR
+    except BaseException:  # noqa: BLE001 - any failure of user code is reported, not raised
+        traceback.print_exc()
+        exit_code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - user may have closed/replaced the streams
+        pass
+    try:
+        _write_result(result_fd, namespace)
+    except Exception:  # noqa: BLE001
+        pass
+    return exit_code
+
+
+def collect_files(directory: str, file_cap: int, max_files: int = 100) -> list[dict]:
+    """List regular files under `directory` (recursively) as contract OutputFile dicts."""
+    import base64
+
+    out: list[dict] = []
+    for root, _dirs, names in os.walk(directory):
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            rel = os.path.relpath(path, directory)
+            size = os.path.getsize(path)
+            if len(out) >= max_files:
+                return out
+            if size <= file_cap:
+                with open(path, "rb") as fh:
+                    content = base64.b64encode(fh.read(file_cap)).decode()
+                out.append({"name": rel, "size": size, "truncated": False, "content_b64": content})
+            else:
+                out.append({"name": rel, "size": size, "truncated": True, "content_b64": None})
+    return out
+
+
+def result_from_payload(payload: dict | None, stdout: str):
+    """The result value: `result` variable when set, else last stdout line if it is JSON."""
+    if payload and payload.get("has_result"):
+        return json.loads(payload["result_json"])
+    for line in reversed(stdout.splitlines()):
+        if line.strip():
+            try:
+                return json.loads(line)
+            except ValueError:
+                return None
+    return None
+
+
+def main() -> None:
+    """Entry point for the process driver: request JSON on stdin, result JSON on fd 3."""
+    spec = json.load(sys.stdin)
+    sys.stdin = open(os.devnull)  # noqa: SIM115
+    os.chdir(spec.get("workdir", "/mnt/data"))
+    code = execute(spec["code"], spec.get("inputs"), int(spec.get("result_fd", 3)))
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()
