@@ -1,0 +1,1 @@
+"""REST API under /api/: workflows, versions, validation, node types, schemas."""

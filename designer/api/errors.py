@@ -1,0 +1,67 @@
+"""One error shape for the whole API: {"errors": [{"path": "$.x", "message": "..."}], "detail": "..."}."""
+from __future__ import annotations
+
+from rest_framework import status
+from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from engine.validation import DefinitionInvalid
+
+
+class DefinitionRejected(APIException):
+    """A definition (or a request carrying one) failed validation."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "The workflow definition is invalid."
+
+    def __init__(self, problems: list[dict]):
+        super().__init__(detail=self.default_detail)
+        self.problems = problems
+
+
+def prefixed(exc: DefinitionInvalid, prefix: str) -> DefinitionRejected:
+    """Re-root each problem's path under `prefix` (e.g. `$.definition`)."""
+    out = []
+    for p in exc.problems:
+        d = p.to_dict()
+        d["path"] = prefix + d["path"][1:]
+        out.append(d)
+    return DefinitionRejected(out)
+
+
+def _flatten(detail, path: str) -> list[dict]:
+    if isinstance(detail, dict):
+        out = []
+        for key, value in detail.items():
+            sub = path if key == "non_field_errors" else f"{path}.{key}"
+            out.extend(_flatten(value, sub))
+        return out
+    if isinstance(detail, list):
+        if all(not isinstance(d, (dict, list)) for d in detail):
+            return [{"path": path, "message": str(d)} for d in detail]
+        out = []
+        for i, d in enumerate(detail):
+            out.extend(_flatten(d, f"{path}[{i}]"))
+        return out
+    return [{"path": path, "message": str(detail)}]
+
+
+def exception_handler(exc, context):
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, DefinitionRejected):
+        response.data = {"detail": str(exc.detail), "errors": exc.problems}
+    elif isinstance(exc, ValidationError):
+        errors = _flatten(exc.detail, "$")
+        response.data = {"detail": errors[0]["message"] if len(errors) == 1 else "Invalid input.",
+                         "errors": errors}
+    elif response.status_code == 400:
+        detail = response.data.get("detail", "Bad request.") if isinstance(response.data, dict) else str(response.data)
+        response.data = {"detail": str(detail), "errors": [{"path": "$", "message": str(detail)}]}
+    return response
+
+
+def bad_request(message: str, path: str = "$") -> Response:
+    return Response({"detail": message, "errors": [{"path": path, "message": message}]}, status=400)

@@ -1,0 +1,84 @@
+"""Serializers: validate and shape API data; they call no actions."""
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from rest_framework import serializers
+
+from designer.models import Workflow, WorkflowVersion
+from designer.api.errors import DefinitionRejected, prefixed
+from engine.validation import DefinitionInvalid, check_definition
+
+
+def validate_definition_field(value, prefix: str = "$.definition"):
+    size = len(json.dumps(value, separators=(",", ":")).encode())
+    if size > settings.MAX_DEFINITION_BYTES:
+        raise DefinitionRejected([{
+            "path": prefix,
+            "message": f"definition is {size} bytes; the limit is {settings.MAX_DEFINITION_BYTES}",
+        }])
+    try:
+        check_definition(value, max_nodes=settings.MAX_DEFINITION_NODES)
+    except DefinitionInvalid as exc:
+        raise prefixed(exc, prefix) from None
+    return value
+
+
+class WorkflowSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="head.number", read_only=True, default=None)
+    definition = serializers.JSONField(required=False)
+    message = serializers.CharField(required=False, write_only=True, max_length=500, allow_blank=True)
+
+    class Meta:
+        model = Workflow
+        fields = ["id", "name", "description", "version", "definition", "message", "created", "updated"]
+        read_only_fields = ["id", "version", "created", "updated"]
+
+    def validate_definition(self, value):
+        return validate_definition_field(value)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["definition"] = instance.definition
+        return data
+
+
+class WorkflowListSerializer(serializers.ModelSerializer):
+    version = serializers.IntegerField(source="head.number", read_only=True, default=None)
+    node_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Workflow
+        fields = ["id", "name", "description", "version", "node_count", "created", "updated"]
+
+    def get_node_count(self, obj) -> int:
+        return len((obj.definition or {}).get("nodes", []))
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    author = serializers.CharField(source="author.username", default=None, read_only=True)
+
+    class Meta:
+        model = WorkflowVersion
+        fields = ["number", "definition", "author", "message", "restored_from", "created"]
+
+
+class VersionListSerializer(VersionSerializer):
+    class Meta(VersionSerializer.Meta):
+        fields = ["number", "author", "message", "restored_from", "created"]
+
+
+class ImportSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["stepwell.workflow/v1"])
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    definition = serializers.JSONField()
+
+    def validate_definition(self, value):
+        return validate_definition_field(value)
+
+
+class ValidationResultSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    errors = serializers.ListField(child=serializers.DictField())

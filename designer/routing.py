@@ -1,0 +1,2 @@
+"""Websocket URL routes (Channels consumers)."""
+websocket_urlpatterns: list = []

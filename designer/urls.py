@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from designer import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("workflows/", views.workflow_list, name="workflow-list"),
+    path("workflows/<int:pk>/edit", views.workflow_edit, name="workflow-edit"),
+    path("api/", include("designer.api.urls")),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,1 @@
+"""Workflow engine: definition schema, validation, mapping, step execution and runs."""

@@ -1,0 +1,207 @@
+"""Validates a workflow definition: JSON Schema first, then graph rules.
+
+`validate_definition(doc)` returns a list of `Problem`s, each naming the JSON path of the
+offending value (`$.nodes[2].parameters.code`), so the API can answer 400 with all of them and
+the canvas can mark the node they belong to.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+
+from jsonschema import Draft202012Validator
+
+from engine.nodes import NODE_TYPES
+from engine.schema import workflow_schema
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    message: str
+    node_id: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {"path": self.path, "message": self.message}
+        if self.node_id:
+            d["node_id"] = self.node_id
+        return d
+
+
+class DefinitionInvalid(ValueError):
+    """Raised by `check_definition` with every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p.path}: {p.message}" for p in problems))
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    schema = workflow_schema()
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _message(error) -> str:
+    if error.validator == "enum" and list(error.path)[-1:] == ["type"] and len(error.path) == 3:
+        return f"unknown node type {error.instance!r}; known types: {', '.join(sorted(NODE_TYPES))}"
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are", "unknown field(s):").replace(
+            "Additional properties is", "unknown field(s):")
+    return error.message
+
+
+def _node_id_at(doc, path) -> str | None:
+    parts = list(path)
+    if len(parts) >= 2 and parts[0] == "nodes" and isinstance(parts[1], int):
+        try:
+            node_id = doc["nodes"][parts[1]].get("id")
+            return node_id if isinstance(node_id, str) else None
+        except (IndexError, AttributeError, KeyError, TypeError):
+            return None
+    return None
+
+
+def _schema_problems(doc) -> list[Problem]:
+    problems = []
+    errors = sorted(_validator().iter_errors(doc), key=lambda e: (list(map(str, e.path)), e.message))
+    for err in errors:
+        if err.validator in ("allOf", "if"):
+            continue
+        problems.append(Problem(err.json_path, _message(err), _node_id_at(doc, err.path)))
+    return problems
+
+
+def _find_cycle(adj: dict[str, list[str]]) -> list[str] | None:
+    """Return one cycle (as a list of node ids) if the directed graph has any."""
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = {n: WHITE for n in adj}
+    parent: dict[str, str] = {}
+    for start in adj:
+        if color[start] != WHITE:
+            continue
+        stack = [(start, iter(adj[start]))]
+        color[start] = GREY
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                color[node] = BLACK
+                stack.pop()
+            elif color.get(nxt) == GREY:
+                cycle = [nxt]
+                cur = node
+                while cur != nxt:
+                    cycle.append(cur)
+                    cur = parent[cur]
+                return list(reversed(cycle))
+            elif color.get(nxt) == WHITE:
+                parent[nxt] = node
+                color[nxt] = GREY
+                stack.append((nxt, iter(adj[nxt])))
+    return None
+
+
+def _graph_problems(doc: dict, max_nodes: int) -> list[Problem]:
+    problems: list[Problem] = []
+    nodes = doc["nodes"]
+    if len(nodes) > max_nodes:
+        problems.append(Problem("$.nodes", f"too many nodes: {len(nodes)} (limit {max_nodes})"))
+    by_id: dict[str, dict] = {}
+    for i, node in enumerate(nodes):
+        if node["id"] in by_id:
+            problems.append(Problem(f"$.nodes[{i}].id", f"duplicate node id {node['id']!r}", node["id"]))
+        else:
+            by_id[node["id"]] = node
+    triggers = [n for n in nodes if NODE_TYPES[n["type"]].is_trigger]
+    if len(triggers) != 1:
+        problems.append(Problem(
+            "$.nodes",
+            "a workflow needs exactly one trigger node" if not triggers
+            else f"a workflow has exactly one trigger, found {len(triggers)}: "
+                 + ", ".join(repr(t["id"]) for t in triggers),
+        ))
+    for i, node in enumerate(nodes):
+        parent = node.get("parent")
+        if parent is not None:
+            p = by_id.get(parent)
+            if p is None or p["type"] != "control.foreach":
+                problems.append(Problem(f"$.nodes[{i}].parent",
+                                        f"parent {parent!r} is not a For each node", node["id"]))
+    adj: dict[str, list[str]] = {nid: [] for nid in by_id}
+    seen_edges: set[tuple] = set()
+    for i, edge in enumerate(doc["edges"]):
+        src, dst = edge["source"], edge["target"]
+        sport, dport = edge.get("source_port", "out"), edge.get("target_port", "in")
+        ok = True
+        for end, nid in (("source", src), ("target", dst)):
+            if nid not in by_id:
+                problems.append(Problem(f"$.edges[{i}].{end}",
+                                        f"edge {end} {nid!r} is not a node of this workflow"))
+                ok = False
+        if not ok:
+            continue
+        stype, dtype = NODE_TYPES[by_id[src]["type"]], NODE_TYPES[by_id[dst]["type"]]
+        if sport not in stype.outputs:
+            problems.append(Problem(
+                f"$.edges[{i}].source_port",
+                f"{stype.label} node {src!r} has no output {sport!r}"
+                + (f" (outputs: {', '.join(stype.outputs)})" if stype.outputs else " (it has no outputs)"),
+                src))
+            ok = False
+        if dport not in dtype.inputs:
+            problems.append(Problem(
+                f"$.edges[{i}].target_port",
+                f"{dtype.label} node {dst!r} has no input {dport!r}"
+                + (" (a trigger cannot have incoming edges)" if dtype.is_trigger else ""),
+                dst))
+            ok = False
+        if src == dst:
+            problems.append(Problem(f"$.edges[{i}]", f"edge connects node {src!r} to itself", src))
+            ok = False
+        key = (src, sport, dst, dport)
+        if key in seen_edges:
+            problems.append(Problem(f"$.edges[{i}]", "duplicate edge", src))
+            ok = False
+        seen_edges.add(key)
+        if ok:
+            adj[src].append(dst)
+    cycle = _find_cycle(adj)
+    if cycle:
+        problems.append(Problem("$.edges", "edges form a cycle: " + " → ".join(cycle + cycle[:1]),
+                                cycle[0]))
+    return problems
+
+
+def validate_definition(doc, max_nodes: int = 1000, max_bytes: int | None = None) -> list[Problem]:
+    """All problems of `doc` (a parsed JSON value); empty when it is a valid definition."""
+    if max_bytes is not None:
+        size = len(json.dumps(doc, separators=(",", ":")).encode())
+        if size > max_bytes:
+            return [Problem("$", f"definition is {size} bytes; the limit is {max_bytes}")]
+    problems = _schema_problems(doc)
+    if problems:
+        return problems
+    return _graph_problems(doc, max_nodes)
+
+
+def check_definition(doc, **kwargs) -> None:
+    """Raise DefinitionInvalid unless `doc` is valid."""
+    problems = validate_definition(doc, **kwargs)
+    if problems:
+        raise DefinitionInvalid(problems)
+
+
+def empty_definition() -> dict:
+    """A new workflow: one manual trigger."""
+    return {
+        "version": 1,
+        "nodes": [{
+            "id": "trigger", "type": "trigger.manual", "name": "Manual trigger",
+            "parameters": {}, "position": {"x": 80, "y": 160},
+        }],
+        "edges": [],
+        "settings": {"variables": [], "allowed_hosts": []},
+    }
