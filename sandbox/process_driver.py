@@ -1,0 +1,719 @@
+"""The `process` driver: bubblewrap + cgroup v1, for hosts without libvirt.
+
+Weaker isolation than the libvirt driver (one shared kernel, no seccomp filter), documented as
+such. Per execution:
+
+- a fresh size-limited tmpfs (half the memory limit plus the input files) is mounted on the host under the driver's base directory and
+  bind-mounted at /mnt/data (input files are written there first; produced files are collected
+  from it afterwards; it is unmounted and removed in every case);
+- a pids group (pids.max, default 64), a memory group (limit = request memory_mib, memsw too
+  when swap accounting exists) and, when available, a freezer group are created under
+  /sys/fs/cgroup/<controller>/stepwell/<id>; a tiny /bin/sh wrapper writes its own pid into
+  every group *before* it execs anything else, so bubblewrap and the user code are born inside;
+- the wrapper then drops to an unprivileged uid/gid (65534) with setpriv (no supplementary
+  groups, no_new_privs) and execs bubblewrap *unprivileged*, which builds a user, pid, net,
+  ipc, uts and cgroup namespace (--unshare-all: no network at all, only an isolated loopback),
+  a private tmpfs root with the host's /usr read-only, a minimal /etc, a private /tmp, a fresh
+  /proc and a minimal /dev, and runs `/usr/bin/python3 harness.py` there. The code's real uid on
+  the host is 65534 and it holds no capability on the host;
+- stdout, stderr, the harness's result payload and bubblewrap's status are read through
+  non-blocking pipes with a selector: output beyond the caps is drained and discarded;
+- at the deadline (or as soon as the main process is gone) every task of the group is killed
+  (freeze, SIGKILL, thaw, repeat until empty); the groups are removed afterwards.
+
+Status mapping: exit 0 -> succeeded; harness EXIT_MEMORY_ERROR or an OOM kill in the memory
+group -> out_of_memory; deadline -> timeout; a signal -> failed ("killed by signal SIGSEGV");
+other non-zero exit -> failed; the sandbox failing to start -> error.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import itertools
+import json
+import os
+import re
+import secrets
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from sandbox import harness
+from sandbox.config import SandboxConfig
+from sandbox.contract import (
+    WORKDIR,
+    ExecutionRequest,
+    ExecutionResult,
+    OutputFile,
+    SandboxError,
+    SandboxUnavailable,
+    Status,
+)
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PARENT = "stepwell"
+DEFAULT_BASE_DIR = Path("/run/stepwell-process")
+DEFAULT_PIDS_MAX = 64
+SANDBOX_UID = 65534
+SANDBOX_GID = 65534
+SYSTEM_PYTHON = "/usr/bin/python3"
+GUEST_HARNESS = "/opt/stepwell/harness.py"
+RESULT_READ_CAP = harness.RESULT_MAX_BYTES + 64 * 1024
+STATUS_READ_CAP = 64 * 1024
+DRAIN_GRACE_S = 2.0
+WORKDIR_INODES = 16384
+
+# /etc entries made visible read-only inside the sandbox (when they exist on the host).
+ETC_ENTRIES = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "nsswitch.conf",
+    "hosts", "host.conf", "ssl", "ca-certificates", "ca-certificates.conf", "mime.types",
+    "alternatives", "python3", "python3.11", "fonts", "locale.alias", "protocols", "services",
+    "matplotlibrc",
+)
+
+_WRAPPER = (
+    # $1..$3: cgroup.procs of the pids, memory and (optional) freezer groups. Join them before
+    # anything else runs, disable core dumps, then exec the rest of the command line.
+    'echo $$ > "$1" || exit 125; echo $$ > "$2" || exit 125; '
+    'if [ -n "$3" ]; then echo $$ > "$3" || exit 125; fi; '
+    'ulimit -c 0; shift 3; exec "$@"'
+)
+
+MS_NOSUID, MS_NODEV = 2, 4
+MNT_DETACH = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+_NAME_RE = re.compile(r"^(\d+)-\d+-[0-9a-f]+$")
+
+
+def _mount_tmpfs(path: Path, size_bytes: int, uid: int, gid: int) -> None:
+    opts = f"size={size_bytes},nr_inodes={WORKDIR_INODES},mode=0700,uid={uid},gid={gid}"
+    if _libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV, opts.encode()) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs on {path}: {os.strerror(err)}")
+
+
+def _umount(path: Path) -> None:
+    if _libc.umount2(os.fsencode(path), MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOENT):
+            raise OSError(err, f"umount {path}: {os.strerror(err)}")
+
+
+def _is_mountpoint(path: Path) -> bool:
+    try:
+        return os.path.ismount(path)
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+class _Cgroups:
+    """The per-execution pids / memory / freezer groups (cgroup v1)."""
+
+    def __init__(self, root: Path, name: str):
+        self.name = name
+        self.pids = root / "pids" / CGROUP_PARENT / name
+        self.memory = root / "memory" / CGROUP_PARENT / name
+        freezer_root = root / "freezer"
+        self.freezer = (freezer_root / CGROUP_PARENT / name) if (freezer_root / "cgroup.procs").exists() else None
+
+    def create(self, pids_max: int, memory_bytes: int) -> None:
+        for d in (self.pids, self.memory, self.freezer):
+            if d is not None:
+                d.mkdir(parents=False, exist_ok=False)
+        (self.pids / "pids.max").write_text(str(pids_max))
+        (self.memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
+        memsw = self.memory / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            try:
+                memsw.write_text(str(memory_bytes))
+            except OSError:
+                pass
+        try:
+            (self.memory / "memory.swappiness").write_text("0")
+        except OSError:
+            pass
+
+    @staticmethod
+    def _read(path: Path) -> str:
+        try:
+            return path.read_text()
+        except OSError:
+            return ""
+
+    def tasks(self) -> list[int]:
+        pids: set[int] = set()
+        for d in (self.pids, self.memory, self.freezer):
+            if d is not None:
+                for line in self._read(d / "cgroup.procs").split():
+                    if line.isdigit():
+                        pids.add(int(line))
+        return sorted(pids)
+
+    def _freeze(self, state: str) -> bool:
+        if self.freezer is None or not self.freezer.exists():
+            return False
+        try:
+            (self.freezer / "freezer.state").write_text(state)
+        except OSError:
+            return False
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if self._read(self.freezer / "freezer.state").strip() == state:
+                return True
+            time.sleep(0.005)
+        return False
+
+    def kill_all(self, timeout: float = 5.0) -> bool:
+        """SIGKILL every task (freezing first so nothing forks meanwhile). True when empty."""
+        deadline = time.monotonic() + timeout
+        first = True
+        while True:
+            tasks = self.tasks()
+            if not tasks:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            frozen = self._freeze("FROZEN") if first else False
+            for pid in tasks:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if frozen or first:
+                self._freeze("THAWED")
+            first = False
+            time.sleep(0.005)
+
+    def memory_stats(self) -> dict:
+        out: dict = {}
+        for key, fname in (("memory_max_usage_bytes", "memory.max_usage_in_bytes"),
+                           ("memory_failcnt", "memory.failcnt")):
+            raw = self._read(self.memory / fname).strip()
+            if raw.isdigit():
+                out[key] = int(raw)
+        for line in self._read(self.memory / "memory.oom_control").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "oom_kill" and parts[1].isdigit():
+                out["oom_kills"] = int(parts[1])
+        raw = self._read(self.pids / "pids.events")
+        m = re.search(r"max (\d+)", raw)
+        if m:
+            out["pids_max_hits"] = int(m.group(1))
+        return out
+
+    def remove(self) -> None:
+        self._freeze("THAWED")
+        self.kill_all()
+        for d in (self.pids, self.memory, self.freezer):
+            if d is None:
+                continue
+            for _ in range(200):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY:
+                        break
+                    self.kill_all(timeout=0.5)
+                    time.sleep(0.01)
+
+
+class ProcessDriver:
+    """Runs each execution in a fresh bubblewrap sandbox bounded by its own cgroups.
+
+    Thread-safe: execute() may be called from many threads; `max_concurrency` executions run
+    at once, the others wait for a slot (the wait does not count against their timeout).
+    """
+
+    name = "process"
+
+    def __init__(self, config: SandboxConfig | None = None, pool_size: int | None = None, *,
+                 base_dir: str | os.PathLike | None = None, pids_max: int = DEFAULT_PIDS_MAX,
+                 uid: int = SANDBOX_UID, gid: int = SANDBOX_GID, cgroup_root: str | os.PathLike = CGROUP_ROOT):
+        self.config = config or SandboxConfig.from_env()
+        size = pool_size if pool_size else self.config.pool_size
+        self.max_concurrency = max(int(size or 0), 1) if pool_size else max(int(size or 0), 4)
+        self.base_dir = Path(base_dir or os.environ.get("SANDBOX_PROCESS_DIR") or DEFAULT_BASE_DIR)
+        self.pids_max = int(pids_max)
+        self.uid, self.gid = int(uid), int(gid)
+        self.cgroup_root = Path(cgroup_root)
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.max_concurrency)
+        self._busy = 0
+        self._count = 0
+        self._failures = 0
+        self._seq = itertools.count(1)
+        self._started = False
+        self._closed = False
+        self._bwrap = self._setpriv = None
+        self._share: Path | None = None
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def start(self) -> "ProcessDriver":
+        with self._lock:
+            if self._started:
+                return self
+            self._check_host()
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.base_dir, 0o711)
+            self._share = self.base_dir / "share"
+            self._share.mkdir(exist_ok=True)
+            os.chmod(self._share, 0o755)
+            self._install_share()
+            self.sweep()
+            self._probe()
+            self._started = True
+            self._closed = False
+        return self
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._started = False
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def status(self) -> dict:
+        with self._lock:
+            busy = self._busy
+            return {
+                "driver": self.name,
+                "ready": max(self.max_concurrency - busy, 0) if self._started else 0,
+                "busy": busy,
+                "refilling": 0,
+                "size": self.max_concurrency,
+                "started": self._started,
+                "executions": self._count,
+                "errors": self._failures,
+            }
+
+    def _check_host(self) -> None:
+        missing = []
+        self._bwrap = shutil.which("bwrap")
+        self._setpriv = shutil.which("setpriv")
+        if not self._bwrap:
+            missing.append("bubblewrap (bwrap) is not installed")
+        if not self._setpriv:
+            missing.append("setpriv (util-linux) is not installed")
+        if not os.access(SYSTEM_PYTHON, os.X_OK):
+            missing.append(f"{SYSTEM_PYTHON} is missing")
+        if os.geteuid() != 0:
+            missing.append("the process driver must run as root (it creates cgroups and mounts)")
+        for ctl in ("pids", "memory"):
+            if not (self.cgroup_root / ctl / "cgroup.procs").exists():
+                missing.append(f"cgroup v1 controller {ctl!r} is not mounted at {self.cgroup_root / ctl}")
+        if missing:
+            raise SandboxUnavailable("process driver unavailable: " + "; ".join(missing))
+        for ctl in ("pids", "memory", "freezer"):
+            if (self.cgroup_root / ctl / "cgroup.procs").exists():
+                try:
+                    (self.cgroup_root / ctl / CGROUP_PARENT).mkdir(exist_ok=True)
+                except OSError as exc:
+                    raise SandboxUnavailable(f"cannot create cgroup {ctl}/{CGROUP_PARENT}: {exc}") from None
+
+    def _install_share(self) -> None:
+        assert self._share is not None
+        files = {
+            "harness.py": Path(harness.__file__).read_bytes(),
+            "passwd": (f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                       f"sandbox:x:{self.uid}:{self.gid}:sandbox:/tmp:/usr/sbin/nologin\n").encode(),
+            "group": f"root:x:0:\nsandbox:x:{self.gid}:\n".encode(),
+        }
+        for name, data in files.items():
+            dest = self._share / name
+            try:
+                if dest.read_bytes() == data:
+                    continue
+            except OSError:
+                pass
+            tmp = self._share / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+            tmp.write_bytes(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+
+    def _probe(self) -> None:
+        """Run `true` in a minimal sandbox once, so a broken bubblewrap fails at start()."""
+        cmd = [self._setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+               "--no-new-privs", "--", self._bwrap, "--unshare-all", "--unshare-user", "--die-with-parent",
+               "--ro-bind", "/usr", "/usr", *self._usr_links(), "--proc", "/proc", "--dev", "/dev",
+               "--", "/usr/bin/true"]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=30, env=self._host_env(), cwd="/")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SandboxUnavailable(f"bubblewrap probe failed: {exc}") from None
+        if proc.returncode != 0:
+            raise SandboxUnavailable(
+                "bubblewrap cannot create an unprivileged sandbox here "
+                f"(exit {proc.returncode}): {proc.stderr.decode(errors='replace').strip()}"
+            )
+
+    def sweep(self) -> dict:
+        """Remove cgroups, mounts and directories left by dead driver processes."""
+        removed = {"cgroups": 0, "dirs": 0}
+        own = os.getpid()
+        for ctl in ("pids", "memory", "freezer"):
+            parent = self.cgroup_root / ctl / CGROUP_PARENT
+            if not parent.is_dir():
+                continue
+            for d in parent.iterdir():
+                m = _NAME_RE.match(d.name)
+                if not d.is_dir() or not m:
+                    continue
+                pid = int(m.group(1))
+                if pid == own or _pid_alive(pid):
+                    continue
+                _Cgroups(self.cgroup_root, d.name).remove()
+                removed["cgroups"] += 1
+        if self.base_dir.is_dir():
+            for d in self.base_dir.iterdir():
+                m = _NAME_RE.match(d.name)
+                if not m or not d.is_dir():
+                    continue
+                pid = int(m.group(1))
+                if pid == own or _pid_alive(pid):
+                    continue
+                self._remove_exec_dir(d)
+                removed["dirs"] += 1
+        return removed
+
+    @staticmethod
+    def _remove_exec_dir(d: Path) -> None:
+        data = d / "data"
+        for _ in range(3):
+            if not _is_mountpoint(data):
+                break
+            try:
+                _umount(data)
+            except OSError:
+                break
+        shutil.rmtree(d, ignore_errors=True)
+
+    # ----------------------------------------------------------------------------- execution
+    def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        if not isinstance(request, ExecutionRequest):
+            raise TypeError("execute() takes an ExecutionRequest")
+        if not self._started:
+            self.start()
+        with self._slots:
+            with self._lock:
+                if self._closed:
+                    raise SandboxUnavailable("the process driver is closed")
+                self._busy += 1
+                self._count += 1
+            try:
+                return self._execute(request)
+            except SandboxError:
+                with self._lock:
+                    self._failures += 1
+                raise
+            except Exception as exc:  # noqa: BLE001 - infrastructure fault, reported as such
+                with self._lock:
+                    self._failures += 1
+                return ExecutionResult(status=Status.ERROR, message=f"process driver error: {exc!r}",
+                                       metadata={"driver": self.name})
+            finally:
+                with self._lock:
+                    self._busy -= 1
+
+    @staticmethod
+    def _host_env() -> dict:
+        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+    @staticmethod
+    def _usr_links() -> list[str]:
+        args: list[str] = []
+        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            p = Path("/") / name
+            if p.is_symlink():
+                args += ["--symlink", os.readlink(p), f"/{name}"]
+            elif p.is_dir():
+                args += ["--ro-bind", str(p), f"/{name}"]
+        return args
+
+    def _bwrap_args(self, request: ExecutionRequest, workdir: Path, tmp_bytes: int) -> list[str]:
+        assert self._share is not None
+        args = [
+            self._bwrap,
+            "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
+            "--hostname", "sandbox",
+            "--ro-bind", "/usr", "/usr", *self._usr_links(),
+            "--dir", "/etc",
+        ]
+        for entry in ETC_ENTRIES:
+            src = Path("/etc") / entry
+            if src.exists():
+                args += ["--ro-bind", str(src), str(src)]
+        args += [
+            "--ro-bind", str(self._share / "passwd"), "/etc/passwd",
+            "--ro-bind", str(self._share / "group"), "/etc/group",
+            "--ro-bind", str(self._share / "harness.py"), GUEST_HARNESS,
+            "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
+            "--perms", "1777", "--size", str(min(tmp_bytes, 64 * 1024 * 1024)), "--tmpfs", "/dev/shm",
+            "--dir", "/var", "--symlink", "../tmp", "/var/tmp",
+            "--bind", str(workdir), WORKDIR,
+            "--chdir", WORKDIR,
+            "--clearenv",
+        ]
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp", "TMPDIR": "/tmp", "LANG": "C.UTF-8", "USER": "sandbox",
+            "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
+        }
+        env.update(request.env)
+        for k, v in env.items():
+            args += ["--setenv", k, v]
+        return args
+
+    def _execute(self, request: ExecutionRequest) -> ExecutionResult:
+        t_start = time.monotonic()
+        exec_id = f"{os.getpid()}-{next(self._seq)}-{secrets.token_hex(4)}"
+        exec_dir = self.base_dir / exec_id
+        workdir = exec_dir / "data"
+        cg = _Cgroups(self.cgroup_root, exec_id)
+        fds: list[int] = []
+        proc = None
+        mounted = False
+        try:
+            exec_dir.mkdir(mode=0o711)
+            os.chmod(exec_dir, 0o711)
+            workdir.mkdir(mode=0o700)
+            mem_bytes = int(request.memory_mib) * 1024 * 1024
+            input_bytes = sum(len(f.content) for f in request.files)
+            try:
+                _mount_tmpfs(workdir, mem_bytes // 2 + input_bytes + 1024 * 1024, self.uid, self.gid)
+                mounted = True
+            except OSError as exc:
+                raise SandboxUnavailable(f"cannot mount the working directory tmpfs: {exc}") from None
+            for f in request.files:
+                p = workdir / f.name
+                p.write_bytes(f.content)
+                os.chown(p, self.uid, self.gid)
+                os.chmod(p, 0o644)
+            try:
+                cg.create(self.pids_max, mem_bytes)
+            except OSError as exc:
+                raise SandboxUnavailable(f"cannot create cgroups for {exec_id}: {exc}") from None
+
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            res_r, res_w = os.pipe()
+            st_r, st_w = os.pipe()
+            fds += [out_r, out_w, err_r, err_w, res_r, res_w, st_r, st_w]
+            spec_path = exec_dir / "spec.json"
+            with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+                json.dump({"code": request.code, "inputs": request.inputs, "workdir": WORKDIR,
+                           "result_fd": res_w}, fh)
+            cmd = [
+                "/bin/sh", "-c", _WRAPPER, "stepwell-sandbox",
+                str(cg.pids / "cgroup.procs"), str(cg.memory / "cgroup.procs"),
+                str(cg.freezer / "cgroup.procs") if cg.freezer else "",
+                self._setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                "--no-new-privs", "--",
+                *self._bwrap_args(request, workdir, mem_bytes // 4),
+                "--json-status-fd", str(st_w),
+                "--", SYSTEM_PYTHON, GUEST_HARNESS,
+            ]
+            t_spawn = time.monotonic()
+            with open(spec_path, "rb") as spec_fh:
+                proc = subprocess.Popen(
+                    cmd, stdin=spec_fh, stdout=out_w, stderr=err_w, pass_fds=(res_w, st_w),
+                    close_fds=True, env=self._host_env(), cwd="/", start_new_session=True,
+                )
+            for fd in (out_w, err_w, res_w, st_w):
+                os.close(fd)
+                fds.remove(fd)
+            deadline = t_spawn + float(request.timeout_s)
+            caps = {out_r: int(request.stdout_cap), err_r: int(request.stderr_cap),
+                    res_r: RESULT_READ_CAP, st_r: STATUS_READ_CAP}
+            bufs = {fd: bytearray() for fd in caps}
+            totals = {fd: 0 for fd in caps}
+
+            timed_out = self._pump(bufs, totals, caps, deadline)
+            if not timed_out:
+                try:
+                    proc.wait(timeout=max(deadline - time.monotonic(), 0))
+                except subprocess.TimeoutExpired:
+                    timed_out = True
+            t_end = time.monotonic()
+            stats = cg.memory_stats()
+            cg.kill_all()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+            self._pump(bufs, totals, caps, time.monotonic() + DRAIN_GRACE_S)
+            stats = {**stats, **{k: v for k, v in cg.memory_stats().items() if k not in stats or v > stats[k]}}
+
+            stdout = bytes(bufs[out_r]).decode("utf-8", errors="replace")
+            stderr = bytes(bufs[err_r]).decode("utf-8", errors="replace")
+            payload = self._parse_payload(bytes(bufs[res_r]), totals[res_r])
+            started = b"child-pid" in bytes(bufs[st_r])
+            rc = proc.returncode
+            metadata = {
+                "driver": self.name, "execution_id": exec_id,
+                "cgroup": f"{CGROUP_PARENT}/{exec_id}",
+                "returncode": rc, "pids_max": self.pids_max,
+                "memory_limit_bytes": mem_bytes,
+                "stdout_bytes": totals[out_r], "stderr_bytes": totals[err_r],
+                "setup_ms": round((t_spawn - t_start) * 1000, 3),
+                **stats,
+            }
+            status, exit_code, message = self._classify(
+                request, rc, timed_out, started, payload, stats, stderr)
+            result_value = None
+            if status in (Status.SUCCEEDED, Status.FAILED):
+                try:
+                    result_value = harness.result_from_payload(payload, stdout)
+                except ValueError:
+                    result_value = None
+            files = self._collect(workdir, request) if mounted and status != Status.ERROR else ()
+            return ExecutionResult(
+                status=status, exit_code=exit_code, stdout=stdout, stderr=stderr,
+                stdout_truncated=totals[out_r] > caps[out_r],
+                stderr_truncated=totals[err_r] > caps[err_r],
+                result=result_value, files=files,
+                duration_ms=(t_end - t_spawn) * 1000, message=message, metadata=metadata,
+            )
+        finally:
+            if proc is not None and proc.poll() is None:
+                cg.kill_all()
+                try:
+                    proc.kill()
+                    proc.wait(timeout=10)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            try:
+                cg.remove()
+            except OSError:
+                pass
+            if mounted:
+                try:
+                    _umount(workdir)
+                except OSError:
+                    pass
+            shutil.rmtree(exec_dir, ignore_errors=True)
+
+    @staticmethod
+    def _pump(bufs: dict, totals: dict, caps: dict, deadline: float) -> bool:
+        """Read all pipes until every one is at EOF (-> False) or the deadline (-> True)."""
+        sel = selectors.DefaultSelector()
+        try:
+            for fd in bufs:
+                if totals.get(("eof", fd)):
+                    continue
+                os.set_blocking(fd, False)
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return True
+                for key, _ in sel.select(left):
+                    fd = key.fd
+                    try:
+                        data = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(fd)
+                        totals[("eof", fd)] = True
+                        continue
+                    totals[fd] += len(data)
+                    room = caps[fd] - len(bufs[fd])
+                    if room > 0:
+                        bufs[fd] += data[:room]
+            return False
+        finally:
+            sel.close()
+
+    @staticmethod
+    def _parse_payload(raw: bytes, total: int):
+        if not raw or total > RESULT_READ_CAP:
+            return None
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(payload, dict) or not isinstance(payload.get("has_result"), bool):
+            return None
+        if payload["has_result"] and not isinstance(payload.get("result_json"), str):
+            return None
+        return payload
+
+    @staticmethod
+    def _classify(request, rc, timed_out, started, payload, stats, stderr):
+        """-> (status, exit_code, message)."""
+        oom = stats.get("oom_kills", 0) > 0
+        if timed_out:
+            return Status.TIMEOUT, None, f"timed out after {float(request.timeout_s):g} s; all processes were killed"
+        if not started:
+            tail = stderr.strip().splitlines()[-1:] or [f"exit {rc}"]
+            return Status.ERROR, None, f"the sandbox failed to start: {tail[0]}"
+        if rc == 0:
+            return Status.SUCCEEDED, 0, ""
+        if rc is not None and rc < 0:  # the bwrap monitor itself was killed
+            sig = -rc
+            if oom:
+                return Status.OUT_OF_MEMORY, None, f"memory limit of {request.memory_mib} MiB exceeded"
+            return Status.FAILED, None, f"killed by signal {_signal_name(sig)}"
+        if rc == harness.EXIT_MEMORY_ERROR and payload is not None:
+            return Status.OUT_OF_MEMORY, rc, f"MemoryError: memory limit of {request.memory_mib} MiB exceeded"
+        if oom:
+            return Status.OUT_OF_MEMORY, rc if payload is not None else None, \
+                f"memory limit of {request.memory_mib} MiB exceeded (killed by the OOM killer)"
+        if payload is None and rc is not None and 128 < rc < 128 + 65:
+            # bubblewrap reports a child killed by signal N as exit 128+N; the harness did not
+            # reach the end (no result payload), so this is a signal and not sys.exit(128+N).
+            sig = rc - 128
+            return Status.FAILED, None, f"killed by signal {_signal_name(sig)}"
+        return Status.FAILED, rc, f"exited with code {rc}"
+
+    def _collect(self, workdir: Path, request: ExecutionRequest) -> tuple[OutputFile, ...]:
+        try:
+            raw = harness.collect_files(str(workdir), int(request.file_cap))
+        except OSError:
+            return ()
+        inputs = {f.name: f.content for f in request.files}
+        out = []
+        for d in raw:
+            f = OutputFile.from_dict(d)
+            if f.name in inputs and f.content is not None and inputs[f.name] == f.content:
+                continue  # an input file left unchanged is not a produced file
+            out.append(f)
+        return tuple(out)
