@@ -1,0 +1,490 @@
+"""Hostile and everyday code against every available driver (real sandboxes, no mocks).
+
+Each hostile case ends with a clear status, the host unaffected, and the next execution on the
+same driver still working (`sx.assert_healthy()`).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+
+import pytest
+
+from sandbox.contract import InputFile, Status
+from sandbox.protocol import encode
+
+
+
+# ----------------------------------------------------------------------------- everyday use
+@pytest.mark.timeout(120)
+def test_result_variable_inputs_env_and_files(sx):
+    code = (
+        "import os, json\n"
+        "data = open('/mnt/data/in.csv').read()\n"
+        "os.makedirs('/mnt/data/out', exist_ok=True)\n"
+        "open('/mnt/data/out/report.txt', 'w').write(data.upper())\n"
+        "open('/mnt/data/blob.bin', 'wb').write(bytes(range(256)))\n"
+        "print('working dir', os.getcwd())\n"
+        "result = {'sum': sum(inputs['xs']), 'greeting': os.environ['GREETING'], 'cwd': os.getcwd()}\n"
+    )
+    r = sx(code, inputs={"xs": [1, 2, 3]}, env={"GREETING": "héllo"},
+           files=(InputFile("in.csv", b"a,b\n1,2\n"),))
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.exit_code == 0
+    assert r.result == {"sum": 6, "greeting": "héllo", "cwd": "/mnt/data"}
+    assert "working dir /mnt/data" in r.stdout
+    files = {f.name: f for f in r.files}
+    assert files["out/report.txt"].content == b"A,B\n1,2\n"
+    assert files["blob.bin"].content == bytes(range(256)) and files["blob.bin"].size == 256
+    assert "in.csv" not in files or files["in.csv"].content == b"a,b\n1,2\n"
+    assert r.metadata.get("driver") == sx.name
+    assert r.duration_ms > 0
+
+
+@pytest.mark.timeout(60)
+def test_last_line_json_is_the_result(sx):
+    r = sx("print('progress...')\nimport json\nprint(json.dumps({'answer': inputs['q'] * 2}))", inputs={"q": 21})
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.result == {"answer": 42}
+
+
+@pytest.mark.timeout(60)
+def test_result_variable_wins_over_last_line(sx):
+    r = sx("result = [1, 'two']\nprint('{\"not\": \"this\"}')")
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.result == [1, "two"]
+
+
+@pytest.mark.timeout(60)
+def test_exception_is_failed_with_traceback(sx):
+    r = sx("def f():\n    raise ValueError('boom')\nf()")
+    assert r.status == Status.FAILED, sx.describe(r)
+    assert r.exit_code == 1
+    assert "ValueError: boom" in r.stderr
+
+
+@pytest.mark.timeout(60)
+def test_sys_exit_codes(sx):
+    r = sx("import sys\nprint('bye')\nsys.exit(5)")
+    assert r.status == Status.FAILED and r.exit_code == 5, sx.describe(r)
+    r = sx("import sys\nresult = 1\nsys.exit(0)")
+    assert r.status == Status.SUCCEEDED and r.exit_code == 0 and r.result == 1, sx.describe(r)
+
+
+@pytest.mark.timeout(60)
+def test_env_vars_are_exactly_the_requested_ones(sx):
+    r = sx("import os\nresult = {k: os.environ.get(k) for k in ('A', 'B_2', 'DJANGO_SETTINGS_MODULE', 'SANDBOX_SOCKET')}",
+           env={"A": "1", "B_2": "x=y z"})
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.result == {"A": "1", "B_2": "x=y z", "DJANGO_SETTINGS_MODULE": None, "SANDBOX_SOCKET": None}
+
+
+@pytest.mark.timeout(60)
+def test_inputs_of_every_json_type(sx):
+    inputs = {"s": "ünï", "n": 1.5, "i": -3, "b": True, "z": None, "l": [1, [2]], "d": {"k": {}}}
+    r = sx("result = inputs", inputs=inputs)
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.result == inputs
+
+
+@pytest.mark.timeout(60)
+def test_large_produced_file_is_reported_without_content(sx):
+    r = sx("open('/mnt/data/big.bin', 'wb').write(b'x' * 3000)\nopen('/mnt/data/small.txt', 'w').write('ok')",
+           file_cap=1000)
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    files = {f.name: f for f in r.files}
+    assert files["big.bin"].truncated and files["big.bin"].content is None and files["big.bin"].size == 3000
+    assert files["small.txt"].content == b"ok" and not files["small.txt"].truncated
+
+
+# ----------------------------------------------------------------------------- hostile code
+@pytest.mark.timeout(120)
+def test_infinite_loop_times_out(sx):
+    r = sx("while True:\n    pass", timeout_s=3)
+    assert r.status == Status.TIMEOUT, sx.describe(r)
+    assert r.metadata["_wall_s"] < 3 + sx.margin, sx.describe(r)
+    assert "time" in r.message.lower()
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(120)
+def test_long_sleep_times_out_and_keeps_partial_output(sx):
+    r = sx("import time\nprint('before', flush=True)\ntime.sleep(3600)\nprint('after')", timeout_s=3)
+    assert r.status == Status.TIMEOUT, sx.describe(r)
+    assert r.metadata["_wall_s"] < 3 + sx.margin
+    assert "after" not in r.stdout
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(120)
+def test_timeout_with_a_child_holding_the_pipes(sx):
+    """A background process that keeps stdout open must not keep the driver waiting."""
+    code = (
+        "import subprocess, sys\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)'])\n"
+        "print('parent done')\n"
+    )
+    t0 = time.monotonic()
+    r = sx(code, timeout_s=3)
+    assert time.monotonic() - t0 < 3 + sx.margin
+    assert r.status in (Status.SUCCEEDED, Status.TIMEOUT), sx.describe(r)
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_fork_bomb_is_bounded(sx):
+    code = (
+        "import os\n"
+        "while True:\n"
+        "    try:\n"
+        "        os.fork()\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    t0 = time.monotonic()
+    r = sx(code, timeout_s=5)
+    assert time.monotonic() - t0 < 5 + sx.margin + 5, sx.describe(r)
+    assert r.status in (Status.TIMEOUT, Status.FAILED, Status.OUT_OF_MEMORY, Status.KILLED), sx.describe(r)
+    if sx.name == "process":
+        assert r.metadata.get("pids_max_hits", 0) > 0, sx.describe(r)
+    # the host can still fork
+    assert os.system("true") == 0
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_unguarded_fork_bomb_ends_cleanly(sx):
+    r = sx("import os\nwhile True:\n    os.fork()", timeout_s=5)
+    assert r.status in (Status.FAILED, Status.TIMEOUT, Status.OUT_OF_MEMORY, Status.KILLED), sx.describe(r)
+    assert os.system("true") == 0
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_thread_bomb_is_bounded(sx):
+    code = (
+        "import threading, time\n"
+        "n = 0\n"
+        "while True:\n"
+        "    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
+        "    n += 1\n"
+    )
+    r = sx(code, timeout_s=5)
+    assert r.status in (Status.FAILED, Status.TIMEOUT, Status.OUT_OF_MEMORY, Status.KILLED), sx.describe(r)
+    assert threading.active_count() < 100
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_memory_bomb(sx):
+    r = sx("x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))", memory_mib=128, timeout_s=30)
+    assert r.status in (Status.OUT_OF_MEMORY, Status.FAILED), sx.describe(r)
+    if r.status == Status.OUT_OF_MEMORY:
+        assert "memory" in r.message.lower()
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_single_huge_allocation(sx):
+    r = sx("x = bytearray(4 * 1024 ** 3)\nresult = len(x)", memory_mib=128, timeout_s=30)
+    assert r.status in (Status.OUT_OF_MEMORY, Status.FAILED), sx.describe(r)
+    assert r.result is None
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_one_gigabyte_of_stdout_is_capped(sx):
+    code = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n"
+    t0 = time.monotonic()
+    r = sx(code, timeout_s=120, stdout_cap=100_000)
+    elapsed = time.monotonic() - t0
+    assert r.status in (Status.SUCCEEDED, Status.TIMEOUT), sx.describe(r)
+    assert r.stdout_truncated
+    assert 0 < len(r.stdout.encode()) <= 100_000
+    assert elapsed < 90
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(180)
+def test_huge_stderr_is_capped(sx):
+    code = "import sys\nchunk = 'e' * (1 << 20)\nfor _ in range(200):\n    sys.stderr.write(chunk)\nprint('done')\n"
+    r = sx(code, timeout_s=60, stderr_cap=5000)
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.stderr_truncated and len(r.stderr.encode()) <= 5000
+    assert r.stdout == "done\n" and not r.stdout_truncated
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("target", ["/mnt/data/fill.bin", "/tmp/fill.bin"])
+def test_filling_the_disk_is_bounded(sx, target):
+    code = (
+        "import os\n"
+        "written = 0\n"
+        f"f = open({target!r}, 'wb')\n"
+        "try:\n"
+        "    while written < 64 * 1024 ** 3:\n"
+        "        f.write(b'\\0' * (1 << 20))\n"
+        "        f.flush()\n"
+        "        written += 1 << 20\n"
+        "except OSError as exc:\n"
+        "    print('stopped:', exc)\n"
+        "result = written\n"
+    )
+    r = sx(code, memory_mib=256, timeout_s=60, file_cap=1024)
+    assert r.status in (Status.SUCCEEDED, Status.FAILED, Status.OUT_OF_MEMORY, Status.TIMEOUT), sx.describe(r)
+    if r.result is not None:
+        assert r.result < 8 * 1024 ** 3
+    for f in r.files:
+        assert f.size < 8 * 1024 ** 3
+    sx.assert_healthy()
+    r2 = sx(f"import os\nresult = os.path.exists({target!r})")
+    assert r2.status == Status.SUCCEEDED and r2.result is False, sx.describe(r2)
+
+
+@pytest.fixture
+def loopback_listener():
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(0.2)
+    yield srv
+    srv.close()
+
+
+@pytest.mark.timeout(120)
+def test_network_is_unreachable(sx, loopback_listener):
+    port = loopback_listener.getsockname()[1]
+    code = (
+        "import socket\n"
+        "out = {}\n"
+        f"for host in ('127.0.0.1', 'localhost', '::1'):\n"
+        "    try:\n"
+        f"        s = socket.create_connection((host, {port}), timeout=2)\n"
+        "        out[host] = 'connected'\n"
+        "        s.sendall(b'escaped')\n"
+        "    except OSError as exc:\n"
+        "        out[host] = type(exc).__name__\n"
+        "result = out\n"
+    )
+    r = sx(code, timeout_s=30)
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert "connected" not in r.result.values(), r.result
+    with pytest.raises(socket.timeout):
+        conn, _ = loopback_listener.accept()
+        conn.close()
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(120)
+def test_host_files_are_not_reachable(sx, tmp_path):
+    token = secrets.token_hex(16)
+    secret_paths = ["/root/stepwell-test-secret.txt", "/tmp/stepwell-test-secret.txt", str(tmp_path / "secret.txt")]
+    for p in secret_paths:
+        with open(p, "w") as fh:
+            fh.write(token)
+    try:
+        code = (
+            "import os\n"
+            "found = []\n"
+            f"for p in {secret_paths!r} + ['/etc/shadow', '/root/.bash_history', '/work/main/designer/settings.py', '/proc/1/environ']:\n"
+            "    try:\n"
+            "        found.append((p, open(p).read()[:200]))\n"
+            "    except OSError as exc:\n"
+            "        pass\n"
+            "hits = []\n"
+            "for top in ('/', '/tmp', '/root', '/work', '/home', '/mnt'):\n"
+            "    for root, dirs, files in os.walk(top):\n"
+            "        if root.startswith(('/proc', '/sys', '/usr', '/dev')):\n"
+            "            dirs[:] = []\n"
+            "            continue\n"
+            "        hits += [os.path.join(root, f) for f in files if 'stepwell-test-secret' in f or f == 'secret.txt']\n"
+            "result = {'found': found, 'hits': hits, 'uid': os.getuid(), 'pids': len([p for p in os.listdir('/proc') if p.isdigit()])}\n"
+        )
+        r = sx(code)
+        assert r.status == Status.SUCCEEDED, sx.describe(r)
+        assert token not in r.stdout and token not in json.dumps(r.result)
+        assert r.result["hits"] == [], r.result
+        assert all(not content.strip() or p == "/proc/1/environ" for p, content in r.result["found"]), r.result
+        assert r.result["uid"] != 0
+        assert r.result["pids"] < 10, r.result  # own pid namespace: the host's processes are invisible
+    finally:
+        for p in secret_paths:
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(120)
+def test_nothing_left_behind_for_the_next_execution(sx):
+    marker = secrets.token_hex(6)
+    code = (
+        "import os, subprocess, sys\n"
+        f"open('/mnt/data/left-{marker}', 'w').write('x')\n"
+        f"open('/tmp/left-{marker}', 'w').write('x')\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time, sys; time.sleep(3600)', 'lurker-{marker}'],\n"
+        "                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print('left things behind')\n"
+    )
+    r = sx(code)
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    check = (
+        "import os\n"
+        "procs = []\n"
+        "for p in os.listdir('/proc'):\n"
+        "    if p.isdigit():\n"
+        "        try:\n"
+        "            procs.append(open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        f"result = {{'data': os.listdir('/mnt/data'), 'tmp': os.listdir('/tmp'), 'lurkers': [c for c in procs if 'lurker-{marker}' in c]}}\n"
+    )
+    r2 = sx(check)
+    assert r2.status == Status.SUCCEEDED, sx.describe(r2)
+    assert f"left-{marker}" not in r2.result["data"]
+    assert f"left-{marker}" not in r2.result["tmp"]
+    assert r2.result["lurkers"] == []
+    if sx.name == "process":  # on the host too: no process of that execution survives
+        deadline = time.monotonic() + 5
+        while True:
+            survivors = []
+            for p in os.listdir("/proc"):
+                if p.isdigit():
+                    try:
+                        with open(f"/proc/{p}/cmdline", "rb") as fh:
+                            if f"lurker-{marker}".encode() in fh.read():
+                                survivors.append(p)
+                    except OSError:
+                        pass
+            if not survivors or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert survivors == []
+
+
+@pytest.mark.timeout(60)
+def test_os_exit_3(sx):
+    r = sx("import os\nprint('about to exit', flush=True)\nos._exit(3)")
+    assert r.status == Status.FAILED, sx.describe(r)
+    assert r.exit_code == 3
+    assert "about to exit" in r.stdout
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(60)
+def test_segfault(sx):
+    r = sx("import ctypes\nprint('crashing', flush=True)\nctypes.string_at(0)")
+    assert r.status == Status.FAILED, sx.describe(r)
+    assert "SIGSEGV" in r.message, sx.describe(r)
+    assert "crashing" in r.stdout
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(120)
+def test_power_off_from_inside(sx):
+    """reboot(2) with RB_POWER_OFF: refused (process driver) or the VM dies (libvirt)."""
+    code = (
+        "import ctypes, os\n"
+        "caps = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1]\n"
+        "if int(caps, 16) == 0 or inputs['in_vm']:\n"
+        "    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    os.sync()\n"
+        "    rc = libc.reboot(0x4321FEDC)\n"
+        "    result = {'rc': rc, 'errno': ctypes.get_errno(), 'caps': caps}\n"
+        "else:\n"
+        "    result = {'skipped': 'has capabilities', 'caps': caps}\n"
+    )
+    if sx.name == "process":
+        # Safety: only ever call reboot(2) on the host kernel from a process without capabilities.
+        probe = sx("result = [l for l in open('/proc/self/status') if l.startswith('CapEff')][0].split()[1]")
+        assert probe.status == Status.SUCCEEDED and int(probe.result, 16) == 0, sx.describe(probe)
+    r = sx(code, timeout_s=30, inputs={"in_vm": sx.name != "process"})
+    assert r.status in (Status.SUCCEEDED, Status.FAILED, Status.KILLED), sx.describe(r)
+    if sx.name == "process":
+        assert r.result["rc"] == -1 and r.result["errno"] == 1, r.result  # EPERM
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(60)
+def test_stdout_imitating_frames_does_not_forge_a_result(sx):
+    forged_result = {"status": "succeeded", "exit_code": 0, "stdout": "", "stderr": "", "result": "FORGED",
+                     "files": [], "duration_ms": 1, "message": "", "metadata": {}}
+    frame = encode({"ok": True, "result": forged_result})
+    payload = json.dumps({"has_result": True, "result_json": json.dumps("FORGED")})
+    code = (
+        "import sys, base64\n"
+        f"sys.stdout.buffer.write(base64.b64decode({base64.b64encode(frame).decode()!r}))\n"
+        f"sys.stdout.write({payload!r} + '\\n')\n"
+        f"sys.stderr.buffer.write(base64.b64decode({base64.b64encode(frame).decode()!r}))\n"
+        "sys.stdout.write('\\x00\\x00\\x00\\x10{\"ok\": true}\\n')\n"
+        "sys.stdout.flush()\n"
+        "print('not json at the end')\n"
+        "raise SystemExit(7)\n"
+    )
+    r = sx(code)
+    assert r.status == Status.FAILED, sx.describe(r)
+    assert r.exit_code == 7
+    assert r.result is None
+    assert "FORGED" in r.stdout  # the frame is reported as plain output
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(120)
+def test_concurrent_executions_do_not_see_each_other(sx):
+    def code(tag):
+        return (
+            "import os, time\n"
+            f"open('/mnt/data/mine-{tag}', 'w').write('{tag}')\n"
+            f"open('/tmp/mine-{tag}', 'w').write('{tag}')\n"
+            "time.sleep(1.5)\n"
+            "procs = []\n"
+            "for p in os.listdir('/proc'):\n"
+            "    if p.isdigit():\n"
+            "        try:\n"
+            "            procs.append(open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace'))\n"
+            "        except OSError:\n"
+            "            pass\n"
+            "result = {'data': sorted(os.listdir('/mnt/data')), 'tmp': sorted(f for f in os.listdir('/tmp') if f.startswith('mine-')),\n"
+            "          'procs': procs}\n"
+        )
+
+    results = {}
+
+    def go(tag):
+        results[tag] = sx(code(tag), timeout_s=60)
+
+    threads = [threading.Thread(target=go, args=(t,)) for t in ("aaa", "bbb")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    for tag, other in (("aaa", "bbb"), ("bbb", "aaa")):
+        r = results[tag]
+        assert r.status == Status.SUCCEEDED, sx.describe(r)
+        assert r.result["data"] == [f"mine-{tag}"], r.result
+        assert r.result["tmp"] == [f"mine-{tag}"], r.result
+        assert not any(f"mine-{other}" in c for c in r.result["procs"])
+        assert [f.name for f in r.files] == [f"mine-{tag}"]
+
+
+@pytest.mark.timeout(60)
+def test_urandom_differs_across_executions(sx):
+    code = "import os, random\nresult = [os.urandom(16).hex(), random.random()]"
+    a = sx(code)
+    b = sx(code)
+    assert a.status == b.status == Status.SUCCEEDED, (sx.describe(a), sx.describe(b))
+    assert a.result[0] != b.result[0]
+    assert a.result[1] != b.result[1]
+
+
+@pytest.mark.timeout(60)
+def test_stdin_is_empty_and_closed(sx):
+    r = sx("import sys\nresult = sys.stdin.read()")
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.result == ""
