@@ -217,6 +217,9 @@ class _Cgroups:
             parts = line.split()
             if len(parts) == 2 and parts[0] == "oom_kill" and parts[1].isdigit():
                 out["oom_kills"] = int(parts[1])
+        raw = self._read(self.pids / "pids.peak").strip()
+        if raw.isdigit():
+            out["pids_peak"] = int(raw)
         raw = self._read(self.pids / "pids.events")
         m = re.search(r"max (\d+)", raw)
         if m:
