@@ -46,9 +46,13 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
                 except OSError:
                     return
-                reply = svc.dispatch(msg)
-                if not self._reply(sock, reply):
-                    return
+                svc._inflight_delta(+1)
+                try:
+                    reply = svc.dispatch(msg)
+                    if not self._reply(sock, reply):
+                        return
+                finally:
+                    svc._inflight_delta(-1)
         finally:
             svc._conn_delta(-1)
 
@@ -82,7 +86,8 @@ class SandboxService:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._connections = 0
-        self._active = 0
+        self._active = 0      # executions running
+        self._inflight = 0    # requests being handled (answer not yet sent)
         self._served = 0
         self._started_at = time.time()
 
@@ -141,7 +146,7 @@ class SandboxService:
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             with self._lock:
-                if self._active == 0:
+                if self._inflight == 0:
                     break
             time.sleep(0.05)
         try:
@@ -167,6 +172,10 @@ class SandboxService:
             self.stop()
 
     # ------------------------------------------------------------------ requests
+    def _inflight_delta(self, d: int) -> None:
+        with self._lock:
+            self._inflight += d
+
     def _conn_delta(self, d: int) -> None:
         with self._lock:
             self._connections += d
