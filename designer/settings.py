@@ -155,3 +155,30 @@ SPECTACULAR_SETTINGS.update({
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 })
+
+# --- Runs: task queue, worker, server-wide limits (engine/) -------------------------------------
+INSTALLED_APPS += ["django_tasks", "django_tasks_db"]
+TASKS = {"default": {"BACKEND": "django_tasks_db.backend.DatabaseBackend", "QUEUES": ["default"]}}
+# The worker waits on this unix datagram socket between polls; enqueuers send one byte to it
+# right after their transaction commits, so pickup does not wait for the poll interval.
+STEPWELL_WAKE_SOCKET = env_str("STEPWELL_WAKE_SOCKET", str(VAR_DIR / "worker-wake.sock"))
+# Seconds between queue polls when nobody wakes the worker.
+STEPWELL_WORKER_INTERVAL = env_int("STEPWELL_WORKER_INTERVAL_MS", 500, 1, 60_000) / 1000
+# Runs (and step tests) a worker process executes at once; 0 = the sandbox pool size.
+STEPWELL_WORKER_CONCURRENCY = env_int("STEPWELL_WORKER_CONCURRENCY", 0, 0, 256)
+# A running run whose worker has not renewed its lease for this long is marked failed.
+STEPWELL_RUN_LEASE_S = env_int("STEPWELL_RUN_LEASE_S", 30, 1, 3600)
+# Sandbox driver for steps: "" = the sandbox service when it answers, else SANDBOX_DRIVER locally.
+STEPWELL_SANDBOX_DRIVER = env_str("STEPWELL_SANDBOX_DRIVER", "") or None
+# Server-wide caps on what workflow settings and nodes may ask for.
+STEPWELL_MAX_STEP_TIMEOUT_S = env_int("STEPWELL_MAX_STEP_TIMEOUT_S", 600, 1, 600)
+STEPWELL_MAX_STEP_MEMORY_MIB = env_int("STEPWELL_MAX_STEP_MEMORY_MIB", 2048, 128, 8192)
+STEPWELL_DEFAULT_STEP_TIMEOUT_S = env_int("STEPWELL_DEFAULT_STEP_TIMEOUT_S", 60, 1, 600)
+STEPWELL_DEFAULT_STEP_MEMORY_MIB = env_int("STEPWELL_DEFAULT_STEP_MEMORY_MIB", 512, 128, 8192)
+STEPWELL_MAX_HTTP_TIMEOUT_S = env_int("STEPWELL_MAX_HTTP_TIMEOUT_S", 30, 1, 120)
+STEPWELL_MAX_HTTP_RESPONSE_BYTES = env_int("STEPWELL_MAX_HTTP_RESPONSE_BYTES", 5_000_000, 1_000, 100_000_000)
+STEPWELL_HOOK_TIMEOUT_S = env_int("STEPWELL_HOOK_TIMEOUT_S", 30, 1, 120)
+STEPWELL_MAX_FOREACH_ITEMS = env_int("STEPWELL_MAX_FOREACH_ITEMS", 1000, 1, 100_000)
+STEPWELL_MAX_FOREACH_CONCURRENCY = env_int("STEPWELL_MAX_FOREACH_CONCURRENCY", 4, 1, 64)
+# Seconds between scheduler passes (schedule triggers, lease reaping) inside the worker.
+STEPWELL_SCHEDULER_INTERVAL = env_int("STEPWELL_SCHEDULER_INTERVAL_MS", 5000, 100, 600_000) / 1000

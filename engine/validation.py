@@ -184,7 +184,10 @@ def validate_definition(doc, max_nodes: int = 1000, max_bytes: int | None = None
     problems = _schema_problems(doc)
     if problems:
         return problems
-    return _graph_problems(doc, max_nodes)
+    problems = _graph_problems(doc, max_nodes)
+    if problems:
+        return problems
+    return _mapping_problems(doc)
 
 
 def check_definition(doc, **kwargs) -> None:
@@ -205,3 +208,29 @@ def empty_definition() -> dict:
         "edges": [],
         "settings": {"variables": [], "allowed_hosts": []},
     }
+
+
+def _mapping_problems(doc: dict) -> list[Problem]:
+    """Expressions that do not parse, and references to steps that do not precede the node."""
+    from engine.graph import Graph
+    from engine.mapping import check_syntax, expressions, step_references
+
+    graph = Graph(doc)
+    problems: list[Problem] = []
+    for i, node in enumerate(doc["nodes"]):
+        ancestors = None
+        for path, expr in expressions(node.get("parameters", {}), f"$.nodes[{i}].parameters"):
+            error = check_syntax(expr)
+            if error:
+                problems.append(Problem(path, error, node["id"]))
+                continue
+            for ref in sorted(step_references(expr)):
+                if ancestors is None:
+                    ancestors = graph.ancestors(node["id"])
+                if ref not in graph.nodes:
+                    problems.append(Problem(path, f"{{{{ {expr} }}}} refers to step {ref!r}, "
+                                                  "which is not a node of this workflow", node["id"]))
+                elif ref not in ancestors:
+                    problems.append(Problem(path, f"{{{{ {expr} }}}} refers to step {ref!r}, which does "
+                                                  f"not run before {node['id']!r}", node["id"]))
+    return problems

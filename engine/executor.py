@@ -1,0 +1,348 @@
+"""Run orchestration, in the worker: walk the pinned definition, run each step, record outcomes.
+
+- Steps of one scope run in topological order. A node runs when at least one incoming edge is
+  active (its source succeeded and, for a Condition, the edge leaves the taken port); a node all
+  of whose incoming edges are inactive is skipped, so untaken branches are skipped transitively
+  while nodes also reachable from a taken branch still run.
+- A For each runs its body (nodes reachable from its `each` port, or with parent=<id>) once per
+  item, up to `concurrency` items at a time, and outputs the list of per-item outputs.
+- A failed step is retried by the node's retry policy (a new StepRun per attempt); when it still
+  fails the run fails (timed_out when the last attempt timed out).
+- A lease (Run.lease_expires) is renewed while the run executes; `reap_lost_runs` marks runs whose
+  worker stopped renewing it. Cancellation is a flag polled by the same heartbeat.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from engine.graph import Graph
+from engine.mapping import MappingError, resolve
+from engine.models import NodeSchema, Run, StepFile, StepRun
+from engine.states import Status, transition
+from engine.steps import Outcome, StepContext, handler
+
+log = logging.getLogger("engine.executor")
+
+
+class Cancelled(Exception):
+    pass
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, status: str = Status.FAILED):
+        super().__init__(message)
+        self.status = status
+
+
+def effective_settings(definition: dict) -> dict:
+    """The definition's settings with server-wide caps applied."""
+    s = copy.deepcopy(definition.get("settings") or {})
+    s.setdefault("variables", [])
+    s.setdefault("allowed_hosts", [])
+    if s.get("default_timeout_s"):
+        s["default_timeout_s"] = min(float(s["default_timeout_s"]), settings.STEPWELL_MAX_STEP_TIMEOUT_S)
+    if s.get("default_memory_mib"):
+        s["default_memory_mib"] = min(int(s["default_memory_mib"]), settings.STEPWELL_MAX_STEP_MEMORY_MIB)
+    return s
+
+
+def reply(run: Run) -> None:
+    """Wake the HTTP request waiting for this run's response, if any."""
+    if not run.reply_socket:
+        return
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"r", run.reply_socket)
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+
+class Heartbeat(threading.Thread):
+    """Renews the run's lease and watches its cancel flag, until stopped."""
+
+    POLL_S = 0.2
+
+    def __init__(self, run: Run, cancel: threading.Event):
+        super().__init__(name=f"heartbeat-{run.pk}", daemon=True)
+        self.run_id, self.cancel, self.stopped = run.pk, cancel, threading.Event()
+
+    def run(self):
+        lease = settings.STEPWELL_RUN_LEASE_S
+        renew_every = max(lease / 3, 0.2)
+        last = time.monotonic()
+        try:
+            while not self.stopped.wait(self.POLL_S):
+                try:
+                    if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+                        self.cancel.set()
+                    if time.monotonic() - last >= renew_every:
+                        Run.objects.filter(pk=self.run_id, status=Status.RUNNING).update(
+                            lease_expires=timezone.now() + timedelta(seconds=lease))
+                        last = time.monotonic()
+                except Exception:  # a locked database must not kill the heartbeat
+                    log.exception("heartbeat of run %s", self.run_id)
+        finally:
+            connection.close()
+
+
+class Execution:
+    """Executes one claimed run."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.definition = run.version.definition
+        self.graph = Graph(self.definition)
+        self.settings = effective_settings(self.definition)
+        self.cancel = threading.Event()
+        self.trigger_payload = run.payload
+
+    # --- recording --------------------------------------------------------------------------
+    def _new_step(self, node_id: str, item_index, attempt: int) -> StepRun:
+        node = self.graph.nodes[node_id]
+        step = StepRun.objects.create(run=self.run, node_id=node_id, node_type=node["type"],
+                                      item_index=item_index, attempt=attempt)
+        return step
+
+    def _skip(self, node_id: str, item_index) -> None:
+        step = self._new_step(node_id, item_index, 1)
+        transition(step, Status.SKIPPED)
+
+    def _record_schema(self, node_id: str, output) -> None:
+        from engine.inference import merge
+
+        for _ in range(3):
+            try:
+                with transaction.atomic():
+                    row = NodeSchema.objects.select_for_update().filter(
+                        workflow_id=self.run.workflow_id, node_id=node_id).first()
+                    if row is None:
+                        NodeSchema.objects.create(workflow_id=self.run.workflow_id, node_id=node_id,
+                                                  schema=merge(None, output), samples=1)
+                    else:
+                        row.schema = merge(row.schema, output)
+                        row.samples += 1
+                        row.save(update_fields=["schema", "samples", "updated"])
+                return
+            except Exception:  # a concurrent first insert; try again as an update
+                log.debug("schema merge retry", exc_info=True)
+        log.warning("could not record the output schema of %s", node_id)
+
+    # --- one node ---------------------------------------------------------------------------
+    def run_node(self, node_id: str, ns: dict, item_index=None) -> Outcome:
+        """Run one node with its retry policy; returns the successful Outcome.
+
+        :raises StepFailed: the last attempt did not succeed.
+        :raises Cancelled: the run was cancelled.
+        """
+        node = self.graph.nodes[node_id]
+        policy = node.get("retry") or {}
+        max_attempts = int(policy.get("max_attempts", 1))
+        delay = float(policy.get("backoff_s", 1.0))
+        factor = float(policy.get("backoff_factor", 2.0))
+        for attempt in range(1, max_attempts + 1):
+            if self.cancel.is_set():
+                raise Cancelled()
+            step = self._new_step(node_id, item_index, attempt)
+            transition(step, Status.RUNNING, expect=Status.QUEUED)
+            try:
+                params = resolve(node.get("parameters", {}), ns, "$.parameters")
+            except MappingError as exc:
+                transition(step, Status.FAILED, error=f"mapping error at {exc.path}: {exc.message}")
+                raise StepFailed(f"step {node_id!r}: mapping error at {exc.path}: {exc.message}") from None
+            if node["type"] == "control.foreach":
+                outcome = self.run_foreach(node_id, params, ns)
+            else:
+                ctx = StepContext(run_id=self.run.pk, workflow_id=self.run.workflow_id, node=node,
+                                  settings=self.settings, trigger=self.trigger_payload, cancel=self.cancel,
+                                  item_index=item_index)
+                try:
+                    outcome = handler(node["type"])(ctx, params)
+                except Exception as exc:  # a bug in a step type must not leave the step running
+                    log.exception("step %s of run %s crashed", node_id, self.run.pk)
+                    outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}: {exc}")
+            self._store_files(step, outcome)
+            final = outcome.status
+            retrying = final in (Status.FAILED, Status.TIMED_OUT) and attempt < max_attempts
+            fields = dict(inputs=params, output=outcome.output, stdout=outcome.stdout, stderr=outcome.stderr,
+                          error=outcome.error, sandbox=outcome.sandbox,
+                          files=[{"name": f.name, "size": f.size, "truncated": f.truncated} for f in outcome.files])
+            data = {"retry_in_s": delay, "next_attempt": attempt + 1} if retrying else {}
+            if outcome.error:
+                data["error"] = outcome.error[:500]
+            transition(step, final, data=data, **fields)
+            if final == Status.SUCCEEDED:
+                if node["type"] == "action.response":
+                    Run.objects.filter(pk=self.run.pk).update(response=outcome.output)
+                    reply(self.run)
+                if outcome.output is not None and self.run.kind == Run.Kind.RUN:
+                    self._record_schema(node_id, outcome.output)
+                return outcome
+            if final == Status.CANCELLED:
+                raise Cancelled()
+            if not retrying:
+                raise StepFailed(f"step {node_id!r}: {outcome.error or final}", final)
+            if self.cancel.wait(delay):
+                raise Cancelled()
+            delay *= factor
+        raise AssertionError("unreachable")
+
+    def _store_files(self, step: StepRun, outcome: Outcome) -> None:
+        for f in outcome.files:
+            StepFile.objects.create(step=step, name=f.name, size=f.size, truncated=f.truncated, content=f.content)
+
+    # --- scopes -----------------------------------------------------------------------------
+    def run_scope(self, foreach_id: str | None, ns: dict, item_index=None):
+        """Run the nodes of one scope; returns {node_id: output} of the succeeded ones."""
+        members = self.graph.scope(foreach_id)
+        member_set = set(members)
+        done: dict[str, tuple[str, tuple]] = {}   # node -> (status, ports)
+        outputs: dict[str, object] = {}
+        for node_id in members:
+            edges = self.graph.in_edges[node_id]
+            inner = [(src, port) for src, port in edges if src in member_set]
+            active = not inner or any(
+                done.get(src, ("", ()))[0] == Status.SUCCEEDED and port in done[src][1] for src, port in inner)
+            if foreach_id is None and node_id == self.graph.trigger:
+                active = True
+            if not active:
+                self._skip(node_id, item_index)
+                done[node_id] = (Status.SKIPPED, ())
+                continue
+            outcome = self.run_node(node_id, ns, item_index)
+            ports = outcome.ports if self.graph.nodes[node_id]["type"] != "control.foreach" else ("done",)
+            done[node_id] = (Status.SUCCEEDED, ports)
+            outputs[node_id] = outcome.output
+            ns["steps"][node_id] = {"output": outcome.output, "status": Status.SUCCEEDED.value}
+        return outputs, done
+
+    def run_foreach(self, foreach_id: str, params: dict, ns: dict) -> Outcome:
+        items = params.get("items")
+        if not isinstance(items, list):
+            return Outcome.failed(f"items must be an array, got {type(items).__name__}")
+        if len(items) > settings.STEPWELL_MAX_FOREACH_ITEMS:
+            return Outcome.failed(f"{len(items)} items; the limit is {settings.STEPWELL_MAX_FOREACH_ITEMS}")
+        concurrency = max(1, min(int(params.get("concurrency") or 4), settings.STEPWELL_MAX_FOREACH_CONCURRENCY))
+        body = self.graph.scope(foreach_id)
+        body_set = set(body)
+        sinks = [n for n in body if not any(dst in body_set for _, dst in self.graph.out_edges[n])]
+
+        def one(index: int, item):
+            try:
+                local = {**ns, "steps": dict(ns["steps"]), "item": item, "index": index}
+                outputs, done = self.run_scope(foreach_id, local, item_index=index)
+                ran = [s for s in sinks if done.get(s, ("",))[0] == Status.SUCCEEDED]
+                if len(sinks) == 1:
+                    return outputs.get(sinks[0])
+                return {s: outputs[s] for s in ran}
+            finally:
+                close_old_connections()
+                connection.close()
+
+        if not body:
+            return Outcome(output=list(items), ports=("done",))
+        results: list = [None] * len(items)
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"foreach-{foreach_id}") as pool:
+            futures = {pool.submit(one, i, item): i for i, item in enumerate(items)}
+            for fut, i in futures.items():
+                try:
+                    results[i] = fut.result()
+                except (StepFailed, Cancelled) as exc:
+                    errors.append(exc)
+                    self.cancel.set() if isinstance(exc, Cancelled) else None
+        if any(isinstance(e, Cancelled) for e in errors):
+            return Outcome(status=Status.CANCELLED, error="cancelled", ports=())
+        if errors:
+            first = errors[0]
+            return Outcome(status=Status.FAILED, ports=(), output=results,
+                           error=f"{len(errors)} of {len(items)} items failed; first: {first}")
+        return Outcome(output=results, ports=("done",))
+
+    # --- the run ----------------------------------------------------------------------------
+    def namespace(self) -> dict:
+        return {"trigger": self.trigger_payload, "steps": {},
+                "vars": {v["name"]: v["value"] for v in self.settings.get("variables", [])}}
+
+    def execute(self) -> None:
+        run = self.run
+        heartbeat = Heartbeat(run, self.cancel)
+        heartbeat.start()
+        status, error = Status.SUCCEEDED, ""
+        try:
+            if run.kind == Run.Kind.TEST:
+                self.execute_test()
+            else:
+                self.run_scope(None, self.namespace())
+        except Cancelled:
+            status, error = Status.CANCELLED, "cancelled on request"
+        except StepFailed as exc:
+            status, error = (Status.TIMED_OUT if exc.status == Status.TIMED_OUT else Status.FAILED), str(exc)
+        except Exception as exc:
+            log.exception("run %s crashed", run.pk)
+            status, error = Status.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"
+        finally:
+            heartbeat.stopped.set()
+        if status != Status.CANCELLED and self.cancel.is_set():
+            status, error = Status.CANCELLED, "cancelled on request"
+        transition(run, status, expect=Status.RUNNING, error=error, lease_expires=None)
+        reply(run)
+
+    def execute_test(self) -> None:
+        """Kind=test: run only `test_node`, with the namespace stored in `test_upstream`."""
+        ns = copy.deepcopy(self.run.test_upstream or {})
+        ns.setdefault("trigger", self.trigger_payload)
+        ns.setdefault("steps", {})
+        ns.setdefault("vars", {v["name"]: v["value"] for v in self.settings.get("variables", [])})
+        node_id = self.run.test_node
+        if self.graph.nodes[node_id]["type"] == "control.foreach":
+            # a For each test runs its body too
+            self.run_node(node_id, ns)
+        else:
+            self.run_node(node_id, ns, ns.get("index") if "item" in ns else None)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 100000}"
+
+
+def execute_run(run_id: int) -> str:
+    """Claim a queued run and execute it to the end; returns the final status."""
+    run = Run.objects.select_related("version").filter(pk=run_id).first()
+    if run is None:
+        return "missing"
+    lease = timezone.now() + timedelta(seconds=settings.STEPWELL_RUN_LEASE_S)
+    if not transition(run, Status.RUNNING, expect=Status.QUEUED, worker=worker_id(), lease_expires=lease):
+        return run.status  # cancelled (or claimed) before we got to it
+    Execution(run).execute()
+    return run.status
+
+
+def reap_lost_runs() -> list[int]:
+    """Mark running runs whose lease expired (their worker died) as failed; returns their ids."""
+    reaped = []
+    now = timezone.now()
+    for run in Run.objects.filter(status=Status.RUNNING, lease_expires__lt=now):
+        for step in StepRun.objects.filter(run=run, status__in=[Status.RUNNING, Status.QUEUED]):
+            if step.status == Status.RUNNING:
+                transition(step, Status.FAILED, expect=Status.RUNNING, error="worker lost")
+            else:
+                transition(step, Status.FAILED, expect=Status.QUEUED, error="worker lost")
+        if transition(run, Status.FAILED, expect=Status.RUNNING, lease_expires=None,
+                      error=f"worker {run.worker or '?'} stopped renewing its lease (it died or hung); "
+                            f"marked failed at {now.isoformat()}"):
+            reaped.append(run.pk)
+            reply(run)
+    return reaped

@@ -1,0 +1,179 @@
+"""The task worker: django-tasks' database worker, N claim loops in one process, woken at once
+by a datagram on STEPWELL_WAKE_SOCKET (sent after each enqueue commits) instead of sleeping
+the whole poll interval; plus the scheduler (schedule triggers) and the lease reaper.
+
+    python manage.py run_worker [--concurrency N] [--interval S] [--no-scheduler]
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import close_old_connections, connection
+from django.db.utils import OperationalError
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
+from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+log = logging.getLogger("engine.worker")
+
+
+class Waker:
+    """Listens on the wake socket; each datagram lets one idle claim loop look for work."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.cond = threading.Condition()
+        self.pokes = 0
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        os.chmod(path, 0o660)
+        threading.Thread(target=self._listen, name="waker", daemon=True).start()
+
+    def _listen(self):
+        while True:
+            try:
+                self.sock.recv(64)
+            except OSError:
+                return
+            self.poke()
+
+    def poke(self):
+        with self.cond:
+            self.pokes += 1
+            self.cond.notify()
+
+    def wait(self, timeout: float) -> None:
+        with self.cond:
+            if self.pokes == 0:
+                self.cond.wait(timeout)
+            if self.pokes > 0:
+                self.pokes -= 1
+
+    def close(self):
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+
+class WakeableWorker(Worker):
+    """django_tasks_db's Worker whose idle sleep ends as soon as the Waker is poked."""
+
+    def __init__(self, waker: Waker, stop: threading.Event, **kwargs):
+        super().__init__(**kwargs)
+        self.waker, self.stop = waker, stop
+
+    def run(self) -> None:  # same claim logic as Worker.run, different idle wait
+        while not self.stop.is_set():
+            close_old_connections()
+            tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
+            if not self.process_all_queues:
+                tasks = tasks.filter(queue_name__in=self.queue_names)
+            task_result = None
+            try:
+                with exclusive_transaction(tasks.db):
+                    task_result = tasks.get_locked()
+                    if task_result is not None:
+                        task_result.claim(self.worker_id)
+            except OperationalError as e:
+                if not is_locked_database_exception(e):
+                    raise
+                task_result = None
+            if task_result is not None:
+                self.waker.poke()  # there may be more: let an idle sibling look
+                self.run_task(task_result)
+                continue
+            close_old_connections()
+            self.waker.wait(self.interval)
+        connection.close()
+
+
+def default_concurrency() -> int:
+    if settings.STEPWELL_WORKER_CONCURRENCY:
+        return settings.STEPWELL_WORKER_CONCURRENCY
+    try:
+        from sandbox.client import SandboxClient
+
+        size = int(SandboxClient().status(timeout=1.0).get("size") or 0)
+        if size:
+            return size
+    except Exception:
+        pass
+    from sandbox.config import SandboxConfig
+
+    return max(SandboxConfig.from_env().pool_size, 2)
+
+
+class Command(BaseCommand):
+    help = "Run queued workflow runs (django-tasks database backend), schedules and the lease reaper."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--concurrency", type=int, default=None,
+                            help="Runs executed at once (default: the sandbox pool size).")
+        parser.add_argument("--interval", type=float, default=None,
+                            help="Seconds between polls when not woken (default STEPWELL_WORKER_INTERVAL_MS).")
+        parser.add_argument("--no-scheduler", action="store_true", help="Do not start schedule triggers.")
+        parser.add_argument("--wake-socket", default=None)
+
+    def handle(self, *args, **opts):
+        from engine.actions import do_start_due_schedules
+        from engine.executor import reap_lost_runs
+
+        concurrency = opts["concurrency"] or default_concurrency()
+        interval = opts["interval"] if opts["interval"] is not None else settings.STEPWELL_WORKER_INTERVAL
+        waker = Waker(opts["wake_socket"] or settings.STEPWELL_WAKE_SOCKET)
+        stop = threading.Event()
+
+        def on_signal(signum, frame):
+            log.warning("worker: %s, stopping after the runs in progress", signal.strsignal(signum))
+            stop.set()
+            with waker.cond:
+                waker.cond.notify_all()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        base = f"{socket.gethostname()}-{os.getpid()}"
+        threads = []
+        for i in range(concurrency):
+            w = WakeableWorker(waker, stop, queue_names=["default"], interval=interval, batch=False,
+                               backend_name="default", startup_delay=False, max_tasks=None,
+                               worker_id=f"{base}-{i}"[:64], excluded_queue_names=[])
+            t = threading.Thread(target=w.run, name=f"claim-{i}", daemon=True)
+            t.start()
+            threads.append(t)
+        self.stdout.write(f"worker {base}: {concurrency} claim loops, poll {interval:g} s, "
+                          f"wake socket {waker.path}", ending="\n")
+        self.stdout.flush()
+        sched_every = settings.STEPWELL_SCHEDULER_INTERVAL
+        next_pass = 0.0
+        try:
+            while not stop.is_set():
+                if time.monotonic() >= next_pass:
+                    next_pass = time.monotonic() + sched_every
+                    try:
+                        reaped = reap_lost_runs()
+                        if reaped:
+                            log.warning("marked runs %s failed: their worker stopped renewing the lease", reaped)
+                        if not opts["no_scheduler"]:
+                            do_start_due_schedules()
+                    except Exception:
+                        log.exception("scheduler pass failed")
+                    finally:
+                        close_old_connections()
+                stop.wait(min(0.5, sched_every))
+        finally:
+            for t in threads:
+                t.join(timeout=60)
+            waker.close()

@@ -1,0 +1,216 @@
+"""Runs of workflows: Run, StepRun (one per node attempt), StepEvent (append-only history),
+produced files, inferred output schemas, pinned sample outputs, hook tokens and schedule ticks.
+
+Statuses only change through `engine.states.transition`; rows in a terminal status are frozen
+(their `save()` refuses), and StepEvent rows are insert-only.
+"""
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+from designer.models import ImmutableError
+from engine.states import TERMINAL, Status
+
+
+class FrozenWhenFinished(models.Model):
+    """Refuses `save()` once the stored row reached a terminal status."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            stored = type(self).objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            if stored in TERMINAL:
+                raise ImmutableError(f"{type(self).__name__} {self.pk} is finished and cannot change")
+        super().save(*args, **kwargs)
+
+
+class Run(FrozenWhenFinished):
+    """One execution of a pinned workflow version (or, with kind=test, of one node of it)."""
+
+    class Kind(models.TextChoices):
+        RUN = "run", "Run"
+        TEST = "test", "Step test"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual (designer or API)"
+        HTTP = "http", "HTTP request"
+        SCHEDULE = "schedule", "Schedule"
+        RERUN = "rerun", "Rerun"
+        TEST = "test", "Step test"
+
+    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey("designer.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.RUN)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    error = models.TextField(blank=True, default="")
+    response = models.JSONField(null=True, blank=True, help_text="What a Response node produced.")
+    test_node = models.CharField(max_length=64, blank=True, default="")
+    test_upstream = models.JSONField(null=True, blank=True, help_text="Step test: namespace given.")
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=80, blank=True, default="")
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    reply_socket = models.CharField(max_length=200, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["workflow", "kind", "-id"]),
+                   models.Index(fields=["status", "lease_expires"])]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of workflow {self.workflow_id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started and self.finished:
+            return round((self.finished - self.started).total_seconds() * 1000, 3)
+        return None
+
+
+class StepRun(FrozenWhenFinished):
+    """One attempt of one node within a run (per item when inside a For each)."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    node_id = models.CharField(max_length=64)
+    node_type = models.CharField(max_length=40)
+    item_index = models.IntegerField(null=True, blank=True, help_text="For each iteration, else null.")
+    attempt = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    inputs = models.JSONField(null=True, blank=True, help_text="Parameters after mapping.")
+    output = models.JSONField(null=True, blank=True)
+    stdout = models.TextField(blank=True, default="")
+    stderr = models.TextField(blank=True, default="")
+    error = models.TextField(blank=True, default="")
+    sandbox = models.JSONField(default=dict, blank=True, help_text="Sandbox status, timings and metadata.")
+    files = models.JSONField(default=list, blank=True, help_text="[{name, size, truncated}]")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["run", "node_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.node_id}#{self.attempt} ({self.status})"
+
+    @property
+    def duration_ms(self) -> float | None:
+        if self.started and self.finished:
+            return round((self.finished - self.started).total_seconds() * 1000, 3)
+        return None
+
+
+class StepFile(models.Model):
+    """A file a Python step left in its working directory (content kept up to the sandbox cap)."""
+
+    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="produced_files")
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    truncated = models.BooleanField(default=False)
+    content = models.BinaryField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["step", "name"], name="unique_step_file")]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ImmutableError("step files are immutable")
+        super().save(*args, **kwargs)
+
+
+class StepEvent(models.Model):
+    """Append-only history of status changes (run-level when step is null). Streamed to the UI."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    step = models.ForeignKey(StepRun, null=True, blank=True, on_delete=models.CASCADE, related_name="events")
+    node_id = models.CharField(max_length=64, blank=True, default="")
+    item_index = models.IntegerField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices)
+    data = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ImmutableError("step events are append-only")
+        super().save(*args, **kwargs)
+
+    def to_message(self) -> dict:
+        """The JSON sent to websocket clients."""
+        return {
+            "type": "run.status" if self.step_id is None else "step.status",
+            "event_id": self.pk, "run_id": self.run_id, "step_id": self.step_id,
+            "node_id": self.node_id or None, "item_index": self.item_index, "attempt": self.attempt,
+            "status": self.status, "data": self.data, "at": self.created.isoformat(),
+        }
+
+
+class NodeSchema(models.Model):
+    """The merged JSON Schema (genson SchemaBuilder format) of a node's successful outputs."""
+
+    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="node_schemas")
+    node_id = models.CharField(max_length=64)
+    schema = models.JSONField()
+    samples = models.PositiveIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "node_id"], name="unique_node_schema")]
+
+
+class PinnedOutput(models.Model):
+    """Sample output pinned on a node for field pickers and step tests."""
+
+    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="pins")
+    node_id = models.CharField(max_length=64)
+    output = models.JSONField(null=True)
+    params_hash = models.CharField(max_length=64, help_text="sha256 of the node's parameters when pinned.")
+    source_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "node_id"], name="unique_pin")]
+
+
+def _new_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class HookToken(models.Model):
+    """The secret part of a workflow's HTTP trigger URL (/hooks/<token>/)."""
+
+    workflow = models.OneToOneField("designer.Workflow", on_delete=models.CASCADE, related_name="hook")
+    token = models.CharField(max_length=64, unique=True, default=_new_token)
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class ScheduleTick(models.Model):
+    """One due time of a schedule trigger; the unique constraint makes it start at most one run."""
+
+    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="ticks")
+    due = models.DateTimeField()
+    run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workflow", "due"], name="unique_schedule_tick")]

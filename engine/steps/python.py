@@ -1,0 +1,109 @@
+"""Execute Python Code: one single-use sandbox per execution.
+
+The sandbox service is used when its socket answers (it owns the warm pool); otherwise this
+process keeps one started local driver (SANDBOX_DRIVER, or STEPWELL_SANDBOX_DRIVER). User code
+never runs in the web process: steps run in the worker.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+
+from django.conf import settings
+
+from engine.states import Status
+from engine.steps import Outcome
+from sandbox.contract import ContractError, ExecutionRequest, SandboxError
+from sandbox.contract import Status as SandboxStatus
+
+log = logging.getLogger("engine.steps.python")
+
+_lock = threading.Lock()
+_local_driver = None
+_service_checked_at = 0.0
+_service_ok = False
+_calls = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandbox-call")
+SERVICE_RECHECK_S = 10.0
+
+
+def _backend():
+    """('service', client) when the sandbox service answers, else ('local', driver)."""
+    global _local_driver, _service_checked_at, _service_ok
+    from sandbox.client import SandboxClient
+    from sandbox.config import SandboxConfig
+
+    wanted = settings.STEPWELL_SANDBOX_DRIVER
+    with _lock:
+        now = time.monotonic()
+        client = SandboxClient(SandboxConfig.from_env().socket_path)
+        if now - _service_checked_at > SERVICE_RECHECK_S:
+            _service_checked_at = now
+            try:
+                st = client.status(timeout=1.0)
+                _service_ok = wanted is None or st.get("driver") == wanted
+            except SandboxError:
+                _service_ok = False
+        if _service_ok:
+            return "service", client
+        if _local_driver is None:
+            from sandbox.drivers import get_driver
+
+            drv = get_driver(wanted)
+            drv.start()
+            _local_driver = drv
+        return "local", _local_driver
+
+
+def backend_name() -> str:
+    kind, obj = _backend()
+    return f"service:{obj.socket_path}" if kind == "service" else f"local:{obj.name}"
+
+
+def _execute(request: ExecutionRequest):
+    kind, obj = _backend()
+    return obj.execute(request)
+
+
+def build_request(ctx, params) -> ExecutionRequest:
+    s = ctx.settings
+    timeout = params.get("timeout_s") or s.get("default_timeout_s") or settings.STEPWELL_DEFAULT_STEP_TIMEOUT_S
+    memory = params.get("memory_mib") or s.get("default_memory_mib") or settings.STEPWELL_DEFAULT_STEP_MEMORY_MIB
+    env = {v["name"]: v["value"] for v in s.get("variables", [])}
+    inputs = params.get("inputs", {})
+    return ExecutionRequest(
+        code=params.get("code", ""), inputs={} if inputs is None else inputs, env=env,
+        timeout_s=min(float(timeout), settings.STEPWELL_MAX_STEP_TIMEOUT_S),
+        memory_mib=min(int(memory), settings.STEPWELL_MAX_STEP_MEMORY_MIB),
+    )
+
+
+def run(ctx, params) -> Outcome:
+    try:
+        request = build_request(ctx, params)
+    except (ContractError, TypeError, ValueError) as exc:
+        return Outcome.failed(f"invalid sandbox request: {exc}")
+    future = _calls.submit(_execute, request)
+    while True:  # stay responsive to cancellation while the sandbox works
+        try:
+            result = future.result(timeout=0.05 if not ctx.cancel.is_set() else 0)
+            break
+        except FutureTimeout:
+            if ctx.cancel.is_set():
+                return Outcome(status=Status.CANCELLED, error="cancelled while the code was running", ports=())
+        except SandboxError as exc:
+            return Outcome.failed(f"sandbox unavailable: {exc}")
+    meta = dict(result.metadata)
+    meta.update({"status": result.status.value, "exit_code": result.exit_code,
+                 "duration_ms": result.duration_ms, "message": result.message,
+                 "stdout_truncated": result.stdout_truncated, "stderr_truncated": result.stderr_truncated,
+                 "timeout_s": request.timeout_s, "memory_mib": request.memory_mib})
+    common = dict(stdout=result.stdout, stderr=result.stderr, sandbox=meta, files=result.files)
+    if result.status == SandboxStatus.SUCCEEDED:
+        return Outcome(output=result.result, **common)
+    if result.status == SandboxStatus.TIMEOUT:
+        return Outcome(status=Status.TIMED_OUT, ports=(), error=result.message or
+                       f"the code ran longer than {request.timeout_s:g} s", **common)
+    message = result.message or (result.stderr.strip().splitlines() or ["failed"])[-1]
+    return Outcome.failed(f"{result.status.value}: {message}", **common)

@@ -1,0 +1,77 @@
+"""Wake-up datagrams: enqueuers poke the worker right after commit instead of waiting for a poll."""
+from __future__ import annotations
+
+import socket
+
+from django.conf import settings
+
+
+def poke(path: str | None = None) -> bool:
+    """Send one datagram to the worker's wake socket; False when no worker listens."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.setblocking(False)
+        s.sendto(b"w", path or settings.STEPWELL_WAKE_SOCKET)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class ReplyWaiter:
+    """A unix datagram socket the worker pokes when a run answered (Response node) or finished.
+
+    Used by requests that must answer synchronously (HTTP trigger, step tests): they wait on the
+    socket, with a slow database poll as a fallback, and never run user code themselves.
+    """
+
+    FALLBACK_POLL_S = 0.25
+
+    def __init__(self):
+        import uuid
+        from pathlib import Path
+
+        d = Path(settings.VAR_DIR) / "replies"
+        d.mkdir(parents=True, exist_ok=True)
+        self.path = str(d / f"{uuid.uuid4().hex[:16]}.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        import os
+
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+
+    def wait(self, run_id: int, timeout: float, done) -> "object":
+        """Wait until `done(run)` is true or `timeout` passes; returns the latest Run row."""
+        import select
+        import time
+
+        from engine.models import Run
+
+        deadline = time.monotonic() + timeout
+        while True:
+            run = Run.objects.get(pk=run_id)
+            if done(run):
+                return run
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return run
+            r, _, _ = select.select([self.sock], [], [], min(left, self.FALLBACK_POLL_S))
+            if r:
+                try:
+                    while True:
+                        self.sock.recv(64, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    pass
