@@ -1,0 +1,250 @@
+// The properties panel: a form generated from the selected node type's parameters schema.
+// It reports edits through `onEdit(nodeId, mutate, mergeKey)`; it never holds the definition.
+
+import { h } from "./ui.js";
+import { setIcon } from "./icons.js";
+import { createEditor, setValue } from "./monaco.js";
+
+const RETRY_FIELDS = [
+  { key: "max_attempts", label: "Max attempts", min: 1, max: 10, step: 1, hint: "1–10" },
+  { key: "backoff_s", label: "Backoff (s)", min: 0, max: 3600, step: "any", hint: "0–3600" },
+  { key: "backoff_factor", label: "Backoff factor", min: 1, max: 10, step: "any", hint: "1–10" },
+];
+
+function kindOf(spec) {
+  if (spec.enum) return "enum";
+  if (spec.type === "string") return "string";
+  if (spec.type === "number" || spec.type === "integer") return "number";
+  if (spec.type === "object" || spec.type === "array") return "json";
+  return "any";
+}
+
+function label(key) {
+  return key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()).replace(/\bS\b$/, "(s)").replace(/ mib$/i, " (MiB)");
+}
+
+export class PropertiesPanel {
+  constructor(root, types, { onEdit, onDelete, onChangeMany }) {
+    this.root = root;
+    this.types = types;
+    this.onEdit = onEdit;
+    this.onDelete = onDelete;
+    this.onChangeMany = onChangeMany;
+    this.nodeId = null;
+    this.fields = [];     // [{sync(node)}]
+    this.monaco = null;
+    this.showEmpty(0);
+  }
+
+  // Called with the selected node (or null) and the selection size.
+  show(node, count, problems = []) {
+    if (!node) {
+      this.nodeId = null;
+      this.showEmpty(count);
+      return;
+    }
+    if (node.id === this.nodeId && this.root.querySelector(".props-form")) {
+      this.sync(node, problems);
+      return;
+    }
+    this.build(node, problems);
+  }
+
+  _disposeMonaco() {
+    if (this.monaco) {
+      this.monaco.dispose();
+      this.monaco = null;
+      if (window.stepwell) window.stepwell.monaco = null;
+    }
+  }
+
+  showEmpty(count) {
+    this._disposeMonaco();
+    this.fields = [];
+    this.root.replaceChildren(h("div", { class: "props-empty" },
+      h("div", { class: "props-empty-icon" }, count > 1 ? "⧉" : "☰"),
+      count > 1
+        ? [h("h3", {}, `${count} nodes selected`),
+           h("p", { class: "muted" }, "Copy them with Ctrl+C, delete them with Delete, or drag to move them together."),
+           h("button", { class: "btn btn-danger-ghost", type: "button", onclick: () => this.onDelete() }, "Delete selected")]
+        : [h("h3", {}, "No node selected"),
+           h("p", { class: "muted" }, "Select a node on the canvas to edit its name, parameters and retry policy.")]));
+  }
+
+  build(node, problems) {
+    this._disposeMonaco();
+    this.nodeId = node.id;
+    this.fields = [];
+    const type = this.types.get(node.type);
+    const edit = (mutate, key) => this.onEdit(node.id, mutate, key);
+
+    const header = h("div", { class: `props-header cat-${type ? type.category : "unknown"}` },
+      setIcon(h("span", { class: "props-icon" }), node.type, type ? type.icon : "?"),
+      h("div", {},
+        h("div", { class: "props-type" }, type ? type.label : node.type),
+        h("div", { class: "props-desc muted" }, type ? type.description : "This node type is unknown to the server.")),
+      h("button", { class: "icon-btn", type: "button", title: "Delete node", "aria-label": "Delete node",
+        onclick: () => this.onDelete([node.id]) }, setIcon(h("span"), "trash")));
+
+    const problemBox = h("div", { class: "props-problems" });
+    this.fields.push({ sync: (_n, probs) => {
+      problemBox.replaceChildren(...(probs || []).map((p) => h("div", { class: "props-problem" }, "⚠ ", p.message)));
+    } });
+
+    const general = h("section", { class: "props-section" }, h("h4", {}, "General"));
+    const nameInput = h("input", { type: "text", id: "prop-name", value: node.name, maxlength: 200 });
+    nameInput.addEventListener("input", () => edit((n) => { n.name = nameInput.value; }, `name:${node.id}`));
+    this.fields.push({ sync: (n) => { if (document.activeElement !== nameInput) nameInput.value = n.name; } });
+    general.append(
+      this._row("Name", nameInput, true),
+      this._row("ID", h("input", { type: "text", id: "prop-id", value: node.id, readonly: true, class: "mono" }), false,
+        "Used in {{ mappings }} to refer to this step's output."));
+
+    const params = h("section", { class: "props-section" }, h("h4", {}, "Parameters"));
+    const schema = (type && type.parameters_schema) || { properties: {} };
+    const required = new Set(schema.required || []);
+    const props = Object.entries(schema.properties || {});
+    if (!props.length) params.append(h("p", { class: "muted small" }, "This step has no parameters."));
+    for (const [key, spec] of props) params.append(this._paramField(node, key, spec, required.has(key), edit));
+
+    const retry = h("section", { class: "props-section" }, h("h4", {}, "Retry policy"));
+    const grid = h("div", { class: "retry-grid" });
+    for (const f of RETRY_FIELDS) {
+      const input = h("input", { type: "number", min: f.min, max: f.max, step: f.step, placeholder: f.hint,
+        "data-retry": f.key, value: node.retry?.[f.key] ?? "" });
+      input.addEventListener("input", () => edit((n) => {
+        const v = input.value === "" ? null : Number(input.value);
+        const r = { ...(n.retry || {}) };
+        if (v === null || Number.isNaN(v)) delete r[f.key]; else r[f.key] = v;
+        if (Object.keys(r).length) n.retry = r; else delete n.retry;
+      }, `retry:${node.id}:${f.key}`));
+      this.fields.push({ sync: (n) => { if (document.activeElement !== input) input.value = n.retry?.[f.key] ?? ""; } });
+      grid.append(h("label", { class: "field" }, h("span", { class: "field-label" }, f.label), input));
+    }
+    retry.append(grid, h("p", { class: "muted small" }, "Leave empty to use the defaults (no retries)."));
+
+    const notes = h("textarea", { rows: 2, id: "prop-notes", placeholder: "Notes for your team…" });
+    notes.value = node.notes || "";
+    notes.addEventListener("input", () => edit((n) => { if (notes.value) n.notes = notes.value; else delete n.notes; }, `notes:${node.id}`));
+    this.fields.push({ sync: (n) => { if (document.activeElement !== notes) notes.value = n.notes || ""; } });
+    const notesSec = h("section", { class: "props-section" }, h("h4", {}, "Notes"), notes);
+
+    this.root.replaceChildren(h("div", { class: "props-form", "data-node-id": node.id }, header, problemBox, general, params, retry, notesSec));
+    this.sync(node, problems);
+  }
+
+  sync(node, problems = []) {
+    for (const f of this.fields) f.sync(node, problems);
+  }
+
+  _row(text, input, req = false, hint = "") {
+    return h("label", { class: "field" },
+      h("span", { class: "field-label" }, text, req ? h("span", { class: "req", title: "required" }, " *") : null),
+      input, hint ? h("span", { class: "field-hint" }, hint) : null);
+  }
+
+  _paramField(node, key, spec, req, edit) {
+    const kind = kindOf(spec);
+    const hint = spec.description || "";
+    const id = `param-${key}`;
+    const get = (n) => n.parameters?.[key];
+    const setParam = (mutValue, mergeKey) => edit((n) => {
+      n.parameters = n.parameters || {};
+      if (mutValue === undefined) delete n.parameters[key]; else n.parameters[key] = mutValue;
+    }, mergeKey ?? `param:${node.id}:${key}`);
+
+    if (key === "code" && node.type === "action.python") {
+      const host = h("div", { class: "code-editor", id: "code-editor" }, h("div", { class: "code-loading muted" }, "Loading editor…"));
+      const wrap = h("div", { class: "field field-code" },
+        h("span", { class: "field-label" }, "Code", req ? h("span", { class: "req" }, " *") : null,
+          h("span", { class: "field-tag" }, "Python")),
+        host, h("span", { class: "field-hint" }, "Inputs are in the dict `inputs`; set `result` to produce the output."));
+      const nodeId = node.id;
+      createEditor(host, {
+        value: get(node) ?? "", language: "python",
+        onChange: (v) => setParam(v, `code:${nodeId}`),
+        onSave: () => document.dispatchEvent(new CustomEvent("stepwell:save")),
+      }).then((ed) => {
+        if (this.nodeId !== nodeId || !host.isConnected) { ed.dispose(); return; }
+        host.querySelector(".code-loading")?.remove();
+        this.monaco = ed;
+        window.stepwell = window.stepwell || {};
+        window.stepwell.monaco = ed;
+        host.dispatchEvent(new CustomEvent("monaco-ready", { bubbles: true }));
+      }).catch((err) => {
+        host.replaceChildren(h("div", { class: "alert alert-error" }, `Code editor unavailable: ${err.message}`));
+      });
+      this.fields.push({ sync: (n) => { if (this.monaco) setValue(this.monaco, get(n) ?? ""); } });
+      return wrap;
+    }
+
+    if (kind === "enum") {
+      const sel = h("select", { id, "data-param": key },
+        req ? null : h("option", { value: "" }, "— default —"),
+        spec.enum.map((v) => h("option", { value: JSON.stringify(v) }, String(v))));
+      sel.addEventListener("change", () => setParam(sel.value === "" ? undefined : JSON.parse(sel.value)));
+      this.fields.push({ sync: (n) => { const v = get(n); sel.value = v === undefined ? "" : JSON.stringify(v); } });
+      return this._row(label(key), sel, req, hint);
+    }
+    if (kind === "string") {
+      const input = h("input", { type: "text", id, "data-param": key, maxlength: spec.maxLength, placeholder: spec.default ?? "" });
+      input.addEventListener("input", () => setParam(input.value === "" && !req ? undefined : input.value));
+      this.fields.push({ sync: (n) => { if (document.activeElement !== input) input.value = get(n) ?? ""; } });
+      return this._row(label(key), input, req, hint);
+    }
+    if (kind === "number") {
+      const lim = [spec.minimum ?? spec.exclusiveMinimum, spec.maximum].map((v) => v ?? "").join("–");
+      const input = h("input", { type: "number", id, "data-param": key, min: spec.minimum, max: spec.maximum,
+        step: spec.type === "integer" ? 1 : "any", placeholder: lim !== "–" ? lim : "" });
+      input.addEventListener("input", () => {
+        if (input.value === "") return setParam(undefined);
+        const v = Number(input.value);
+        if (!Number.isNaN(v)) setParam(v);
+      });
+      this.fields.push({ sync: (n) => { if (document.activeElement !== input) input.value = get(n) ?? ""; } });
+      return this._row(label(key), input, req, hint);
+    }
+
+    // "json" (objects) and "any" (mappings: text by default, JSON when the value isn't a string)
+    const ta = h("textarea", { id, "data-param": key, rows: 3, class: "mono", spellcheck: "false" });
+    const err = h("span", { class: "field-error" });
+    let mode = kind === "json" ? "json" : (typeof get(node) === "string" || get(node) === undefined ? "text" : "json");
+    const modeBtn = kind === "any" ? h("button", { type: "button", class: "mode-toggle", title: "Switch between plain text and a JSON value" }) : null;
+    const show = (v) => {
+      if (mode === "text") ta.value = v === undefined ? "" : (typeof v === "string" ? v : JSON.stringify(v));
+      else ta.value = v === undefined ? "" : JSON.stringify(v, null, 2);
+      if (modeBtn) modeBtn.textContent = mode === "text" ? "Text" : "JSON";
+      ta.placeholder = mode === "text" ? "text or {{ mapping }}" : (kind === "json" ? "{ }" : "JSON value");
+    };
+    const commit = () => {
+      err.textContent = "";
+      ta.classList.remove("invalid");
+      if (ta.value.trim() === "") return setParam(mode === "text" && req ? "" : undefined);
+      if (mode === "text") return setParam(ta.value);
+      try {
+        const v = JSON.parse(ta.value);
+        if (kind === "json" && spec.type === "object" && (typeof v !== "object" || v === null || Array.isArray(v))) throw new Error("must be a JSON object");
+        setParam(v);
+      } catch (e) {
+        err.textContent = `Invalid JSON: ${e.message}`;
+        ta.classList.add("invalid");
+      }
+    };
+    ta.addEventListener("input", commit);
+    if (modeBtn) modeBtn.addEventListener("click", () => {
+      const v = get(this._current());
+      mode = mode === "text" ? "json" : "text";
+      show(v);
+      commit();
+    });
+    this.fields.push({ sync: (n) => { if (document.activeElement !== ta) show(get(n)); } });
+    const row = this._row(label(key), ta, req, hint);
+    if (modeBtn) row.querySelector(".field-label").append(modeBtn);
+    row.insertBefore(err, row.querySelector(".field-hint"));
+    return row;
+  }
+
+  _current() {
+    return this.currentNode ? this.currentNode() : null;
+  }
+}
