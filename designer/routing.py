@@ -1,2 +1,9 @@
 """Websocket URL routes (Channels consumers)."""
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from designer.consumers import RunEventsConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/workflows/<int:workflow_id>/", RunEventsConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", RunEventsConsumer.as_asgi()),
+]

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from designer import views
+from designer.api.runs import hook as hook_view
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,5 +12,6 @@ urlpatterns = [
     path("workflows/", views.workflow_list, name="workflow-list"),
     path("workflows/<int:pk>/edit", views.workflow_edit, name="workflow-edit"),
     path("api/", include("designer.api.urls")),
+    path("hooks/<str:token>/", hook_view, name="hook"),
     path("admin/", admin.site.urls),
 ]

@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from designer.api import views
+from designer.api import runs, views
 
 router = DefaultRouter(trailing_slash=True)
 router.register("workflows", views.WorkflowViewSet, basename="workflow")
@@ -17,5 +17,18 @@ urlpatterns = [
     path("workflows/<int:pk>/versions/<int:number>/", views.VersionDetail.as_view(), name="version-detail"),
     path("workflows/<int:pk>/versions/<int:number>/restore/", views.VersionRestore.as_view(),
          name="version-restore"),
+    path("workflows/<int:pk>/runs/", runs.WorkflowRuns.as_view(), name="workflow-runs"),
+    path("workflows/<int:pk>/schemas/", runs.WorkflowSchemas.as_view(), name="workflow-schemas"),
+    path("workflows/<int:pk>/pins/", runs.WorkflowPins.as_view(), name="workflow-pins"),
+    path("workflows/<int:pk>/hook/", runs.WorkflowHook.as_view(), name="workflow-hook"),
+    path("workflows/<int:pk>/hook/rotate/", runs.WorkflowHookRotate.as_view(), name="workflow-hook-rotate"),
+    path("workflows/<int:pk>/nodes/<str:node_id>/test/", runs.NodeTest.as_view(), name="node-test"),
+    path("workflows/<int:pk>/nodes/<str:node_id>/pin/", runs.NodePin.as_view(), name="node-pin"),
+    path("runs/<int:pk>/", runs.RunDetail.as_view(), name="run-detail"),
+    path("runs/<int:pk>/cancel/", runs.RunCancel.as_view(), name="run-cancel"),
+    path("runs/<int:pk>/rerun/", runs.RunRerun.as_view(), name="run-rerun"),
+    path("runs/<int:pk>/events/", runs.RunEvents.as_view(), name="run-events"),
+    path("runs/<int:pk>/steps/<int:step_id>/files/<str:name>", runs.StepFileDownload.as_view(),
+         name="run-step-file"),
     *router.urls,
 ]

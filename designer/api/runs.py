@@ -1,0 +1,342 @@
+"""Run history, step tests, pins, schemas and the HTTP trigger. Views parse, call one action, respond."""
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from designer.api.errors import bad_request
+from designer.models import Workflow
+from engine import actions
+from engine.inference import fields as schema_fields
+from engine.models import HookToken, NodeSchema, PinnedOutput, Run, StepEvent, StepFile, StepRun
+from engine.states import Status
+from engine.wake import ReplyWaiter
+
+
+# --- serializers ------------------------------------------------------------------------------
+class StepRunSerializer(serializers.ModelSerializer):
+    duration_ms = serializers.FloatField(read_only=True)
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = StepRun
+        fields = ["id", "node_id", "node_type", "item_index", "attempt", "status", "inputs", "output",
+                  "stdout", "stderr", "error", "sandbox", "files", "created", "started", "finished",
+                  "duration_ms"]
+
+    def get_files(self, step) -> list:
+        return [{**f, "url": reverse("run-step-file", args=[step.run_id, step.pk, f["name"]])}
+                for f in step.files]
+
+
+class RunListSerializer(serializers.ModelSerializer):
+    duration_ms = serializers.FloatField(read_only=True)
+    version = serializers.IntegerField(source="version.number", read_only=True)
+    started_by = serializers.CharField(source="started_by.username", default=None, read_only=True)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Run
+        fields = ["id", "url", "workflow", "version", "kind", "trigger", "started_by", "rerun_of", "status",
+                  "error", "created", "started", "finished", "duration_ms"]
+
+    def get_url(self, run) -> str:
+        return reverse("run-detail", args=[run.pk])
+
+
+class RunSerializer(RunListSerializer):
+    steps = StepRunSerializer(many=True, read_only=True)
+
+    class Meta(RunListSerializer.Meta):
+        fields = RunListSerializer.Meta.fields + ["payload", "response", "test_node", "cancel_requested",
+                                                  "worker", "steps"]
+
+
+class StartRunSerializer(serializers.Serializer):
+    payload = serializers.JSONField(required=False, default=dict)
+
+
+class NodeTestSerializer(serializers.Serializer):
+    input = serializers.JSONField(required=False, default=None,
+                                  help_text='{"trigger": ..., "steps": {node_id: output}, "item": ..., "index": ...}')
+    use_latest_run = serializers.BooleanField(required=False, default=False)
+    timeout_s = serializers.FloatField(required=False, default=60, min_value=0.1, max_value=600)
+
+
+class PinSerializer(serializers.Serializer):
+    output = serializers.JSONField(required=False)
+    run = serializers.IntegerField(required=False, help_text="Pin this run's output of the node instead.")
+
+
+def _owned_workflow(request, pk) -> Workflow:
+    return get_object_or_404(Workflow.objects.select_related("head"), pk=pk, owner=request.user)
+
+
+def _owned_run(request, pk) -> Run:
+    return get_object_or_404(Run.objects.select_related("version", "started_by"), pk=pk,
+                             workflow__owner=request.user)
+
+
+# --- runs -------------------------------------------------------------------------------------
+class WorkflowRuns(generics.ListCreateAPIView):
+    """Runs of one workflow, newest first (?status=, ?kind=run|test, paged). POST starts a run."""
+
+    serializer_class = RunListSerializer
+
+    def get_queryset(self):
+        workflow = _owned_workflow(self.request, self.kwargs["pk"])
+        qs = workflow.runs.select_related("version", "started_by").filter(
+            kind=self.request.query_params.get("kind", Run.Kind.RUN))
+        wanted = self.request.query_params.get("status")
+        if wanted:
+            statuses = [s for s in wanted.split(",") if s]
+            unknown = [s for s in statuses if s not in Status.values]
+            if unknown:
+                raise serializers.ValidationError({"status": [f"unknown status {unknown[0]!r}; one of "
+                                                              f"{', '.join(Status.values)}"]})
+            qs = qs.filter(status__in=statuses)
+        return qs
+
+    @extend_schema(request=StartRunSerializer, responses={201: RunSerializer})
+    def post(self, request, pk):
+        workflow = _owned_workflow(request, pk)
+        s = StartRunSerializer(data=request.data if isinstance(request.data, dict) else {"payload": request.data})
+        s.is_valid(raise_exception=True)
+        try:
+            run = actions.do_start_run(workflow, actions.trigger_payload(s.validated_data["payload"]),
+                                       Run.Trigger.MANUAL, request.user)
+        except actions.RunRefused as exc:
+            return bad_request(str(exc))
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunDetail(generics.RetrieveAPIView):
+    """One run with its step runs (inputs as resolved, outputs, logs, files, sandbox metadata)."""
+
+    serializer_class = RunSerializer
+
+    def get_object(self):
+        return _owned_run(self.request, self.kwargs["pk"])
+
+
+class RunCancel(APIView):
+    @extend_schema(request=None, responses={200: RunSerializer})
+    def post(self, request, pk):
+        run = _owned_run(request, pk)
+        if run.is_finished:
+            return Response({"detail": f"the run already finished ({run.status})",
+                             "errors": [{"path": "$", "message": "run already finished"}]}, status=409)
+        return Response(RunSerializer(actions.do_cancel_run(run)).data)
+
+
+class RunRerun(APIView):
+    @extend_schema(request=None, responses={201: RunSerializer})
+    def post(self, request, pk):
+        run = _owned_run(request, pk)
+        same = bool(isinstance(request.data, dict) and request.data.get("same_version"))
+        new = actions.do_rerun(run, request.user, same_version=same)
+        return Response(RunSerializer(new).data, status=status.HTTP_201_CREATED)
+
+
+class RunEvents(APIView):
+    """Status events of a run after ?after=<event id> (what the websocket streams)."""
+
+    def get(self, request, pk):
+        run = _owned_run(request, pk)
+        after = request.query_params.get("after", "0")
+        if not after.isdigit():
+            return bad_request("after must be an event id", "$.after")
+        events = StepEvent.objects.filter(run=run, pk__gt=int(after)).order_by("id")[:1000]
+        return Response([e.to_message() for e in events])
+
+
+class StepFileDownload(APIView):
+    def get(self, request, pk, step_id, name):
+        run = _owned_run(request, pk)
+        f = get_object_or_404(StepFile, step__run=run, step_id=step_id, name=name)
+        if f.content is None:
+            return Response({"detail": f"{name} was larger than the sandbox's file cap; its content was not kept",
+                             "errors": [{"path": "$", "message": "content not kept"}]}, status=410)
+        response = HttpResponse(bytes(f.content), content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+# --- designer helpers -------------------------------------------------------------------------
+class WorkflowSchemas(APIView):
+    """Inferred output schemas {node_id: schema} and the field picker's flattened paths."""
+
+    def get(self, request, pk):
+        workflow = _owned_workflow(request, pk)
+        rows = NodeSchema.objects.filter(workflow=workflow).order_by("node_id")
+        pins = {p.node_id: p for p in PinnedOutput.objects.filter(workflow=workflow)}
+        schemas, flat = {}, {}
+        for row in rows:
+            schemas[row.node_id] = row.schema
+            flat[row.node_id] = schema_fields(row.node_id, row.schema)
+        for node_id, pin in pins.items():  # pinned samples count for nodes that never ran
+            if node_id not in schemas:
+                from engine.inference import merge
+
+                schemas[node_id] = merge(None, pin.output)
+                flat[node_id] = schema_fields(node_id, schemas[node_id])
+        return Response({"schemas": schemas, "fields": flat,
+                         "samples": {r.node_id: r.samples for r in rows}})
+
+
+def _pin_data(pin: PinnedOutput, workflow: Workflow) -> dict:
+    node = next((n for n in (workflow.definition or {}).get("nodes", []) if n["id"] == pin.node_id), None)
+    stale = node is None or actions.node_params_hash(node) != pin.params_hash
+    return {"node_id": pin.node_id, "output": pin.output, "stale": stale, "source_run": pin.source_run_id,
+            "pinned_at": pin.created.isoformat()}
+
+
+class WorkflowPins(APIView):
+    def get(self, request, pk):
+        workflow = _owned_workflow(request, pk)
+        return Response({p.node_id: _pin_data(p, workflow) for p in PinnedOutput.objects.filter(workflow=workflow)})
+
+
+class NodePin(APIView):
+    """POST pins {"output": ...} (or {"run": id}: that run's output of the node); DELETE unpins."""
+
+    @extend_schema(request=PinSerializer)
+    def post(self, request, pk, node_id):
+        workflow = _owned_workflow(request, pk)
+        s = PinSerializer(data=request.data if isinstance(request.data, dict) else {})
+        s.is_valid(raise_exception=True)
+        source = None
+        if "run" in s.validated_data:
+            source = get_object_or_404(Run, pk=s.validated_data["run"], workflow=workflow)
+            step = source.steps.filter(node_id=node_id, status=Status.SUCCEEDED).order_by("-id").first()
+            if step is None:
+                return bad_request(f"run {source.pk} has no successful output of {node_id!r}", "$.run")
+            output = step.output
+        elif "output" in s.validated_data:
+            output = s.validated_data["output"]
+        else:
+            return bad_request("give either output or run", "$")
+        try:
+            pin = actions.do_pin_output(workflow, node_id, output, source)
+        except actions.RunRefused as exc:
+            return Response({"detail": str(exc), "errors": [{"path": "$", "message": str(exc)}]}, status=404)
+        return Response(_pin_data(pin, workflow), status=status.HTTP_201_CREATED)
+
+    def delete(self, request, pk, node_id):
+        workflow = _owned_workflow(request, pk)
+        if not actions.do_unpin_output(workflow, node_id):
+            return Response({"detail": "not pinned"}, status=404)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class NodeTest(APIView):
+    """Run one node in the worker (sandbox for Python) and wait for its result."""
+
+    @extend_schema(request=NodeTestSerializer, responses={200: RunSerializer})
+    def post(self, request, pk, node_id):
+        workflow = _owned_workflow(request, pk)
+        s = NodeTestSerializer(data=request.data if isinstance(request.data, dict) else {})
+        s.is_valid(raise_exception=True)
+        sample = s.validated_data["input"]
+        if sample is not None and not isinstance(sample, dict):
+            return bad_request("input must be an object", "$.input")
+        with ReplyWaiter() as waiter:
+            try:
+                run = actions.do_test_node(workflow, node_id, request.user, sample,
+                                           s.validated_data["use_latest_run"], reply_socket=waiter.path)
+            except actions.RunRefused as exc:
+                return Response({"detail": str(exc), "errors": [{"path": "$", "message": str(exc)}]}, status=404)
+            run = waiter.wait(run.pk, s.validated_data["timeout_s"], lambda r: r.is_finished)
+        step = run.steps.filter(node_id=node_id, item_index__isnull=True).order_by("-attempt").first()
+        body = {"run": RunSerializer(run).data, "status": run.status,
+                "output": step.output if step else None, "stdout": step.stdout if step else "",
+                "stderr": step.stderr if step else "", "error": (step.error if step else "") or run.error,
+                "namespace": run.test_upstream}
+        return Response(body, status=200 if run.is_finished else 202)
+
+
+class WorkflowHook(APIView):
+    """The workflow's secret HTTP trigger URL; POST .../hook/rotate/ replaces it."""
+
+    def get(self, request, pk):
+        workflow = _owned_workflow(request, pk)
+        hook = actions.hook_for(workflow)
+        return Response({"token": hook.token, "url": request.build_absolute_uri(reverse("hook", args=[hook.token]))})
+
+
+class WorkflowHookRotate(APIView):
+    def post(self, request, pk):
+        workflow = _owned_workflow(request, pk)
+        hook = actions.do_rotate_hook(workflow)
+        return Response({"token": hook.token, "url": request.build_absolute_uri(reverse("hook", args=[hook.token]))},
+                        status=status.HTTP_201_CREATED)
+
+
+# --- the HTTP trigger -------------------------------------------------------------------------
+def _error(status_code: int, message: str) -> JsonResponse:
+    return JsonResponse({"detail": message, "errors": [{"path": "$", "message": message}]}, status=status_code)
+
+
+def _ends_in_response(definition: dict) -> bool:
+    return any(n["type"] == "action.response" for n in definition.get("nodes", []))
+
+
+@csrf_exempt
+def hook(request, token):
+    """Start a run from an HTTP request; answer with the Response node's reply when there is one
+    (within the trigger's response_timeout_s), else 202 with the run's id and URL."""
+    h = HookToken.objects.select_related("workflow", "workflow__head").filter(token=token).first()
+    if h is None or h.workflow.head is None:
+        return _error(404, "no such hook")
+    workflow = h.workflow
+    definition = workflow.head.definition
+    trigger = next((n for n in definition["nodes"] if n["type"] == "trigger.http"), None)
+    if trigger is None:
+        return _error(404, "this workflow has no HTTP request trigger")
+    method = trigger.get("parameters", {}).get("method", "POST")
+    if request.method != method:
+        return _error(405, f"this hook accepts {method}")
+    body = None
+    if request.body:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return _error(400, "the body must be JSON")
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("cookie", "authorization")}
+    payload = actions.trigger_payload(body, headers=headers, query=dict(request.GET.items()), method=request.method)
+
+    def run_url(run_id):
+        return request.build_absolute_uri(reverse("run-detail", args=[run_id]))
+
+    if not _ends_in_response(definition):
+        run = actions.do_start_run(workflow, payload, Run.Trigger.HTTP)
+        return JsonResponse({"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}, status=202)
+    timeout = min(float(trigger.get("parameters", {}).get("response_timeout_s") or settings.STEPWELL_HOOK_TIMEOUT_S),
+                  settings.STEPWELL_HOOK_TIMEOUT_S)
+    with ReplyWaiter() as waiter:
+        run = actions.do_start_run(workflow, payload, Run.Trigger.HTTP, reply_socket=waiter.path)
+        run = waiter.wait(run.pk, timeout, lambda r: r.response is not None or r.is_finished)
+    if run.response is not None:
+        resp = run.response
+        out = HttpResponse(json.dumps(resp.get("body")), status=resp.get("status_code", 200),
+                           content_type="application/json")
+        for k, v in (resp.get("headers") or {}).items():
+            out[k] = v
+        out["X-Stepwell-Run"] = str(run.pk)
+        return out
+    info = {"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}
+    if run.is_finished:
+        info["detail"] = run.error or "the run finished without reaching its Response node"
+        return JsonResponse(info, status=502 if run.status != Status.SUCCEEDED else 202)
+    info["detail"] = f"no response within {timeout:g} s; the run goes on"
+    return JsonResponse(info, status=202)
