@@ -1,0 +1,566 @@
+"""LibvirtDriver: runs each execution in a single-use VM (warm pool slot, else cold).
+
+Paths of one execution:
+- warm: take a READY pool slot (restored from its saved state, agent armed and warmed up),
+  send the request, read the result, hand the domain to the destroyer, refill the slot;
+- cold, template available: restore a saved template for the requested memory under a free
+  identity (~1 s), then the same;
+- cold, no template for that memory: boot the VM (createXML with AUTODESTROY, direct kernel
+  boot) and wait for the agent's imports (several seconds under TCG); a template for that
+  memory is then made in the background so the next cold request restores instead.
+
+The host enforces the wall-clock timeout by destroying the domain (status `timeout`). When the
+channel closes before a result (guest powered off, rebooted or crashed: on_* = destroy), the
+status is `killed`. Destroys run on background threads, off the request path.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import os
+import queue
+import signal
+import socket
+import threading
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sandbox import protocol
+from sandbox.config import SandboxConfig
+from sandbox.contract import (
+    DEFAULT_MEMORY_MIB, ExecutionRequest, ExecutionResult, OutputFile, SandboxError,
+    SandboxUnavailable, Status,
+)
+from sandbox.image import find_image
+
+from .host import Host, LibvirtOperationError, RestoreRejected, resolve_accel
+from .pool import SaveStore, WarmPool
+from .xml import DomainSpec
+
+log = logging.getLogger("sandbox.libvirt")
+
+PREFIX = "stepwell-"
+BOOT_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 15.0
+WARMUP_CODE = (
+    "import pandas as pd, numpy as np, json, os\n"
+    "df = pd.DataFrame({'a': np.arange(20), 'b': np.arange(20) % 3})\n"
+    "g = df.groupby('b')['a'].sum().to_dict()\n"
+    "print(df.describe().to_json())\n"
+    "result = {'sum': int(df['a'].sum()), 'groups': {str(k): int(v) for k, v in g.items()}}\n"
+)
+WARMUPS = ("print(1)", WARMUP_CODE, "print(1)", WARMUP_CODE, "print(1)", "print(1)")
+COLD_WARMUPS = ()
+MAX_COLD_CONCURRENCY = 4
+
+
+def _qemu_version() -> str:
+    try:
+        import subprocess
+
+        out = subprocess.run(["/usr/bin/qemu-system-x86_64", "--version"], capture_output=True,
+                             text=True, timeout=10).stdout
+        return out.split()[3] if len(out.split()) > 3 else "unknown"
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+class AgentSession:
+    """One connection to a domain's agent over its virtio-serial unix socket."""
+
+    def __init__(self, path: str, timeout: float = CONNECT_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"cannot connect to the guest channel {path}") from None
+                time.sleep(0.005)
+        self.sock = s
+        self.chan = protocol.FdChannel(s.fileno())
+
+    def request(self, message: dict, deadline: float) -> dict:
+        self.chan.send(message)
+        return self.chan.recv(deadline)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+@dataclass
+class VM:
+    name: str
+    spec: DomainSpec
+    session: AgentSession | None
+    origin: str                      # "restore" or "boot"
+    identity: object | None = None   # pool.Identity for restored domains
+    started: float = field(default_factory=time.monotonic)
+    timings: dict = field(default_factory=dict)
+    broken: bool = False
+
+
+class LibvirtDriver:
+    name = "libvirt"
+
+    def __init__(self, config: SandboxConfig | None = None, pool_size: int | None = None,
+                 pool_memory_mib: int = DEFAULT_MEMORY_MIB):
+        self.config = config or SandboxConfig.from_env()
+        self.pool_size = self.config.pool_size if pool_size is None else int(pool_size)
+        self.pool_memory_mib = int(pool_memory_mib)
+        self.accel = resolve_accel(self.config.accel)
+        self.image = None
+        self.host: Host | None = None
+        self.pool: WarmPool | None = None
+        self.store: SaveStore | None = None
+        self._pid = os.getpid()
+        self._prefix = f"{PREFIX}{self._pid}-"
+        self._seq = itertools.count(1)
+        self._run_dir = Path(self.config.run_dir) / str(self._pid)
+        self._destroy_q: queue.Queue = queue.Queue()
+        self._destroyers: list[threading.Thread] = []
+        self._tpl_locks: dict[int, threading.Lock] = {}
+        self._tpl_lock = threading.Lock()
+        self._tpl_pending: set[int] = set()
+        self._cold_sem = threading.BoundedSemaphore(MAX_COLD_CONCURRENCY)
+        self._live: dict[str, VM] = {}
+        self._live_lock = threading.Lock()
+        self._started = False
+        self._closed = False
+        self._start_lock = threading.Lock()
+        self.stats = {"warm": 0, "cold_restore": 0, "cold_boot": 0}
+
+    # -------------------------------------------------------------------- lifecycle ---
+    def start(self) -> None:
+        with self._start_lock:
+            if self._started:
+                return
+            self.image = find_image(self.config.cache_dir)
+            if self.image is None:
+                raise SandboxUnavailable(
+                    f"no sandbox guest image for this code in {self.config.cache_dir}/images; "
+                    "build it with `python manage.py sandbox_build_image` (or python -m sandbox.image)")
+            self.host = Host(self.config.libvirt_uri)
+            self.host.conn()
+            self._run_dir.mkdir(parents=True, exist_ok=True)
+            tpl_dir = (Path(self.config.cache_dir) / "saves"
+                       / f"{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
+            self.store = SaveStore(tpl_dir, self._run_dir / "identities")
+            self.sweep()
+            for i in range(2):
+                t = threading.Thread(target=self._destroyer, name=f"libvirt-destroy-{i}", daemon=True)
+                t.start()
+                self._destroyers.append(t)
+            self._started = True
+            if self.pool_size > 0:
+                self.pool = WarmPool(self.pool_size, self._prepare_slot, self._retire)
+                threading.Thread(target=self._start_pool, name="libvirt-pool-start",
+                                 daemon=True).start()
+            else:
+                self._schedule_template(self.pool_memory_mib)
+
+    def _start_pool(self) -> None:
+        try:
+            self._ensure_template(self.pool_memory_mib)
+        except Exception as exc:  # noqa: BLE001 - slots retry on their own
+            log.warning("could not make the pool template: %s", exc)
+        if not self._closed and self.pool is not None:
+            self.pool.start()
+
+    def wait_ready(self, n: int | None = None, timeout: float = 180.0) -> bool:
+        """Block until n (default: all) pool slots are ready. For tests and benchmarks."""
+        if self.pool is None:
+            return True
+        return self.pool.wait_ready(n, timeout)
+
+    def status(self) -> dict:
+        c = self.pool.counts() if self.pool else {"ready": 0, "busy": 0, "refilling": 0, "size": 0}
+        with self._live_lock:
+            live = len(self._live)
+        return {
+            "driver": self.name, "ready": c["ready"], "busy": c["busy"],
+            "refilling": c["refilling"], "size": c["size"], "accel": self.accel,
+            "image_id": self.image.id if self.image else None,
+            "pool_memory_mib": self.pool_memory_mib, "live_domains": live,
+            "destroy_queue": self._destroy_q.qsize(), "executions": dict(self.stats),
+            "templates": self.store.counts()["templates"] if self.store else [],
+            "errors": c.get("last_errors", []),
+        }
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        vms = self.pool.close() if self.pool else []
+        for vm in vms:
+            self._retire(vm)
+        with self._live_lock:
+            leftovers = list(self._live.values())
+        for vm in leftovers:
+            self._retire(vm)
+        for _ in self._destroyers:
+            self._destroy_q.put(None)
+        for t in self._destroyers:
+            t.join(timeout=60)
+        if self.host is not None:
+            for name, _active in self.host.list_domains(self._prefix):
+                self._kill_domain(name)
+            self.host.close()
+        if self.store is not None:
+            self.store.close()
+        import shutil
+
+        shutil.rmtree(self._run_dir, ignore_errors=True)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------------ sweep ---
+    def sweep(self) -> list[str]:
+        """Destroy domains and remove files left by earlier (dead) processes."""
+        removed = []
+        for name, _active in self.host.list_domains(PREFIX):
+            owner = name[len(PREFIX):].split("-", 1)[0]
+            if owner.isdigit() and int(owner) != self._pid and _pid_alive(int(owner)):
+                continue
+            if owner.isdigit() and int(owner) == self._pid:
+                continue
+            self._kill_domain(name)
+            try:
+                self.host.undefine(name)
+            except SandboxError:
+                pass
+            removed.append(name)
+        run_root = Path(self.config.run_dir)
+        if run_root.is_dir():
+            import shutil
+
+            for d in run_root.iterdir():
+                if d.is_dir() and d.name.isdigit() and int(d.name) != self._pid \
+                        and not _pid_alive(int(d.name)):
+                    shutil.rmtree(d, ignore_errors=True)
+        if self.store is not None and self.store.template_dir.is_dir():
+            for p in self.store.template_dir.glob("*.partial*"):
+                pid = p.name.rsplit(".", 1)[-1]
+                if not pid.isdigit() or not _pid_alive(int(pid)):
+                    p.unlink(missing_ok=True)
+        if removed:
+            log.info("swept %d leftover domains: %s", len(removed), removed)
+        return removed
+
+    # ---------------------------------------------------------------------- domains ---
+    def _spec(self, name: str, uid: str, memory_mib: int) -> DomainSpec:
+        img = self.image
+        return DomainSpec(
+            name=name, uuid=uid, memory_mib=memory_mib, kernel=str(img.kernel),
+            initrd=str(img.initrd), cmdline=img.cmdline, rootfs=str(img.rootfs),
+            channel_path=str(self._run_dir / f"{name}.sock"),
+            serial_log=str(self._run_dir / f"{name}.log"), accel=self.accel,
+            metadata={"owner": str(self._pid), "image": img.id[:16]},
+        )
+
+    def _new_name(self, kind: str) -> str:
+        return f"{self._prefix}{kind}{next(self._seq)}"
+
+    def _register(self, vm: VM) -> None:
+        with self._live_lock:
+            self._live[vm.name] = vm
+
+    def _boot(self, memory_mib: int, kind: str, autodestroy: bool = True) -> VM:
+        name = self._new_name(kind)
+        spec = self._spec(name, str(uuidlib.uuid4()), memory_mib)
+        t = time.monotonic()
+        self.host.create(spec.render(), autodestroy=autodestroy)
+        vm = VM(name, spec, None, "boot")
+        self._register(vm)
+        try:
+            vm.session = AgentSession(spec.channel_path)
+            hello = vm.session.request({"op": "hello", "arm": True, "wait_s": BOOT_TIMEOUT_S},
+                                       time.monotonic() + BOOT_TIMEOUT_S)
+            if not hello.get("ready"):
+                raise SandboxError(f"guest agent of {name} is not ready: {hello}")
+        except BaseException:
+            self._retire(vm)
+            raise
+        vm.timings["boot_ms"] = round((time.monotonic() - t) * 1000, 1)
+        return vm
+
+    def _restore(self, memory_mib: int, kind: str) -> VM | None:
+        ident = self.store.acquire(memory_mib)
+        if ident is None:
+            return None
+        name = self._new_name(kind)
+        spec = self._spec(name, ident.uuid, memory_mib)
+        t = time.monotonic()
+        try:
+            self.host.restore(str(ident.path), spec.render())
+        except RestoreRejected as exc:
+            self.store.release(ident, broken=True)
+            log.warning("restore rejected, dropping template %d MiB: %s", memory_mib, exc)
+            self.store.drop_template(memory_mib)
+            raise
+        except BaseException:
+            self.store.release(ident, broken=True)
+            raise
+        vm = VM(name, spec, None, "restore", identity=ident)
+        self._register(vm)
+        try:
+            t1 = time.monotonic()
+            vm.session = AgentSession(spec.channel_path)
+            hello = vm.session.request({"op": "hello", "arm": True, "wait_s": 30},
+                                       time.monotonic() + 30)
+            if not hello.get("ready"):
+                raise SandboxError(f"restored agent of {name} is not ready: {hello}")
+        except BaseException:
+            self._retire(vm)
+            raise
+        vm.timings["restore_ms"] = round((t1 - t) * 1000, 1)
+        vm.timings["connect_ms"] = round((time.monotonic() - t1) * 1000, 1)
+        return vm
+
+    def _warm(self, vm: VM, codes=WARMUPS) -> None:
+        t = time.monotonic()
+        for code in codes:
+            reply = self._exchange(vm, {"code": code, "inputs": {}}, True, time.monotonic() + 60)
+            if reply.get("status") != "succeeded":
+                raise SandboxError(f"warm-up of {vm.name} failed: {reply.get('message')} "
+                                   f"{reply.get('stderr', '')[-500:]}")
+        vm.timings["warm_ms"] = round((time.monotonic() - t) * 1000, 1)
+
+    def _exchange(self, vm: VM, request: dict, warm: bool, deadline: float) -> dict:
+        msg = {"op": "exec", "id": next(self._seq), "warm": warm, "request": request,
+               "entropy": base64.b64encode(os.urandom(64)).decode()}
+        reply = vm.session.request(msg, deadline)
+        if reply.get("op") != "result":
+            raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
+        return reply
+
+    def _retire(self, vm: VM) -> None:
+        """Hand a VM to the background destroyer."""
+        if vm.session is not None:
+            vm.session.close()
+        self._destroy_q.put(vm)
+
+    def _kill_domain(self, name: str) -> None:
+        pid = self.host.qemu_pid(name)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            self.host.destroy(name)
+        except SandboxError as exc:
+            log.debug("destroy %s: %s", name, exc)
+
+    def _destroyer(self) -> None:
+        while True:
+            vm = self._destroy_q.get()
+            if vm is None:
+                return
+            try:
+                self._kill_domain(vm.name)
+                for _ in range(200):
+                    if self.host.state(vm.name) in ("gone", "shutoff"):
+                        break
+                    time.sleep(0.05)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("destroying %s: %s", vm.name, exc)
+            finally:
+                with self._live_lock:
+                    self._live.pop(vm.name, None)
+                for p in (vm.spec.channel_path, vm.spec.serial_log):
+                    if p:
+                        try:
+                            os.unlink(p)
+                        except OSError:
+                            pass
+                if vm.identity is not None:
+                    self.store.release(vm.identity, broken=vm.broken)
+
+    # -------------------------------------------------------------------- templates ---
+    def _lock_for(self, memory_mib: int) -> threading.Lock:
+        with self._tpl_lock:
+            return self._tpl_locks.setdefault(memory_mib, threading.Lock())
+
+    def _ensure_template(self, memory_mib: int) -> None:
+        if self.store.template(memory_mib) is not None:
+            return
+        with self._lock_for(memory_mib):
+            if self.store.template(memory_mib) is not None:
+                return
+            t = time.monotonic()
+            vm = self._boot(memory_mib, f"t{memory_mib}-", autodestroy=False)
+            try:
+                self._warm(vm)
+                vm.session.request({"op": "disarm"}, time.monotonic() + 30)
+                vm.session.close()
+                vm.session = None
+                self.store.template_dir.mkdir(parents=True, exist_ok=True)
+                partial = self.store.template_dir / f"tpl-{memory_mib}.save.partial.{self._pid}"
+                self.host.save(vm.name, str(partial))
+                self.store.install_template(memory_mib, partial, vm.spec.uuid)
+            finally:
+                self._retire(vm)
+            log.info("template for %d MiB made in %.1f s", memory_mib, time.monotonic() - t)
+
+    def _schedule_template(self, memory_mib: int) -> None:
+        with self._tpl_lock:
+            if memory_mib in self._tpl_pending:
+                return
+            self._tpl_pending.add(memory_mib)
+
+        def run():
+            try:
+                self._ensure_template(memory_mib)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("background template %d MiB failed: %s", memory_mib, exc)
+            finally:
+                with self._tpl_lock:
+                    self._tpl_pending.discard(memory_mib)
+
+        threading.Thread(target=run, name=f"libvirt-template-{memory_mib}", daemon=True).start()
+
+    # ------------------------------------------------------------------------- pool ---
+    def _prepare_slot(self, slot) -> VM:
+        if self._closed:
+            raise SandboxError("driver closed")
+        self._ensure_template(self.pool_memory_mib)
+        vm = self._restore(self.pool_memory_mib, f"p{slot.index}-")
+        if vm is None:
+            raise SandboxError("no template for the pool memory size")
+        try:
+            self._warm(vm)
+        except BaseException:
+            vm.broken = True
+            self._retire(vm)
+            raise
+        return vm
+
+    # -------------------------------------------------------------------- execution ---
+    def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        if not self._started:
+            self.start()
+        if self._closed:
+            raise SandboxUnavailable("the libvirt driver is closed")
+        t0 = time.monotonic()
+        meta = {"driver": self.name, "accel": self.accel, "image_id": self.image.id}
+        taken = None
+        if self.pool is not None and int(request.memory_mib) == self.pool_memory_mib:
+            taken = self.pool.take()
+        if taken is not None:
+            slot, vm = taken
+            self.stats["warm"] += 1
+            meta.update(path="warm", slot=slot.index)
+            try:
+                return self._run(vm, request, meta, t0)
+            finally:
+                self.pool.give_back(slot, vm)
+        meta.update(path="cold", slot=None)
+        with self._cold_sem:
+            try:
+                vm = self._restore(int(request.memory_mib), "c")
+                if vm is not None:
+                    self.stats["cold_restore"] += 1
+                    meta["start"] = "restore"
+                else:
+                    self._schedule_template(int(request.memory_mib))
+                    vm = self._boot(int(request.memory_mib), "b")
+                    self.stats["cold_boot"] += 1
+                    meta["start"] = "boot"
+            except SandboxUnavailable:
+                raise
+            except SandboxError as exc:
+                return ExecutionResult(
+                    status=Status.ERROR, message=f"could not start a sandbox VM: {exc}",
+                    duration_ms=(time.monotonic() - t0) * 1000, metadata=meta)
+            try:
+                return self._run(vm, request, meta, t0)
+            finally:
+                self._retire(vm)
+
+    def _run(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float) -> ExecutionResult:
+        meta["domain"] = vm.name
+        meta.update({k: v for k, v in vm.timings.items()})
+        req = request.to_dict()
+        req.pop("timeout_s", None)
+        t_exec = time.monotonic()
+        deadline = t_exec + float(request.timeout_s)
+        try:
+            reply = self._exchange(vm, req, False, deadline)
+        except protocol.FrameTimeout:
+            vm.broken = False
+            self._kill_domain(vm.name)
+            return ExecutionResult(
+                status=Status.TIMEOUT, duration_ms=(time.monotonic() - t_exec) * 1000,
+                message=f"time limit of {request.timeout_s:g} s exceeded; the VM was destroyed",
+                metadata=meta)
+        except (protocol.ChannelClosed, ConnectionError, BrokenPipeError):
+            state = self.host.state(vm.name)
+            return ExecutionResult(
+                status=Status.KILLED, duration_ms=(time.monotonic() - t_exec) * 1000,
+                message=("the VM went away before answering (power-off, reboot or crash inside "
+                         f"the guest; domain {state})"), metadata=meta)
+        except protocol.ProtocolError as exc:
+            return ExecutionResult(status=Status.ERROR, message=f"guest protocol error: {exc}",
+                                   duration_ms=(time.monotonic() - t_exec) * 1000, metadata=meta)
+        meta["guest_exec_ms"] = reply.get("guest_exec_ms")
+        meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
+        return _result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
+
+
+def _result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: float,
+                       meta: dict) -> ExecutionResult:
+    try:
+        status = Status(reply.get("status"))
+    except ValueError:
+        status = Status.ERROR
+    stdout = str(reply.get("stdout", ""))
+    stderr = str(reply.get("stderr", ""))
+    out_trunc = bool(reply.get("stdout_truncated"))
+    err_trunc = bool(reply.get("stderr_truncated"))
+    if len(stdout.encode()) > request.stdout_cap:
+        stdout = stdout.encode()[: request.stdout_cap].decode("utf-8", "replace")
+        out_trunc = True
+    if len(stderr.encode()) > request.stderr_cap:
+        stderr = stderr.encode()[: request.stderr_cap].decode("utf-8", "replace")
+        err_trunc = True
+    files = []
+    for f in reply.get("files") or []:
+        try:
+            of = OutputFile.from_dict(f)
+        except (KeyError, ValueError, TypeError):
+            continue
+        if of.content is not None and len(of.content) > request.file_cap:
+            of = OutputFile(name=of.name, size=of.size, content=None, truncated=True)
+        files.append(of)
+    exit_code = reply.get("exit_code")
+    return ExecutionResult(
+        status=status, exit_code=exit_code if isinstance(exit_code, int) else None,
+        stdout=stdout, stderr=stderr, stdout_truncated=out_trunc, stderr_truncated=err_trunc,
+        result=reply.get("result"), files=tuple(files), duration_ms=duration_ms,
+        message=str(reply.get("message", "")), metadata=meta,
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
