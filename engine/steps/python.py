@@ -105,5 +105,6 @@ def run(ctx, params) -> Outcome:
     if result.status == SandboxStatus.TIMEOUT:
         return Outcome(status=Status.TIMED_OUT, ports=(), error=result.message or
                        f"the code ran longer than {request.timeout_s:g} s", **common)
-    message = result.message or (result.stderr.strip().splitlines() or ["failed"])[-1]
+    last = (result.stderr.strip().splitlines() or [""])[-1].strip()
+    message = "; ".join(m for m in (last, result.message) if m) or "failed"
     return Outcome.failed(f"{result.status.value}: {message}", **common)

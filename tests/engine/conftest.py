@@ -1,0 +1,218 @@
+"""A real app stack for worker-driven tests: a file database, uvicorn and `run_worker` as
+subprocesses (process sandbox driver), spoken to over HTTP like any client would."""
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    """JSON over HTTP with token authentication."""
+
+    def __init__(self, base: str, token: str | None):
+        self.base, self.token = base, token
+
+    def call(self, method: str, path: str, body=None, raw: bool = False, timeout: float = 60):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Token {self.token}")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, content, headers = resp.status, resp.read(), dict(resp.headers)
+        except urllib.error.HTTPError as err:
+            status, content, headers = err.code, err.read(), dict(err.headers)
+        if raw:
+            return status, content, headers
+        return status, (json.loads(content) if content.strip() else None)
+
+    def get(self, path, **kw):
+        return self.call("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.call("POST", path, {} if body is None else body, **kw)
+
+    def delete(self, path, **kw):
+        return self.call("DELETE", path, **kw)
+
+    def create_workflow(self, definition: dict, name: str = "wf") -> dict:
+        status, body = self.post("/api/workflows/", {"name": name, "definition": definition})
+        assert status == 201, body
+        return body
+
+    def start(self, wf_id: int, payload=None) -> dict:
+        status, body = self.post(f"/api/workflows/{wf_id}/runs/", {"payload": payload or {}})
+        assert status == 201, body
+        return body
+
+    def wait(self, run_id: int, timeout: float = 30, until=None) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            status, run = self.get(f"/api/runs/{run_id}/")
+            assert status == 200, run
+            if (until(run) if until else run["status"] not in ("queued", "running")):
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} still {run['status']} after {timeout} s: {run}")
+            time.sleep(0.05)
+
+
+class Stack:
+    def __init__(self, workers: int = 1, env: dict | None = None):
+        self.dir = Path(tempfile.mkdtemp(prefix="stepwell-stack-"))
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "designer.settings",
+            "STEPWELL_VAR_DIR": str(self.dir),
+            "DJANGO_SECRET_KEY": "test-secret-key-not-for-production-0123456789",
+            "SANDBOX_DRIVER": "process",
+            "SANDBOX_SOCKET": str(self.dir / "no-sandbox-service.sock"),
+            "STEPWELL_RUN_LEASE_S": "2",
+            "STEPWELL_SCHEDULER_INTERVAL_MS": "300",
+            "STEPWELL_WORKER_INTERVAL_MS": "500",
+            "LOG_LEVEL": "WARNING",
+            **(env or {}),
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.manage("migrate", "--noinput", "-v0")
+        self.tokens = {}
+        for name in ("alice", "bob"):
+            self.tokens[name] = self.shell(
+                "from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token;"
+                f"u=User.objects.create_user({name!r}, password='pw-{name}-123');"
+                "print(Token.objects.create(user=u).key)").strip().splitlines()[-1]
+        self.start_web()
+        for i in range(workers):
+            self.start_worker(f"worker{i}")
+
+    def manage(self, *args, check=True) -> str:
+        out = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if check and out.returncode:
+            raise RuntimeError(f"manage.py {args} failed: {out.stderr}")
+        return out.stdout
+
+    def shell(self, code: str) -> str:
+        return self.manage("shell", "-v0", "-c", code)
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        log = open(self.dir / f"{name}.log", "w")
+        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def start_web(self):
+        self._spawn("web", [PY, "-m", "uvicorn", "designer.asgi:application", "--host", "127.0.0.1",
+                            "--port", str(self.port), "--no-access-log"])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.base + "/api/schema/workflow.json", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("uvicorn did not start: " + (self.dir / "web.log").read_text())
+
+    def start_worker(self, name: str = "worker0", *extra):
+        proc = self._spawn(name, [PY, "manage.py", "run_worker", "--concurrency", "4", *extra])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if "claim loops" in (self.dir / f"{name}.log").read_text():
+                return proc
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("worker did not start: " + (self.dir / f"{name}.log").read_text())
+
+    def kill(self, name: str, sig=signal.SIGKILL):
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def api(self, user: str | None = "alice") -> Api:
+        return Api(self.base, self.tokens.get(user) if user else None)
+
+    def close(self):
+        for name in list(self.procs):
+            try:
+                self.kill(name, signal.SIGTERM)
+            except Exception:
+                try:
+                    self.kill(name, signal.SIGKILL)
+                except Exception:
+                    pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """One shared stack (web + one worker) for the engine tests that do not kill anything."""
+    s = Stack()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def private_stack():
+    """A stack of one's own, for tests that kill processes."""
+    stacks = []
+
+    def make(**kw):
+        s = Stack(**kw)
+        stacks.append(s)
+        return s
+
+    yield make
+    for s in stacks:
+        s.close()
+
+
+def node(node_id: str, type_: str, parameters: dict | None = None, **extra) -> dict:
+    return {"id": node_id, "type": type_, "name": node_id, "parameters": parameters or {},
+            "position": {"x": 0, "y": 0}, **extra}
+
+
+def edge(source: str, target: str, port: str = "out") -> dict:
+    return {"source": source, "source_port": port, "target": target, "target_port": "in"}
+
+
+def definition(nodes: list, edges: list, **settings) -> dict:
+    return {"version": 1, "nodes": nodes, "edges": edges,
+            "settings": {"variables": [], "allowed_hosts": [], **settings}}
+
+
+@pytest.fixture
+def wf():
+    """Builders for definitions: wf.node, wf.edge, wf.definition."""
+    class B:
+        pass
+
+    b = B()
+    b.node, b.edge, b.definition = node, edge, definition
+    return b
