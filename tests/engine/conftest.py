@@ -42,9 +42,9 @@ class Api:
             req.add_header("Authorization", f"Token {self.token}")
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
-                status, content, headers = resp.status, resp.read(), dict(resp.headers)
+                status, content, headers = resp.status, resp.read(), resp.headers
         except urllib.error.HTTPError as err:
-            status, content, headers = err.code, err.read(), dict(err.headers)
+            status, content, headers = err.code, err.read(), err.headers
         if raw:
             return status, content, headers
         return status, (json.loads(content) if content.strip() else None)
