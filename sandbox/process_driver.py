@@ -67,6 +67,8 @@ RESULT_READ_CAP = harness.RESULT_MAX_BYTES + 64 * 1024
 STATUS_READ_CAP = 64 * 1024
 DRAIN_GRACE_S = 2.0
 WORKDIR_INODES = 16384
+MAX_FILES = 200                     # produced files reported per execution
+FILES_BUDGET = 64 * 1024 * 1024     # bytes of produced-file content returned per execution
 
 # /etc entries made visible read-only inside the sandbox (when they exist on the host).
 ETC_ENTRIES = (
@@ -568,7 +570,7 @@ class ProcessDriver:
                     timed_out = True
             t_end = time.monotonic()
             stats = cg.memory_stats()
-            cg.kill_all()
+            all_gone = cg.kill_all()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -597,9 +599,14 @@ class ProcessDriver:
             if status in (Status.SUCCEEDED, Status.FAILED):
                 try:
                     result_value = harness.result_from_payload(payload, stdout)
-                except ValueError:
+                except (ValueError, RecursionError):
                     result_value = None
-            files = self._collect(workdir, request) if mounted and status != Status.ERROR else ()
+            files: tuple[OutputFile, ...] = ()
+            if mounted and status != Status.ERROR:
+                if all_gone or cg.kill_all():
+                    files = self._collect(workdir, request)
+                else:
+                    message = (message + "; " if message else "") + "produced files were not collected (processes survived)"
             return ExecutionResult(
                 status=status, exit_code=exit_code, stdout=stdout, stderr=stderr,
                 stdout_truncated=totals[out_r] > caps[out_r],
@@ -671,7 +678,7 @@ class ProcessDriver:
             return None
         try:
             payload = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         if not isinstance(payload, dict) or not isinstance(payload.get("has_result"), bool):
             return None
@@ -708,15 +715,33 @@ class ProcessDriver:
         return Status.FAILED, rc, f"exited with code {rc}"
 
     def _collect(self, workdir: Path, request: ExecutionRequest) -> tuple[OutputFile, ...]:
+        """Produced files (unchanged input files left out), at most MAX_FILES and FILES_BUDGET
+        bytes of content in total. Only called once every sandboxed process is gone, so nothing
+        can swap a file for a symlink while the host reads it (O_NOFOLLOW besides)."""
         try:
-            raw = harness.collect_files(str(workdir), int(request.file_cap))
+            listing = harness.collect_files(str(workdir), 0, max_files=MAX_FILES)
         except OSError:
             return ()
         inputs = {f.name: f.content for f in request.files}
+        cap = int(request.file_cap)
+        budget = FILES_BUDGET
         out = []
-        for d in raw:
-            f = OutputFile.from_dict(d)
-            if f.name in inputs and f.content is not None and inputs[f.name] == f.content:
+        for entry in listing:
+            name, size = entry["name"], int(entry["size"])
+            content = None
+            if size <= cap and size <= budget:
+                try:
+                    fd = os.open(workdir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                    with open(fd, "rb") as fh:
+                        if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                            data = fh.read(cap + 1)
+                            if len(data) <= cap:
+                                content, size = data, len(data)
+                except OSError:
+                    content = None
+            if name in inputs and content is not None and inputs[name] == content:
                 continue  # an input file left unchanged is not a produced file
-            out.append(f)
+            if content is not None:
+                budget -= len(content)
+            out.append(OutputFile(name=name, size=size, content=content, truncated=content is None))
         return tuple(out)

@@ -85,15 +85,24 @@ def test_cgroups_exist_while_running_with_the_requested_limits(process_driver):
     t.start()
     deadline = time.monotonic() + 10
     found = []
+    def limit_of(d: Path) -> str:
+        try:
+            return (d / "memory.limit_in_bytes").read_text().strip()
+        except OSError:  # a group of another execution vanished meanwhile
+            return ""
+
     while time.monotonic() < deadline and not found:
         parent = CGROUP_ROOT / "memory" / CGROUP_PARENT
-        found = [d for d in parent.iterdir() if d.is_dir() and d.name.startswith(f"{os.getpid()}-")
-                 and (d / "memory.limit_in_bytes").read_text().strip() == str(200 * 1024 * 1024)]
+        found = [d for d in parent.iterdir() if d.name.startswith(f"{os.getpid()}-")
+                 and limit_of(d) == str(200 * 1024 * 1024)]
         time.sleep(0.05)
     assert found, "no memory cgroup with the requested limit appeared"
     name = found[0].name
     assert (CGROUP_ROOT / "pids" / CGROUP_PARENT / name / "pids.max").read_text().strip() == "64"
-    procs = (CGROUP_ROOT / "pids" / CGROUP_PARENT / name / "cgroup.procs").read_text().split()
+    procs: list = []
+    while time.monotonic() < deadline and not procs:  # the group exists just before its first task
+        procs = (CGROUP_ROOT / "pids" / CGROUP_PARENT / name / "cgroup.procs").read_text().split()
+        time.sleep(0.02)
     assert procs, "the sandbox's processes are not in its pids group"
     st = process_driver.status()
     assert st["driver"] == "process" and st["busy"] >= 1
