@@ -20,7 +20,7 @@ function kindOf(spec) {
 }
 
 function label(key) {
-  return key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()).replace(/\bS\b$/, "(s)").replace(/ mib$/i, " (MiB)");
+  return key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase()).replace(/ s$/, " (s)").replace(/ mib$/i, " (MiB)");
 }
 
 export class PropertiesPanel {
@@ -60,6 +60,7 @@ export class PropertiesPanel {
 
   showEmpty(count) {
     this._disposeMonaco();
+    this.root.classList.remove("props-wide");
     this.fields = [];
     this.root.replaceChildren(h("div", { class: "props-empty" },
       h("div", { class: "props-empty-icon" }, count > 1 ? "⧉" : "☰"),
@@ -129,6 +130,7 @@ export class PropertiesPanel {
     this.fields.push({ sync: (n) => { if (document.activeElement !== notes) notes.value = n.notes || ""; } });
     const notesSec = h("section", { class: "props-section" }, h("h4", {}, "Notes"), notes);
 
+    this.root.classList.toggle("props-wide", node.type === "action.python");
     this.root.replaceChildren(h("div", { class: "props-form", "data-node-id": node.id }, header, problemBox, general, params, retry, notesSec));
     this.sync(node, problems);
   }

@@ -86,3 +86,24 @@ def api(page, method, path, body=None):
         }""",
         [method, path, body],
     )
+
+
+def linear_definition(*types, spacing=270):
+    """A valid definition: a manual trigger followed by nodes of `types`, chained out → in."""
+    from engine.nodes import NODE_TYPES
+
+    nodes = [{"id": "trigger", "type": "trigger.manual", "name": "Manual trigger", "parameters": {},
+              "position": {"x": 0, "y": 100}}]
+    edges = []
+    for i, key in enumerate(types, start=1):
+        t = NODE_TYPES[key]
+        nid = f"{key.split('.')[-1]}_{i}"
+        nodes.append({"id": nid, "type": key, "name": f"{t.label} {i}", "parameters": dict(t.defaults),
+                      "position": {"x": spacing * i, "y": 100}})
+        edges.append({"source": nodes[-2]["id"], "source_port": NODE_TYPES[nodes[-2]["type"]].outputs[0],
+                      "target": nid, "target_port": "in"})
+    return {"version": 1, "nodes": nodes, "edges": edges, "settings": {"variables": [], "allowed_hosts": []}}
+
+
+def definition(page):
+    return page.evaluate("JSON.parse(JSON.stringify(window.stepwell.definition))")
