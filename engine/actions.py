@@ -176,7 +176,7 @@ def due_time(cron: str, tz: str | None, now: datetime) -> datetime:
     return it.get_prev(datetime).astimezone(ZoneInfo("UTC"))
 
 
-def do_start_due_schedules(now: datetime | None = None, grace_s: float = 120.0) -> list[Run]:
+def do_start_due_schedules(now: datetime | None = None, grace_s: float = 600.0) -> list[Run]:
     """Start one run per due schedule time not started yet (any number of schedulers may call this)."""
     from designer.models import Workflow
 
