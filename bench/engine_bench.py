@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""End-to-end engine benchmark: HTTP trigger -> one Python step -> Response.
+
+Starts its own stack on loopback (fresh database in a temp dir): uvicorn, `run_worker`, and,
+with --service, the sandbox service (`sandbox_service --driver D`, warm pool when the driver has
+one); without --service the worker keeps one local driver. Then:
+  1. sequential latency over N requests (p50, p95, min, max), after a few warm-up requests;
+  2. throughput with C concurrent callers (runs/s), each caller waiting for its reply.
+Also prints where the time goes (queue pickup, Python step, run total) from the stored runs.
+
+    .venv/bin/python bench/engine_bench.py [--driver process|libvirt] [--service] [-n 60] [-c 8]
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+WORKFLOW = {
+    "version": 1,
+    "nodes": [
+        {"id": "hook", "type": "trigger.http", "name": "Hook", "parameters": {"method": "POST"},
+         "position": {"x": 0, "y": 0}},
+        {"id": "py", "type": "action.python", "name": "Python",
+         "parameters": {"code": "result = {'n': inputs['n'] + 1}", "inputs": {"n": "{{ trigger.body.n }}"},
+                        "timeout_s": 30},
+         "position": {"x": 200, "y": 0}},
+        {"id": "reply", "type": "action.response", "name": "Reply",
+         "parameters": {"status_code": 200, "body": "{{ steps.py.output }}"}, "position": {"x": 400, "y": 0}},
+    ],
+    "edges": [{"source": "hook", "target": "py"}, {"source": "py", "target": "reply"}],
+    "settings": {"variables": [], "allowed_hosts": []},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = (len(values) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(values) - 1)
+    return values[lo] + (values[hi] - values[lo]) * (k - lo)
+
+
+class Stack:
+    def __init__(self, driver: str, service: bool, concurrency: int, pool: int):
+        self.dir = Path(tempfile.mkdtemp(prefix="stepwell-bench-"))
+        self.port = free_port()
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "designer.settings",
+                    "STEPWELL_VAR_DIR": str(self.dir), "SANDBOX_DRIVER": driver, "LOG_LEVEL": "WARNING",
+                    "DJANGO_SECRET_KEY": "bench-secret-key-0123456789-0123456789-0123456789",
+                    "SANDBOX_SOCKET": str(self.dir / "sandbox.sock"), "SANDBOX_POOL_SIZE": str(pool)}
+        self.procs = []
+        self.manage("migrate", "--noinput", "-v0")
+        if service:
+            self.spawn("sandbox", [PY, "manage.py", "sandbox_service", "--driver", driver])
+            self.wait_for(lambda: (self.dir / "sandbox.sock").exists(), 600, "sandbox service")
+        self.spawn("worker", [PY, "manage.py", "run_worker", "--concurrency", str(concurrency)])
+        self.wait_for(lambda: "claim loops" in (self.dir / "worker.log").read_text(), 60, "worker")
+        self.spawn("web", [PY, "-m", "uvicorn", "designer.asgi:application", "--host", "127.0.0.1",
+                           "--port", str(self.port), "--no-access-log", "--log-level", "warning"])
+        self.wait_for(self.web_up, 60, "uvicorn")
+
+    def manage(self, *args) -> str:
+        out = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"manage.py {' '.join(args)} failed:\n{out.stderr}")
+        return out.stdout
+
+    def spawn(self, name, args):
+        log = open(self.dir / f"{name}.log", "w")
+        self.procs.append(subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                           start_new_session=True))
+
+    def web_up(self) -> bool:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+            c.request("GET", "/api/schema/workflow.json")
+            return c.getresponse().status == 200
+        except OSError:
+            return False
+
+    def wait_for(self, cond, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            if any(p.poll() is not None for p in self.procs):
+                break
+            time.sleep(0.1)
+        logs = "\n".join(f"--- {f.name}\n{f.read_text()[-2000:]}" for f in self.dir.glob("*.log"))
+        self.close()
+        raise SystemExit(f"{what} did not start\n{logs}")
+
+    def close(self):
+        for p in reversed(self.procs):
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def setup_workflow(stack: Stack) -> str:
+    code = (
+        "import json\nfrom django.contrib.auth.models import User\n"
+        "from designer.actions import do_create_workflow\nfrom engine.actions import hook_for\n"
+        "u = User.objects.create_user('bench')\n"
+        f"wf = do_create_workflow(u, 'bench', definition=json.loads({json.dumps(json.dumps(WORKFLOW))}))\n"
+        "print(hook_for(wf).token)\n")
+    return stack.manage("shell", "-v0", "-c", code).strip().splitlines()[-1]
+
+
+def call(conn: http.client.HTTPConnection, path: str, n: int) -> tuple[float, int]:
+    body = json.dumps({"n": n})
+    t = time.perf_counter()
+    conn.request("POST", path, body, {"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    data = resp.read()
+    ms = (time.perf_counter() - t) * 1000
+    if resp.status != 200 or json.loads(data) != {"n": n + 1}:
+        raise RuntimeError(f"unexpected reply {resp.status}: {data[:300]!r}")
+    return ms, int(resp.getheader("X-Stepwell-Run"))
+
+
+def breakdown(stack: Stack, run_ids: list[int]) -> dict:
+    code = (
+        "import json\nfrom engine.models import Run, StepRun\n"
+        f"ids = {run_ids!r}\nout = []\n"
+        "for r in Run.objects.filter(pk__in=ids):\n"
+        "    py = StepRun.objects.get(run=r, node_id='py')\n"
+        "    out.append([(r.started - r.created).total_seconds() * 1000,"
+        " (py.finished - py.started).total_seconds() * 1000, py.sandbox.get('duration_ms') or 0,"
+        " (r.finished - r.created).total_seconds() * 1000])\n"
+        "print(json.dumps(out))\n")
+    rows = json.loads(stack.manage("shell", "-v0", "-c", code).strip().splitlines()[-1])
+    cols = list(zip(*rows))
+    return {name: statistics.median(col) for name, col in
+            zip(["queue pickup (created->started)", "python step (recorded)", "sandbox duration_ms",
+                 "run total (created->finished)"], cols)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--driver", choices=("process", "libvirt"), default="process")
+    ap.add_argument("--service", action="store_true", help="run executions through the sandbox service")
+    ap.add_argument("-n", type=int, default=60, help="sequential requests (default 60)")
+    ap.add_argument("-c", type=int, default=8, help="concurrent callers (default 8)")
+    ap.add_argument("--per-caller", type=int, default=10, help="requests per concurrent caller")
+    ap.add_argument("--pool", type=int, default=4, help="sandbox pool size / worker concurrency")
+    args = ap.parse_args()
+
+    print(f"starting stack: driver={args.driver} via {'sandbox service' if args.service else 'worker-local driver'}, "
+          f"worker concurrency={args.pool} ...", flush=True)
+    stack = Stack(args.driver, args.service, args.pool, args.pool)
+    try:
+        path = f"/hooks/{setup_workflow(stack)}/"
+        conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=120)
+        for i in range(5):  # warm-up: driver start, first imports
+            call(conn, path, i)
+        lat, ids = [], []
+        for i in range(args.n):
+            ms, rid = call(conn, path, i)
+            lat.append(ms)
+            ids.append(rid)
+        conn.close()
+
+        errors, done = [], []
+        lock = threading.Lock()
+
+        def caller(k):
+            c = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=120)
+            try:
+                for i in range(args.per_caller):
+                    ms, _ = call(c, path, k * 1000 + i)
+                    with lock:
+                        done.append(ms)
+            except Exception as exc:
+                errors.append(exc)
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=caller, args=(k,)) for k in range(args.c)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - t0
+        parts = breakdown(stack, ids)
+    finally:
+        stack.close()
+
+    print()
+    print(f"HTTP trigger -> Python step -> Response   (driver: {args.driver}, "
+          f"{'sandbox service' if args.service else 'worker-local driver'})")
+    print(f"{'metric':<44}{'value':>12}")
+    print("-" * 56)
+    rows = [
+        (f"sequential requests", f"{len(lat)}"),
+        ("p50 latency (ms)", f"{statistics.median(lat):.1f}"),
+        ("p95 latency (ms)", f"{pct(lat, 95):.1f}"),
+        ("min / max (ms)", f"{min(lat):.1f} / {max(lat):.1f}"),
+        (f"concurrent callers", f"{args.c}"),
+        ("requests completed / errors", f"{len(done)} / {len(errors)}"),
+        ("throughput (runs/s)", f"{len(done) / wall:.1f}"),
+        ("p50 latency under load (ms)", f"{statistics.median(done):.1f}" if done else "-"),
+    ]
+    rows += [(f"median {k} (ms)", f"{v:.1f}") for k, v in parts.items()]
+    for k, v in rows:
+        print(f"{k:<44}{v:>12}")
+    print("target: p50 <= 50 ms (n8n reference 23.5 ms)")
+    if errors:
+        print("first error:", errors[0])
+
+
+if __name__ == "__main__":
+    main()
