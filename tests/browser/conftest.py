@@ -37,11 +37,28 @@ def page(pw_browser, live_server):
                                      accept_downloads=True)
     context.set_default_timeout(15_000)
     pg = context.new_page()
+    pg.pending = set()
+    pg.on("request", lambda r: pg.pending.add(r))
+    pg.on("requestfinished", lambda r: pg.pending.discard(r))
+    pg.on("requestfailed", lambda r: pg.pending.discard(r))
     pg.console_errors = []
     pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
     yield pg
+    settle(pg)
     context.close()
+
+
+def settle(page, timeout_ms=5000):
+    """Wait until the page has no request in flight.
+
+    The live server and the test share one SQLite database, whose in-memory shared cache uses
+    table locks: ORM writes in the test while the server answers a request can fail as "locked".
+    """
+    waited = 0
+    while page.pending and waited < timeout_ms:
+        page.wait_for_timeout(25)
+        waited += 25
 
 
 def login(page, username="ada", password=PASSWORD):
@@ -51,6 +68,8 @@ def login(page, username="ada", password=PASSWORD):
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url("**/workflows/")
+    page.wait_for_selector(".wf-table, #empty-state")
+    settle(page)
 
 
 @pytest.fixture
@@ -72,6 +91,7 @@ def open_editor(page, workflow_id):
     page.goto(f"/workflows/{workflow_id}/edit")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#validation-status:not([data-state=checking])")
+    settle(page)
 
 
 def api(page, method, path, body=None):

@@ -38,7 +38,7 @@ def test_it_undoes_a_name_edit_as_one_step_and_updates_the_panel(signed_in, make
     open_editor(page, w.pk)
     page.click(".node[data-id=compose_1] .node-name")
     page.fill("#prop-name", "")
-    page.type("#prop-name", "Build payload")
+    page.keyboard.type("Build payload")
     assert page.locator(".node[data-id=compose_1] .node-name").inner_text() == "Build payload"
 
     page.click("#btn-undo")
