@@ -123,7 +123,7 @@ class LibvirtDriver:
         self.pool: WarmPool | None = None
         self.store: SaveStore | None = None
         self._pid = os.getpid()
-        self._prefix = f"{PREFIX}{self._pid}-"
+        self._prefix = f"{PREFIX}{self._pid:07d}-"
         self._seq = itertools.count(1)
         self._run_dir = Path(self.config.run_dir) / str(self._pid)
         self._destroy_q: queue.Queue = queue.Queue()
@@ -153,7 +153,7 @@ class LibvirtDriver:
             self.host.conn()
             self._run_dir.mkdir(parents=True, exist_ok=True)
             tpl_dir = (Path(self.config.cache_dir) / "saves"
-                       / f"{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
+                       / f"v2-{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
             self.store = SaveStore(tpl_dir, self._run_dir / "identities")
             self.sweep()
             for i in range(2):
@@ -279,9 +279,14 @@ class LibvirtDriver:
         with self._live_lock:
             self._live[vm.name] = vm
 
+    def _identity_name(self, uid: str) -> str:
+        # Fixed length, so a template's name can be rewritten in place in cloned save files.
+        return f"{self._prefix}{uid}"
+
     def _boot(self, memory_mib: int, kind: str, autodestroy: bool = True) -> VM:
-        name = self._new_name(kind)
-        spec = self._spec(name, str(uuidlib.uuid4()), memory_mib)
+        uid = str(uuidlib.uuid4())
+        name = self._identity_name(uid) if kind == "t" else self._new_name(kind)
+        spec = self._spec(name, uid, memory_mib)
         t = time.monotonic()
         self.host.create(spec.render(), autodestroy=autodestroy)
         vm = VM(name, spec, None, "boot")
@@ -299,10 +304,10 @@ class LibvirtDriver:
         return vm
 
     def _restore(self, memory_mib: int, kind: str) -> VM | None:
-        ident = self.store.acquire(memory_mib)
+        ident = self.store.acquire(memory_mib, self._identity_name)
         if ident is None:
             return None
-        name = self._new_name(kind)
+        name = ident.name
         spec = self._spec(name, ident.uuid, memory_mib)
         t = time.monotonic()
         try:
@@ -310,7 +315,7 @@ class LibvirtDriver:
         except RestoreRejected as exc:
             self.store.release(ident, broken=True)
             log.warning("restore rejected, dropping template %d MiB: %s", memory_mib, exc)
-            self.store.drop_template(memory_mib)
+            self.store.drop_template(memory_mib, ident.template)
             raise
         except BaseException:
             self.store.release(ident, broken=True)
@@ -382,7 +387,8 @@ class LibvirtDriver:
             finally:
                 with self._live_lock:
                     self._live.pop(vm.name, None)
-                for p in (vm.spec.channel_path, vm.spec.serial_log):
+                keep = os.environ.get("SANDBOX_KEEP_LOGS")
+                for p in (vm.spec.channel_path, None if keep else vm.spec.serial_log):
                     if p:
                         try:
                             os.unlink(p)
@@ -403,7 +409,7 @@ class LibvirtDriver:
             if self.store.template(memory_mib) is not None:
                 return
             t = time.monotonic()
-            vm = self._boot(memory_mib, f"t{memory_mib}-", autodestroy=False)
+            vm = self._boot(memory_mib, "t", autodestroy=False)
             try:
                 self._warm(vm)
                 vm.session.request({"op": "disarm"}, time.monotonic() + 30)
@@ -412,7 +418,7 @@ class LibvirtDriver:
                 self.store.template_dir.mkdir(parents=True, exist_ok=True)
                 partial = self.store.template_dir / f"tpl-{memory_mib}.save.partial.{self._pid}"
                 self.host.save(vm.name, str(partial))
-                self.store.install_template(memory_mib, partial, vm.spec.uuid)
+                self.store.install_template(memory_mib, partial, vm.spec.uuid, vm.name)
             finally:
                 self._retire(vm)
             log.info("template for %d MiB made in %.1f s", memory_mib, time.monotonic() - t)

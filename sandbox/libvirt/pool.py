@@ -58,21 +58,28 @@ def read_save_xml(path: Path) -> tuple[int, int, str]:
     return SAVE_HEADER.size, data_len, xml
 
 
-def clone_save(src: Path, dest: Path, old_uuid: str, new_uuid: str) -> None:
-    """Copy a save file, rewriting the domain UUID in its header (same length, in place)."""
+def clone_save(src: Path, dest: Path, old_uuid: str, new_uuid: str,
+               old_name: str, new_name: str) -> None:
+    """Copy a save file, rewriting domain name and UUID in its header (same lengths, in place).
+
+    libvirt checks both against the XML given at restore time.
+    """
     if len(old_uuid) != 36 or len(new_uuid) != 36:
         raise SaveFileError("UUIDs must be in canonical 36-character form")
+    if len(old_name) != len(new_name):
+        raise SaveFileError("domain names must keep their length")
     off, length, _xml = read_save_xml(src)
     tmp = dest.with_name(dest.name + ".partial")
     shutil.copyfile(src, tmp)
     with open(tmp, "r+b") as fh:
         fh.seek(off)
         data = fh.read(length)
-        n = data.count(old_uuid.encode())
-        if n == 0:
-            raise SaveFileError(f"{src}: UUID {old_uuid} not found in the save header")
+        if data.count(f"<name>{old_name}</name>".encode()) != 1 or old_uuid.encode() not in data:
+            raise SaveFileError(f"{src}: name/UUID of the template not found in the save header")
+        data = data.replace(f"<name>{old_name}</name>".encode(), f"<name>{new_name}</name>".encode())
+        data = data.replace(old_uuid.encode(), new_uuid.encode())
         fh.seek(off)
-        fh.write(data.replace(old_uuid.encode(), new_uuid.encode()))
+        fh.write(data)
     os.rename(tmp, dest)
 
 
@@ -81,6 +88,7 @@ class Template:
     memory_mib: int
     path: Path
     uuid: str
+    name: str
     xml: str           # libvirt's XML of the saved domain (from the save header)
     created: float = 0.0
 
@@ -89,6 +97,7 @@ class Template:
 class Identity:
     memory_mib: int
     uuid: str
+    name: str
     path: Path
     template: Template
     in_use: bool = False
@@ -120,7 +129,7 @@ class SaveStore:
         try:
             m = json.loads(meta.read_text())
             _off, _len, xml = read_save_xml(path)
-            t = Template(memory_mib, path, m["uuid"], xml, m.get("created", 0.0))
+            t = Template(memory_mib, path, m["uuid"], m["name"], xml, m.get("created", 0.0))
         except (OSError, ValueError, KeyError, SaveFileError) as exc:
             log.warning("ignoring broken template %s: %s", path, exc)
             return None
@@ -128,15 +137,16 @@ class SaveStore:
             self._templates[memory_mib] = t
         return t
 
-    def install_template(self, memory_mib: int, saved: Path, uuid: str) -> Template:
+    def install_template(self, memory_mib: int, saved: Path, uuid: str, name: str) -> Template:
         """Move a freshly saved state into place as the template for memory_mib."""
         self.template_dir.mkdir(parents=True, exist_ok=True)
         path = self.template_path(memory_mib)
         _off, _len, xml = read_save_xml(saved)
         meta = path.with_suffix(".json")
-        meta.write_text(json.dumps({"uuid": uuid, "memory_mib": memory_mib, "created": time.time()}))
+        meta.write_text(json.dumps({"uuid": uuid, "name": name, "memory_mib": memory_mib,
+                                    "created": time.time()}))
         os.rename(saved, path)
-        t = Template(memory_mib, path, uuid, xml, time.time())
+        t = Template(memory_mib, path, uuid, name, xml, time.time())
         with self._lock:
             self._templates[memory_mib] = t
             stale = self._free.pop(memory_mib, [])
@@ -144,19 +154,29 @@ class SaveStore:
             self._discard(ident)
         return t
 
-    def drop_template(self, memory_mib: int) -> None:
+    def drop_template(self, memory_mib: int, template: Template | None = None) -> None:
+        """Forget (and delete) the template, unless another process replaced it meanwhile."""
         with self._lock:
+            current = self._templates.get(memory_mib)
+            if template is not None and current is not template:
+                return
             self._templates.pop(memory_mib, None)
             stale = self._free.pop(memory_mib, [])
         for ident in stale:
             self._discard(ident)
-        for p in (self.template_path(memory_mib), self.template_path(memory_mib).with_suffix(".json")):
+        path = self.template_path(memory_mib)
+        try:
+            if template is not None and path.stat().st_mtime > template.created + 5:
+                return  # a newer template was installed by someone else
+        except FileNotFoundError:
+            return
+        for p in (path, path.with_suffix(".json")):
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
 
-    def acquire(self, memory_mib: int) -> Identity | None:
+    def acquire(self, memory_mib: int, name_for) -> Identity | None:
         """A free identity for memory_mib (cloned from the template when none is free)."""
         t = self.template(memory_mib)
         if t is None:
@@ -170,9 +190,17 @@ class SaveStore:
                     return ident
         self.identity_dir.mkdir(parents=True, exist_ok=True)
         new_uuid = str(uuidlib.uuid4())
+        name = name_for(new_uuid)
         path = self.identity_dir / f"id-{memory_mib}-{new_uuid}.save"
-        clone_save(t.path, path, t.uuid, new_uuid)
-        ident = Identity(memory_mib, new_uuid, path, t, in_use=True)
+        try:
+            clone_save(t.path, path, t.uuid, new_uuid, t.name, name)
+        except (OSError, SaveFileError) as exc:
+            log.warning("template %s unusable (%s); forgetting it", t.path, exc)
+            with self._lock:
+                if self._templates.get(memory_mib) is t:
+                    del self._templates[memory_mib]
+            return None
+        ident = Identity(memory_mib, new_uuid, name, path, t, in_use=True)
         with self._lock:
             self._all.append(ident)
         return ident
