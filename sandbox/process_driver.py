@@ -10,12 +10,13 @@ such. Per execution:
   when swap accounting exists) and, when available, a freezer group are created under
   /sys/fs/cgroup/<controller>/stepwell/<id>; a tiny /bin/sh wrapper writes its own pid into
   every group *before* it execs anything else, so bubblewrap and the user code are born inside;
-- the wrapper then drops to an unprivileged uid/gid (65534) with setpriv (no supplementary
+- the wrapper then drops to an unprivileged uid/gid with setpriv (a fresh, otherwise unused one
+  per execution, drawn from UID_BASE.., unless a fixed uid is configured; no supplementary
   groups, no_new_privs) and execs bubblewrap *unprivileged*, which builds a user, pid, net,
   ipc, uts and cgroup namespace (--unshare-all: no network at all, only an isolated loopback),
   a private tmpfs root with the host's /usr read-only, a minimal /etc, a private /tmp, a fresh
   /proc and a minimal /dev, and runs `/usr/bin/python3 harness.py` there. The code's real uid on
-  the host is 65534 and it holds no capability on the host;
+  the host is that unprivileged uid and it holds no capability on the host;
 - stdout, stderr, the harness's result payload and bubblewrap's status are read through
   non-blocking pipes with a selector: output beyond the caps is drained and discarded;
 - at the deadline (or as soon as the main process is gone) every task of the group is killed
@@ -59,8 +60,9 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "stepwell"
 DEFAULT_BASE_DIR = Path("/run/stepwell-process")
 DEFAULT_PIDS_MAX = 64
-SANDBOX_UID = 65534
-SANDBOX_GID = 65534
+SANDBOX_UID = 65534                 # used for the start-up probe and when a fixed uid is asked for
+UID_BASE = 1_000_000                # per-execution uids/gids are drawn from [UID_BASE, UID_BASE + UID_SPAN)
+UID_SPAN = 1 << 20
 SYSTEM_PYTHON = "/usr/bin/python3"
 GUEST_HARNESS = "/opt/stepwell/harness.py"
 RESULT_READ_CAP = harness.RESULT_MAX_BYTES + 64 * 1024
@@ -258,13 +260,17 @@ class ProcessDriver:
 
     def __init__(self, config: SandboxConfig | None = None, pool_size: int | None = None, *,
                  base_dir: str | os.PathLike | None = None, pids_max: int = DEFAULT_PIDS_MAX,
-                 uid: int = SANDBOX_UID, gid: int = SANDBOX_GID, cgroup_root: str | os.PathLike = CGROUP_ROOT):
+                 uid: int | None = None, cgroup_root: str | os.PathLike = CGROUP_ROOT):
         self.config = config or SandboxConfig.from_env()
         size = pool_size if pool_size else self.config.pool_size
         self.max_concurrency = max(int(size or 0), 1) if pool_size else max(int(size or 0), 4)
         self.base_dir = Path(base_dir or os.environ.get("SANDBOX_PROCESS_DIR") or DEFAULT_BASE_DIR)
         self.pids_max = int(pids_max)
-        self.uid, self.gid = int(uid), int(gid)
+        # None: every execution runs under its own otherwise unused uid (and gid of the same
+        # number), so concurrent executions share nothing keyed by uid (signals, keyrings,
+        # inotify and user-namespace counts); an int: that fixed uid for all.
+        self.uid = None if uid is None else int(uid)
+        self._uids_in_use: set[int] = set()
         self.cgroup_root = Path(cgroup_root)
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_concurrency)
@@ -346,12 +352,7 @@ class ProcessDriver:
 
     def _install_share(self) -> None:
         assert self._share is not None
-        files = {
-            "harness.py": Path(harness.__file__).read_bytes(),
-            "passwd": (f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
-                       f"sandbox:x:{self.uid}:{self.gid}:sandbox:/tmp:/usr/sbin/nologin\n").encode(),
-            "group": f"root:x:0:\nsandbox:x:{self.gid}:\n".encode(),
-        }
+        files = {"harness.py": Path(harness.__file__).read_bytes()}
         for name, data in files.items():
             dest = self._share / name
             try:
@@ -366,7 +367,8 @@ class ProcessDriver:
 
     def _probe(self) -> None:
         """Run `true` in a minimal sandbox once, so a broken bubblewrap fails at start()."""
-        cmd = [self._setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+        probe_uid = SANDBOX_UID if self.uid is None else self.uid
+        cmd = [self._setpriv, f"--reuid={probe_uid}", f"--regid={probe_uid}", "--clear-groups",
                "--no-new-privs", "--", self._bwrap, "--unshare-all", "--unshare-user", "--die-with-parent",
                "--ro-bind", "/usr", "/usr", *self._usr_links(), "--proc", "/proc", "--dev", "/dev",
                "--", "/usr/bin/true"]
@@ -463,7 +465,21 @@ class ProcessDriver:
                 args += ["--ro-bind", str(p), f"/{name}"]
         return args
 
-    def _bwrap_args(self, request: ExecutionRequest, workdir: Path, tmp_bytes: int) -> list[str]:
+    def _acquire_uid(self) -> int:
+        if self.uid is not None:
+            return self.uid
+        with self._lock:
+            while True:
+                uid = UID_BASE + secrets.randbelow(UID_SPAN)
+                if uid not in self._uids_in_use:
+                    self._uids_in_use.add(uid)
+                    return uid
+
+    def _release_uid(self, uid: int) -> None:
+        with self._lock:
+            self._uids_in_use.discard(uid)
+
+    def _bwrap_args(self, request: ExecutionRequest, workdir: Path, tmp_bytes: int, exec_dir: Path) -> list[str]:
         assert self._share is not None
         args = [
             self._bwrap,
@@ -477,8 +493,8 @@ class ProcessDriver:
             if src.exists():
                 args += ["--ro-bind", str(src), str(src)]
         args += [
-            "--ro-bind", str(self._share / "passwd"), "/etc/passwd",
-            "--ro-bind", str(self._share / "group"), "/etc/group",
+            "--ro-bind", str(exec_dir / "passwd"), "/etc/passwd",
+            "--ro-bind", str(exec_dir / "group"), "/etc/group",
             "--ro-bind", str(self._share / "harness.py"), GUEST_HARNESS,
             "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
@@ -507,21 +523,29 @@ class ProcessDriver:
         fds: list[int] = []
         proc = None
         mounted = False
+        uid = gid = self._acquire_uid()
         try:
             exec_dir.mkdir(mode=0o711)
             os.chmod(exec_dir, 0o711)
             workdir.mkdir(mode=0o700)
+            for name, text in (
+                ("passwd", f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                           f"sandbox:x:{uid}:{gid}:sandbox:/tmp:/usr/sbin/nologin\n"),
+                ("group", f"root:x:0:\nsandbox:x:{gid}:\n"),
+            ):
+                (exec_dir / name).write_text(text)
+                os.chmod(exec_dir / name, 0o644)
             mem_bytes = int(request.memory_mib) * 1024 * 1024
             input_bytes = sum(len(f.content) for f in request.files)
             try:
-                _mount_tmpfs(workdir, mem_bytes // 2 + input_bytes + 1024 * 1024, self.uid, self.gid)
+                _mount_tmpfs(workdir, mem_bytes // 2 + input_bytes + 1024 * 1024, uid, gid)
                 mounted = True
             except OSError as exc:
                 raise SandboxUnavailable(f"cannot mount the working directory tmpfs: {exc}") from None
             for f in request.files:
                 p = workdir / f.name
                 p.write_bytes(f.content)
-                os.chown(p, self.uid, self.gid)
+                os.chown(p, uid, gid)
                 os.chmod(p, 0o644)
             try:
                 cg.create(self.pids_max, mem_bytes)
@@ -541,9 +565,9 @@ class ProcessDriver:
                 "/bin/sh", "-c", _WRAPPER, "stepwell-sandbox",
                 str(cg.pids / "cgroup.procs"), str(cg.memory / "cgroup.procs"),
                 str(cg.freezer / "cgroup.procs") if cg.freezer else "",
-                self._setpriv, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups",
+                self._setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
                 "--no-new-privs", "--",
-                *self._bwrap_args(request, workdir, mem_bytes // 4),
+                *self._bwrap_args(request, workdir, mem_bytes // 4, exec_dir),
                 "--json-status-fd", str(st_w),
                 "--", SYSTEM_PYTHON, GUEST_HARNESS,
             ]
@@ -586,7 +610,7 @@ class ProcessDriver:
             rc = proc.returncode
             metadata = {
                 "driver": self.name, "execution_id": exec_id,
-                "cgroup": f"{CGROUP_PARENT}/{exec_id}",
+                "cgroup": f"{CGROUP_PARENT}/{exec_id}", "uid": uid,
                 "returncode": rc, "pids_max": self.pids_max,
                 "memory_limit_bytes": mem_bytes,
                 "stdout_bytes": totals[out_r], "stderr_bytes": totals[err_r],
@@ -637,6 +661,7 @@ class ProcessDriver:
                 except OSError:
                     pass
             shutil.rmtree(exec_dir, ignore_errors=True)
+            self._release_uid(uid)
 
     @staticmethod
     def _pump(bufs: dict, totals: dict, caps: dict, deadline: float) -> bool:
@@ -720,7 +745,7 @@ class ProcessDriver:
         can swap a file for a symlink while the host reads it (O_NOFOLLOW besides)."""
         try:
             listing = harness.collect_files(str(workdir), 0, max_files=MAX_FILES)
-        except OSError:
+        except (OSError, RecursionError):
             return ()
         inputs = {f.name: f.content for f in request.files}
         cap = int(request.file_cap)

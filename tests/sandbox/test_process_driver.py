@@ -10,7 +10,7 @@ import pytest
 
 from sandbox.contract import ExecutionRequest, InputFile, SandboxUnavailable, Status
 from sandbox.drivers import get_driver
-from sandbox.process_driver import CGROUP_PARENT, CGROUP_ROOT, ProcessDriver, _mount_tmpfs
+from sandbox.process_driver import CGROUP_PARENT, CGROUP_ROOT, UID_BASE, ProcessDriver, _mount_tmpfs
 
 
 def run(drv, code, **kw):
@@ -51,7 +51,8 @@ def test_code_runs_unprivileged_in_its_own_namespaces(process_driver):
     r = run(process_driver, code)
     assert r.status == Status.SUCCEEDED, r
     res = r.result
-    assert res["uid"] == 65534 and res["gid"] == 65534 and res["groups"] in ([], [65534])
+    uid = r.metadata["uid"]
+    assert uid >= UID_BASE and res["uid"] == uid and res["gid"] == uid and res["groups"] in ([], [uid])
     assert int(res["cap_eff"], 16) == 0 and int(res["cap_bnd"], 16) == 0
     assert res["nnp"] == "1"
     assert res["pid"] < 10
@@ -220,3 +221,29 @@ def test_metadata_reports_driver_and_usage(process_driver):
     assert md["pids_max"] == 64
     assert md["stdout_bytes"] == 11
     assert md["oom_kills"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_concurrent_executions_run_under_different_uids(process_driver):
+    out = []
+
+    def go():
+        out.append(run(process_driver, "import os, time\ntime.sleep(0.5)\nresult = os.getuid()"))
+
+    threads = [threading.Thread(target=go) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    uids = [r.result for r in out]
+    assert all(r.status == Status.SUCCEEDED for r in out) and len(set(uids)) == 3, uids
+
+
+@pytest.mark.timeout(60)
+def test_a_fixed_uid_can_be_configured():
+    drv = ProcessDriver(uid=65534).start()
+    try:
+        r = run(drv, "import os, pwd\nresult = [os.getuid(), pwd.getpwuid(os.getuid()).pw_name]")
+        assert r.status == Status.SUCCEEDED and r.result == [65534, "sandbox"], r
+    finally:
+        drv.close()
