@@ -34,7 +34,7 @@ def test_it_builds_saves_and_reloads_a_workflow(page, user):
 
     # Drag two nodes from the palette onto the canvas.
     page.drag_and_drop(".palette-item[data-type='action.python']", "#canvas", target_position={"x": 380, "y": 120})
-    page.drag_and_drop(".palette-item[data-type='action.response']", "#canvas", target_position={"x": 640, "y": 320})
+    page.drag_and_drop(".palette-item[data-type='action.response']", "#canvas", target_position={"x": 540, "y": 330})
     page.wait_for_selector(".node[data-id=python_1]")
     page.wait_for_selector(".node[data-id=response_1]")
     assert page.locator(".node").count() == 3
