@@ -488,3 +488,54 @@ def test_stdin_is_empty_and_closed(sx):
     r = sx("import sys\nresult = sys.stdin.read()")
     assert r.status == Status.SUCCEEDED, sx.describe(r)
     assert r.result == ""
+
+
+@pytest.mark.timeout(120)
+def test_symlinks_fifos_and_odd_names_in_the_workdir(sx):
+    token = secrets.token_hex(16)
+    secret = f"/tmp/stepwell-link-secret-{token[:8]}.txt"
+    with open(secret, "w") as fh:
+        fh.write(token)
+    try:
+        code = (
+            "import os\n"
+            f"os.symlink({secret!r}, '/mnt/data/link.txt')\n"
+            "os.symlink('/etc/passwd', '/mnt/data/pw')\n"
+            "os.symlink('/', '/mnt/data/rootdir')\n"
+            "os.mkfifo('/mnt/data/fifo')\n"
+            "with open(b'/mnt/data/odd-\\xff-name.txt', 'wb') as f:\n"
+            "    f.write(b'odd')\n"
+            "open('/mnt/data/plain.txt', 'w').write('plain')\n"
+        )
+        r = sx(code)
+        assert r.status == Status.SUCCEEDED, sx.describe(r)
+        names = {f.name for f in r.files}
+        assert "plain.txt" in names
+        assert not names & {"link.txt", "pw", "fifo", "rootdir"}, names
+        assert not any(n.startswith("rootdir/") for n in names)
+        assert token not in json.dumps(r.to_dict())
+        assert any(n.startswith("odd-") for n in names), names
+        json.dumps(r.to_dict())  # the result stays serialisable
+    finally:
+        os.unlink(secret)
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(120)
+def test_deeply_nested_directories_and_json(sx):
+    code = (
+        "import os, sys\n"
+        "sys.setrecursionlimit(10000)\n"
+        "os.makedirs('/mnt/data/' + 'd/' * 1500, exist_ok=True)\n"
+        "open('/mnt/data/top.txt', 'w').write('top')\n"
+        "deep = []\n"
+        "for _ in range(200000):\n"
+        "    deep = [deep]\n"
+        "result = deep\n"
+        "print('[' * 200000)\n"
+    )
+    r = sx(code, timeout_s=60)
+    assert r.status == Status.SUCCEEDED, sx.describe(r)
+    assert r.result is None
+    json.dumps(r.to_dict())
+    sx.assert_healthy()
