@@ -430,7 +430,7 @@ function toggleJson(open = !jsonOpen) {
   $("#json-view").hidden = !open;
   $("#btn-json").classList.toggle("active", open);
   $("#btn-json").setAttribute("aria-pressed", String(open));
-  if (open) fillJson();
+  if (open) { fillJson(); $("#history").hidden = true; }
 }
 $("#btn-json").addEventListener("click", () => toggleJson());
 $("#json-revert").addEventListener("click", fillJson);
@@ -455,6 +455,7 @@ $("#json-apply").addEventListener("click", () => {
 async function openHistory() {
   const drawer = $("#history");
   drawer.hidden = false;
+  if (jsonOpen) toggleJson(false);
   const list = $("#history-list");
   list.replaceChildren(h("li", { class: "muted" }, "Loading…"));
   try {

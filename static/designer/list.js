@@ -1,6 +1,7 @@
 // Workflow list page: table, create, rename, delete, import and export.
 
 import { api, ApiError } from "./api.js";
+import { hydrateIcons, setIcon } from "./icons.js";
 import { confirmDialog, errorList, h, modal, relativeTime, toast } from "./ui.js";
 
 const root = document.getElementById("workflow-list");
@@ -27,8 +28,8 @@ function render(flashId) {
       h("h2", {}, "No workflows yet"),
       h("p", { class: "muted" }, "Create your first workflow, or import one exported from another Stepwell."),
       h("div", { class: "actions" },
-        h("button", { class: "btn", type: "button", onclick: pickImport }, "⇪ Import"),
-        h("button", { class: "btn btn-primary", type: "button", onclick: create }, "＋ New workflow"))));
+        h("button", { class: "btn", type: "button", onclick: pickImport }, setIcon(h("span"), "upload"), "Import"),
+        h("button", { class: "btn btn-primary", type: "button", onclick: create }, setIcon(h("span"), "plus"), "New workflow"))));
     return;
   }
   const rows = workflows.map((w) => h("tr", { "data-id": w.id, class: w.id === flashId ? "flash" : "" },
@@ -149,5 +150,6 @@ function showImportErrors(filename, detail, errors) {
 fileInput.addEventListener("change", () => { if (fileInput.files[0]) importFile(fileInput.files[0]); });
 document.getElementById("btn-import").addEventListener("click", pickImport);
 document.getElementById("btn-create").addEventListener("click", create);
+hydrateIcons();
 window.stepwellList = { reload: load };
 load();
