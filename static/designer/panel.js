@@ -234,9 +234,18 @@ export class PropertiesPanel {
     };
     ta.addEventListener("input", commit);
     if (modeBtn) modeBtn.addEventListener("click", () => {
+      // Text → JSON reads the text as JSON when it is (so "200" becomes the number 200);
+      // JSON → text keeps strings as they are.
       const v = get(this._current());
-      mode = mode === "text" ? "json" : "text";
-      show(v);
+      if (mode === "text") {
+        mode = "json";
+        let parsed = v;
+        try { parsed = JSON.parse(ta.value); } catch { /* keep the string */ }
+        show(parsed);
+      } else {
+        mode = "text";
+        show(v);
+      }
       commit();
     });
     this.fields.push({ sync: (n) => { if (document.activeElement !== ta) show(get(n)); } });

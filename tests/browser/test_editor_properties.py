@@ -1,0 +1,58 @@
+"""The properties form is generated from the node type's parameters schema."""
+from __future__ import annotations
+
+import pytest
+
+from tests.browser.conftest import definition, linear_definition, open_editor
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def node(page, node_id):
+    return next(n for n in definition(page)["nodes"] if n["id"] == node_id)
+
+
+def test_it_edits_enums_strings_numbers_objects_and_retry(signed_in, make_workflow):
+    page = signed_in
+    w = make_workflow("Props", linear_definition("action.http", "control.condition"))
+    open_editor(page, w.pk)
+    page.click(".node[data-id=http_1] .node-name")
+    assert page.locator("#prop-id").get_attribute("readonly") is not None
+    assert page.locator("#prop-id").input_value() == "http_1"
+
+    page.select_option("#param-method", label="POST")
+    page.fill("#param-url", "https://api.example.com/v1/items")
+    page.fill("#param-timeout_s", "12.5")
+    page.fill("#param-headers", '{"Authorization": "Bearer {{ vars.token }}"}')
+    page.fill("[data-retry=max_attempts]", "3")
+    page.fill("[data-retry=backoff_s]", "2")
+    page.fill("#prop-notes", "Calls the items API")
+    n = node(page, "http_1")
+    assert n["parameters"] == {"method": "POST", "url": "https://api.example.com/v1/items", "timeout_s": 12.5,
+                               "headers": {"Authorization": "Bearer {{ vars.token }}"}}
+    assert n["retry"] == {"max_attempts": 3, "backoff_s": 2}
+    assert n["notes"] == "Calls the items API"
+
+    # Invalid JSON is reported in place and not committed; clearing optional fields removes them.
+    page.fill("#param-headers", "{ broken")
+    assert "Invalid JSON" in page.locator("#props").inner_text()
+    assert node(page, "http_1")["parameters"]["headers"] == {"Authorization": "Bearer {{ vars.token }}"}
+    page.fill("#param-headers", "")
+    page.fill("#param-timeout_s", "")
+    page.fill("[data-retry=max_attempts]", "")
+    page.fill("[data-retry=backoff_s]", "")
+    n = node(page, "http_1")
+    assert "headers" not in n["parameters"] and "timeout_s" not in n["parameters"]
+    assert "retry" not in n
+
+    # A mapping field ("any" type) is text by default and can switch to a JSON value.
+    page.click(".node[data-id=condition_2] .node-name")
+    page.fill("#param-left", "{{ http_1.status }}")
+    page.select_option("#param-operator", label=">=")
+    page.fill("#param-right", "200")
+    assert node(page, "condition_2")["parameters"]["right"] == "200"
+    page.click("label:has(#param-right) .mode-toggle")
+    assert node(page, "condition_2")["parameters"] == {"left": "{{ http_1.status }}", "operator": ">=", "right": 200}
+    page.wait_for_selector("#validation-status[data-state=valid]")
+    page.click("#btn-save")
+    page.wait_for_selector(".toast-success")
