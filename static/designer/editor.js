@@ -39,9 +39,14 @@ const panel = new PropertiesPanel($("#props"), types, {
     const n = d.nodes.find((x) => x.id === nodeId);
     if (n) mutate(n);
   }, { mergeKey, source: "panel" }),
+  onEditSettings: (mutate, mergeKey) => commit((d) => {
+    d.settings = d.settings || {};
+    mutate(d.settings);
+  }, { mergeKey, source: "panel" }),
   onDelete: (ids) => deleteNodes(ids || [...canvas.selection]),
 });
 panel.currentNode = () => selectedNode();
+panel.getDefinition = () => state.def;
 
 function selectedNode() {
   if (canvas.selection.size !== 1) return null;
@@ -55,7 +60,7 @@ function problemsFor(id) {
 
 function refreshPanel() {
   const node = selectedNode();
-  panel.show(node, canvas.selection.size, node ? problemsFor(node.id) : []);
+  panel.show(node, canvas.selection.size, node ? problemsFor(node.id) : [], state.def);
 }
 
 window.stepwell = {

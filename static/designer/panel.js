@@ -24,23 +24,26 @@ function label(key) {
 }
 
 export class PropertiesPanel {
-  constructor(root, types, { onEdit, onDelete, onChangeMany }) {
+  // onEdit(nodeId, mutate(node), mergeKey); onEditSettings(mutate(settings), mergeKey); onDelete(ids?)
+  constructor(root, types, { onEdit, onEditSettings, onDelete }) {
     this.root = root;
     this.types = types;
     this.onEdit = onEdit;
+    this.onEditSettings = onEditSettings;
     this.onDelete = onDelete;
-    this.onChangeMany = onChangeMany;
     this.nodeId = null;
     this.fields = [];     // [{sync(node)}]
     this.monaco = null;
-    this.showEmpty(0);
   }
 
-  // Called with the selected node (or null) and the selection size.
-  show(node, count, problems = []) {
+  // Called with the selected node (or null), the selection size, the node's problems and the
+  // definition (for the workflow settings and the list of possible parents).
+  show(node, count, problems = [], def = null) {
+    this.def = def;
     if (!node) {
       this.nodeId = null;
-      this.showEmpty(count);
+      if (count === 0 && def) this.showSettings(def.settings || {});
+      else this.showEmpty(count);
       return;
     }
     if (node.id === this.nodeId && this.root.querySelector(".props-form")) {
@@ -48,6 +51,63 @@ export class PropertiesPanel {
       return;
     }
     this.build(node, problems);
+  }
+
+  // Workflow-level settings, shown when nothing is selected.
+  showSettings(settings) {
+    const form = this.root.querySelector(".settings-form");
+    if (form && form.contains(document.activeElement)) return;  // don't rebuild under the cursor
+    this._disposeMonaco();
+    this.root.classList.remove("props-wide");
+    this.fields = [];
+    const edit = (mutate, key) => this.onEditSettings(mutate, key);
+    const num = (key, text, min, max, hint) => {
+      const input = h("input", { type: "number", id: `setting-${key}`, min, max, step: key.endsWith("_s") ? "any" : 1,
+        placeholder: hint, value: settings[key] ?? "" });
+      input.addEventListener("input", () => edit((st) => {
+        if (input.value === "" || Number.isNaN(Number(input.value))) delete st[key]; else st[key] = Number(input.value);
+      }, `settings:${key}`));
+      return this._row(text, input, false);
+    };
+    const hosts = h("textarea", { id: "setting-hosts", rows: 3, class: "mono", placeholder: "api.example.com\n*.example.org", spellcheck: "false" });
+    hosts.value = (settings.allowed_hosts || []).join("\n");
+    hosts.addEventListener("input", () => edit((st) => {
+      st.allowed_hosts = hosts.value.split("\n").map((x) => x.trim()).filter(Boolean);
+    }, "settings:hosts"));
+
+    const vars = h("div", { class: "vars" });
+    const renderVars = (list) => {
+      vars.replaceChildren(...list.map((v, i) => {
+        const name = h("input", { type: "text", class: "mono", placeholder: "NAME", value: v.name, "aria-label": "Variable name" });
+        const value = h("input", { type: "text", placeholder: "value", value: v.value, "aria-label": "Variable value" });
+        const upd = () => edit((st) => { st.variables[i] = { name: name.value, value: value.value }; }, `settings:var:${i}`);
+        name.addEventListener("input", upd);
+        value.addEventListener("input", upd);
+        return h("div", { class: "var-row" }, name, value,
+          h("button", { type: "button", class: "icon-btn", title: "Remove variable", "aria-label": "Remove variable",
+            onclick: () => { edit((st) => { st.variables.splice(i, 1); }); renderVars(this._def().settings?.variables || []); } }, "×"));
+      }));
+    };
+    renderVars(settings.variables || []);
+    const addVar = h("button", { type: "button", class: "btn btn-sm", onclick: () => {
+      edit((st) => { st.variables = [...(st.variables || []), { name: "", value: "" }]; });
+      renderVars(this._def().settings?.variables || []);
+      vars.querySelector(".var-row:last-child input")?.focus();
+    } }, "+ Add variable");
+
+    this.root.replaceChildren(h("div", { class: "settings-form" },
+      h("div", { class: "props-header cat-unknown" },
+        h("span", { class: "props-icon" }, "⚙"),
+        h("div", {}, h("div", { class: "props-type" }, "Workflow settings"),
+          h("div", { class: "props-desc muted" }, "Select a node on the canvas to edit its name, parameters and retry policy."))),
+      h("section", { class: "props-section" }, h("h4", {}, "Defaults for Python steps"),
+        h("div", { class: "retry-grid two" },
+          num("default_timeout_s", "Timeout (s)", 0, 600, "≤ 600"),
+          num("default_memory_mib", "Memory (MiB)", 128, 8192, "128–8192"))),
+      h("section", { class: "props-section" }, h("h4", {}, "Allowed hosts"),
+        this._row("Hosts HTTP steps may call, one per line", hosts)),
+      h("section", { class: "props-section" }, h("h4", {}, "Variables"),
+        h("p", { class: "muted small" }, "Available to steps as {{ vars.NAME }}."), vars, h("div", {}, addVar))));
   }
 
   _disposeMonaco() {
@@ -96,10 +156,19 @@ export class PropertiesPanel {
     const nameInput = h("input", { type: "text", id: "prop-name", value: node.name, maxlength: 200 });
     nameInput.addEventListener("input", () => edit((n) => { n.name = nameInput.value; }, `name:${node.id}`));
     this.fields.push({ sync: (n) => { if (document.activeElement !== nameInput) nameInput.value = n.name; } });
+    const loops = (this.def?.nodes || []).filter((n) => n.type === "control.foreach" && n.id !== node.id);
+    let parentRow = null;
+    if (loops.length || node.parent) {
+      const sel = h("select", { id: "prop-parent" }, h("option", { value: "" }, "— top level —"),
+        loops.map((n) => h("option", { value: n.id }, `${n.name} (${n.id})`)));
+      sel.addEventListener("change", () => edit((n) => { if (sel.value) n.parent = sel.value; else delete n.parent; }));
+      this.fields.push({ sync: (n) => { sel.value = n.parent || ""; } });
+      parentRow = this._row("Runs inside", sel, false, "Steps inside a For each run once per item.");
+    }
     general.append(
       this._row("Name", nameInput, true),
       this._row("ID", h("input", { type: "text", id: "prop-id", value: node.id, readonly: true, class: "mono" }), false,
-        "Used in {{ mappings }} to refer to this step's output."));
+        "Used in {{ mappings }} to refer to this step's output."), parentRow);
 
     const params = h("section", { class: "props-section" }, h("h4", {}, "Parameters"));
     const schema = (type && type.parameters_schema) || { properties: {} };
@@ -253,6 +322,10 @@ export class PropertiesPanel {
     if (modeBtn) row.querySelector(".field-label").append(modeBtn);
     row.insertBefore(err, row.querySelector(".field-hint"));
     return row;
+  }
+
+  _def() {
+    return this.getDefinition ? this.getDefinition() : this.def;
   }
 
   _current() {

@@ -56,3 +56,33 @@ def test_it_edits_enums_strings_numbers_objects_and_retry(signed_in, make_workfl
     page.wait_for_selector("#validation-status[data-state=valid]")
     page.click("#btn-save")
     page.wait_for_selector(".toast-success")
+
+
+def test_it_edits_workflow_settings_and_parents(signed_in, make_workflow):
+    page = signed_in
+    w = make_workflow("Settings", linear_definition("control.foreach", "action.compose"))
+    open_editor(page, w.pk)
+    page.locator("#canvas").click(position={"x": 20, "y": 20})
+    assert "Workflow settings" in page.locator("#props").inner_text()
+    page.fill("#setting-default_timeout_s", "45")
+    page.fill("#setting-hosts", "api.example.com\n\n hooks.example.com ")
+    page.click("text=+ Add variable")
+    page.keyboard.type("REGION")
+    page.keyboard.press("Tab")
+    page.keyboard.type("eu-west")
+    settings = definition(page)["settings"]
+    assert settings["default_timeout_s"] == 45
+    assert settings["allowed_hosts"] == ["api.example.com", "hooks.example.com"]
+    assert settings["variables"] == [{"name": "REGION", "value": "eu-west"}]
+
+    page.click(".node[data-id=compose_2] .node-name")
+    page.select_option("#prop-parent", "foreach_1")
+    assert node(page, "compose_2")["parent"] == "foreach_1"
+    page.wait_for_selector("#validation-status[data-state=valid]")
+    page.keyboard.press("Control+S")
+    page.wait_for_selector(".toast-success")
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    page.locator("#canvas").click(position={"x": 20, "y": 20})
+    assert page.locator("#setting-default_timeout_s").input_value() == "45"
+    assert page.locator(".var-row input").first.input_value() == "REGION"
