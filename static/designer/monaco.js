@@ -8,6 +8,13 @@ function staticPrefix() {
   return new URL(meta ? meta.content : "/static/", location.href).href;
 }
 
+// Monaco rejects pending work with a "Canceled" error when an editor is disposed (for example
+// when another node is selected); that is expected and not worth a console error.
+window.addEventListener("unhandledrejection", (e) => {
+  const r = e.reason;
+  if (r && (r.name === "Canceled" || r.message === "Canceled")) e.preventDefault();
+});
+
 export function loadMonaco() {
   if (loading) return loading;
   const base = staticPrefix() + "vendor/monaco/";
