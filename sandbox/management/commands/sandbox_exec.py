@@ -80,5 +80,9 @@ class Command(BaseCommand):
             sys.stderr.write(f"sandbox_exec: sandbox unavailable: {exc}\n")
             sys.stderr.flush()
             sys.exit(1)
+        except Exception as exc:  # noqa: BLE001 - a driver fault: no result was produced
+            sys.stderr.write(f"sandbox_exec: sandbox error: {type(exc).__name__}: {exc}\n")
+            sys.stderr.flush()
+            sys.exit(1)
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         sys.stdout.flush()
