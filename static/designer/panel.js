@@ -168,7 +168,7 @@ export class PropertiesPanel {
     general.append(
       this._row("Name", nameInput, true),
       this._row("ID", h("input", { type: "text", id: "prop-id", value: node.id, readonly: true, class: "mono" }), false,
-        "Used in {{ mappings }} to refer to this step's output."), parentRow);
+        "Used in {{ mappings }} to refer to this step's output."), ...(parentRow ? [parentRow] : []));
 
     const params = h("section", { class: "props-section" }, h("h4", {}, "Parameters"));
     const schema = (type && type.parameters_schema) || { properties: {} };

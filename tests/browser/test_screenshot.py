@@ -64,3 +64,4 @@ def test_it_renders_the_readme_screenshot(signed_in, make_workflow, tmp_path):
     assert out.stat().st_size > 10_000
     assert page.locator(".node").count() == 6
     assert page.locator(".edge").count() == 5
+    assert "null" not in page.locator("#props").inner_text()
