@@ -38,7 +38,10 @@ def page(pw_browser, live_server):
     context.set_default_timeout(15_000)
     pg = context.new_page()
     pg.pending = set()
+    pg.external = []  # requests that left the live server: everything must work offline
     pg.on("request", lambda r: pg.pending.add(r))
+    pg.on("request", lambda r: r.url.startswith((live_server.url, "data:", "blob:", "about:"))
+          or pg.external.append(r.url))
     pg.on("requestfinished", lambda r: pg.pending.discard(r))
     pg.on("requestfailed", lambda r: pg.pending.discard(r))
     pg.console_errors = []

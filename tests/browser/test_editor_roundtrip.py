@@ -91,3 +91,4 @@ def test_it_builds_saves_and_reloads_a_workflow(page, user):
         ("trigger", "out", "python_1", "in"), ("python_1", "out", "response_1", "in")}
     assert all(isinstance(n["position"]["x"], (int, float)) for n in nodes.values())
     assert not [e for e in page.console_errors if "favicon" not in e]
+    assert page.external == []  # Monaco and everything else come from our static files

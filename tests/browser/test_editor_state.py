@@ -86,6 +86,15 @@ def test_it_deletes_with_the_button_and_the_key_and_zooms(signed_in, make_workfl
     page.click("#zoom-fit")
     assert page.locator("#zoom-level").inner_text().endswith("%")
 
+    # Dragging the background pans.
+    x0 = page.evaluate("window.stepwell.canvas.view.x")
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 30, box["y"] + box["height"] - 120)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 130, box["y"] + box["height"] - 100, steps=5)
+    page.mouse.up()
+    assert page.evaluate("window.stepwell.canvas.view.x") == pytest.approx(x0 + 100)
+
 
 def test_it_renames_the_workflow_and_restores_a_version(signed_in, make_workflow):
     page = signed_in
