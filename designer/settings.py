@@ -182,3 +182,11 @@ STEPWELL_MAX_FOREACH_ITEMS = env_int("STEPWELL_MAX_FOREACH_ITEMS", 1000, 1, 100_
 STEPWELL_MAX_FOREACH_CONCURRENCY = env_int("STEPWELL_MAX_FOREACH_CONCURRENCY", 4, 1, 64)
 # Seconds between scheduler passes (schedule triggers, lease reaping) inside the worker.
 STEPWELL_SCHEDULER_INTERVAL = env_int("STEPWELL_SCHEDULER_INTERVAL_MS", 5000, 100, 600_000) / 1000
+
+# --- Python runtimes: package allow-list, wheel uploads, layer builds (runtimes/) -------------
+INSTALLED_APPS += ["runtimes.apps.RuntimesConfig"]
+# Uploaded wheels are kept here (by sha256); the worker reads them when it builds.
+STEPWELL_WHEEL_DIR = env_str("STEPWELL_WHEEL_DIR", str(VAR_DIR / "wheels"))
+STEPWELL_MAX_WHEEL_BYTES = env_int("STEPWELL_MAX_WHEEL_MB", 100, 1, 2048) * 1024 * 1024
+# Layers are built under SANDBOX_CACHE_DIR/layers (default ~/.cache/stepwell), where drivers look.
+STEPWELL_RUNTIME_BUILD_TIMEOUT_S = env_int("STEPWELL_RUNTIME_BUILD_TIMEOUT_S", 1800, 30, 7200)
