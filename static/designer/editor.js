@@ -10,7 +10,7 @@ import {
 } from "./model.js";
 import { PropertiesPanel } from "./panel.js";
 import { hydrateIcons, setIcon } from "./icons.js";
-import { confirmDialog, errorList, h, modal, relativeTime, toast } from "./ui.js";
+import { confirmDialog, h, modal, relativeTime, toast } from "./ui.js";
 
 const boot = JSON.parse(document.getElementById("boot").textContent);
 const types = new NodeTypes(boot.nodeTypes);
@@ -323,6 +323,27 @@ $("#zoom-in").addEventListener("click", () => canvas.zoomBy(1.2));
 $("#zoom-out").addEventListener("click", () => canvas.zoomBy(1 / 1.2));
 $("#zoom-fit").addEventListener("click", () => canvas.fit());
 $("#zoom-level").addEventListener("click", () => canvas.zoomAt(1));
+$("#btn-shortcuts").addEventListener("click", showShortcuts);
+
+const SHORTCUTS = [
+  [["Ctrl", "S"], "Save a new version"], [["Ctrl", "Z"], "Undo"], [["Ctrl", "Shift", "Z"], "Redo (also Ctrl+Y)"],
+  [["Ctrl", "C"], "Copy selected nodes"], [["Ctrl", "V"], "Paste (new ids, offset)"], [["Ctrl", "X"], "Cut"],
+  [["Ctrl", "A"], "Select all nodes"], [["Delete"], "Delete the selected nodes or edge"],
+  [["Shift", "drag"], "Select with a rectangle"], [["Shift", "click"], "Add a node to the selection"],
+  [["Wheel"], "Zoom at the pointer"], [["+"], "Zoom in"], [["-"], "Zoom out"], [["0"], "Fit to screen"],
+  [["Esc"], "Clear the selection"],
+];
+
+function showShortcuts() {
+  const mac = /Mac|iPhone|iPad/.test(navigator.platform);
+  modal({
+    title: "Keyboard shortcuts",
+    body: h("dl", { class: "kbd-list" }, SHORTCUTS.flatMap(([keys, text]) => [
+      h("dt", {}, keys.map((k, i) => [i ? " + " : "", h("kbd", {}, mac && k === "Ctrl" ? "⌘" : k)])),
+      h("dd", { class: "muted", style: "margin:0" }, text)])),
+    buttons: [{ label: "Close", value: "ok", kind: "primary" }],
+  });
+}
 
 window.addEventListener("beforeunload", (e) => {
   if (!isDirty()) return;
@@ -374,6 +395,7 @@ document.addEventListener("keydown", (e) => {
   else if (mod && key === "v") { e.preventDefault(); paste(); }
   else if (mod && key === "a") { e.preventDefault(); canvas.setSelection(state.def.nodes.map((n) => n.id)); }
   else if (key === "delete" || key === "backspace") { e.preventDefault(); deleteSelection(); }
+  else if (key === "?" ) showShortcuts();
   else if (key === "escape") { canvas.setSelection([]); canvas.selectEdge(null); }
   else if (!mod && (key === "+" || key === "=")) canvas.zoomBy(1.2);
   else if (!mod && key === "-") canvas.zoomBy(1 / 1.2);

@@ -58,7 +58,7 @@ export class PropertiesPanel {
     const form = this.root.querySelector(".settings-form");
     if (form && form.contains(document.activeElement)) return;  // don't rebuild under the cursor
     this._disposeMonaco();
-    this.root.classList.remove("props-wide");
+    this.root.classList.remove("props-wide", "props-xwide");
     this.fields = [];
     const edit = (mutate, key) => this.onEditSettings(mutate, key);
     const num = (key, text, min, max, hint) => {
@@ -120,7 +120,7 @@ export class PropertiesPanel {
 
   showEmpty(count) {
     this._disposeMonaco();
-    this.root.classList.remove("props-wide");
+    this.root.classList.remove("props-wide", "props-xwide");
     this.fields = [];
     this.root.replaceChildren(h("div", { class: "props-empty" },
       h("div", { class: "props-empty-icon" }, count > 1 ? "⧉" : "☰"),
@@ -200,6 +200,7 @@ export class PropertiesPanel {
     const notesSec = h("section", { class: "props-section" }, h("h4", {}, "Notes"), notes);
 
     this.root.classList.toggle("props-wide", node.type === "action.python");
+    this.root.classList.remove("props-xwide");
     this.root.replaceChildren(h("div", { class: "props-form", "data-node-id": node.id }, header, problemBox, general, params, retry, notesSec));
     this.sync(node, problems);
   }
@@ -228,7 +229,12 @@ export class PropertiesPanel {
       const host = h("div", { class: "code-editor", id: "code-editor" }, h("div", { class: "code-loading muted" }, "Loading editor…"));
       const wrap = h("div", { class: "field field-code" },
         h("span", { class: "field-label" }, "Code", req ? h("span", { class: "req" }, " *") : null,
-          h("span", { class: "field-tag" }, "Python")),
+          h("span", { class: "field-tag" }, "Python"),
+          h("button", { type: "button", class: "mode-toggle", id: "code-expand", title: "Give the code editor more room",
+            onclick: (e) => {
+              const on = this.root.classList.toggle("props-xwide");
+              e.currentTarget.textContent = on ? "Collapse" : "Expand";
+            } }, "Expand")),
         host, h("span", { class: "field-hint" }, "Inputs are in the dict `inputs`; set `result` to produce the output."));
       const nodeId = node.id;
       createEditor(host, {

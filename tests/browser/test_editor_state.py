@@ -119,3 +119,22 @@ def test_it_renames_the_workflow_and_restores_a_version(signed_in, make_workflow
     assert page.locator(".node[data-id=compose_1] .node-name").inner_text() == "Compose 1"
     assert page.locator("#dirty-marker").is_hidden()
     assert api(page, "GET", f"/api/workflows/{w.pk}/")["data"]["version"] == 3
+
+
+def test_it_shows_shortcuts_and_expands_the_code_editor(signed_in, make_workflow):
+    page = signed_in
+    w = make_workflow("Help", linear_definition("action.python"))
+    open_editor(page, w.pk)
+    page.locator("#canvas").click(position={"x": 20, "y": 20})
+    page.keyboard.press("?")
+    page.wait_for_selector("dialog .kbd-list")
+    assert "Paste" in page.locator("dialog").inner_text()
+    page.keyboard.press("Escape")
+    page.wait_for_selector("dialog", state="detached")
+
+    page.click(".node[data-id=python_1] .node-name")
+    page.wait_for_function("!!window.stepwell.monaco")
+    narrow = page.locator("#props").bounding_box()["width"]
+    page.click("#code-expand")
+    page.wait_for_timeout(250)  # width transition
+    assert page.locator("#props").bounding_box()["width"] > narrow + 100
