@@ -153,7 +153,7 @@ def breakdown(stack: Stack, run_ids: list[int]) -> dict:
         "for r in Run.objects.filter(pk__in=ids):\n"
         "    py = StepRun.objects.get(run=r, node_id='py')\n"
         "    out.append([(r.started - r.created).total_seconds() * 1000,"
-        " (py.finished - py.started).total_seconds() * 1000, py.sandbox.get('duration_ms') or 0,"
+        " (py.finished - py.started).total_seconds() * 1000, (py.sandbox or {}).get('duration_ms') or 0,"
         " (r.finished - r.created).total_seconds() * 1000])\n"
         "print(json.dumps(out))\n")
     rows = json.loads(stack.manage("shell", "-v0", "-c", code).strip().splitlines()[-1])
@@ -171,7 +171,13 @@ def main():
     ap.add_argument("-c", type=int, default=8, help="concurrent callers (default 8)")
     ap.add_argument("--per-caller", type=int, default=10, help="requests per concurrent caller")
     ap.add_argument("--pool", type=int, default=4, help="sandbox pool size / worker concurrency")
+    ap.add_argument("--no-python", action="store_true",
+                    help="replace the Python step with a Compose step (measures the engine alone)")
     args = ap.parse_args()
+    if args.no_python:
+        WORKFLOW["nodes"][1] = {"id": "py", "type": "action.compose", "name": "Compose",
+                                "parameters": {"value": {"n": "{{ sum([trigger.body.n, `1`]) }}"}},
+                                "position": {"x": 200, "y": 0}}
 
     print(f"starting stack: driver={args.driver} via {'sandbox service' if args.service else 'worker-local driver'}, "
           f"worker concurrency={args.pool} ...", flush=True)
@@ -215,7 +221,7 @@ def main():
         stack.close()
 
     print()
-    print(f"HTTP trigger -> Python step -> Response   (driver: {args.driver}, "
+    print(f"HTTP trigger -> {'Compose' if args.no_python else 'Python'} step -> Response   (driver: {args.driver}, "
           f"{'sandbox service' if args.service else 'worker-local driver'})")
     print(f"{'metric':<44}{'value':>12}")
     print("-" * 56)

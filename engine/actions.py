@@ -10,8 +10,8 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from engine.models import HookToken, PinnedOutput, Run, ScheduleTick, StepEvent, StepRun
-from engine.states import Status, transition
+from engine.models import HookToken, PinnedOutput, Run, ScheduleTick, StepRun
+from engine.states import Status, begin, transition
 from engine.wake import poke
 
 log = logging.getLogger("engine.actions")
@@ -48,10 +48,10 @@ def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, sta
     version = version or workflow.head
     if version is None:
         raise RunRefused("the workflow has no saved version")
-    run = Run.objects.create(workflow=workflow, version=version, payload=payload, trigger=trigger,
-                             started_by=started_by, rerun_of=rerun_of, reply_socket=reply_socket,
-                             kind=kind, test_node=test_node, test_upstream=test_upstream)
-    StepEvent.objects.create(run=run, status=Status.QUEUED, data={"trigger": trigger, "kind": kind})
+    run = begin(Run, Status.QUEUED, data={"trigger": trigger, "kind": kind},
+                workflow=workflow, version=version, payload=payload, trigger=trigger,
+                started_by=started_by, rerun_of=rerun_of, reply_socket=reply_socket,
+                kind=kind, test_node=test_node, test_upstream=test_upstream)
     execute_run.enqueue(run.pk)
     transaction.on_commit(poke)
     return run

@@ -29,7 +29,7 @@ from django.utils import timezone
 from engine.graph import Graph
 from engine.mapping import MappingError, resolve
 from engine.models import NodeSchema, Run, StepFile, StepRun
-from engine.states import Status, transition
+from engine.states import Status, begin, transition
 from engine.steps import Outcome, StepContext, handler
 
 log = logging.getLogger("engine.executor")
@@ -108,37 +108,45 @@ class Execution:
         self.settings = effective_settings(self.definition)
         self.cancel = threading.Event()
         self.trigger_payload = run.payload
+        self.outputs: list[tuple[str, object]] = []   # successful outputs, for schema inference
+        self.outputs_lock = threading.Lock()
 
     # --- recording --------------------------------------------------------------------------
-    def _new_step(self, node_id: str, item_index, attempt: int) -> StepRun:
+    def _new_step(self, node_id: str, item_index, attempt: int, status=Status.RUNNING) -> StepRun:
         node = self.graph.nodes[node_id]
-        step = StepRun.objects.create(run=self.run, node_id=node_id, node_type=node["type"],
-                                      item_index=item_index, attempt=attempt)
-        return step
+        return begin(StepRun, status, run=self.run, node_id=node_id, node_type=node["type"],
+                     item_index=item_index, attempt=attempt)
 
     def _skip(self, node_id: str, item_index) -> None:
-        step = self._new_step(node_id, item_index, 1)
-        transition(step, Status.SKIPPED)
+        self._new_step(node_id, item_index, 1, Status.SKIPPED)
 
-    def _record_schema(self, node_id: str, output) -> None:
+    def _record_schemas(self) -> None:
+        """Merge this run's successful outputs into the workflow's inferred schemas (one transaction)."""
         from engine.inference import merge
 
+        with self.outputs_lock:
+            outputs, self.outputs = self.outputs, []
+        if not outputs or self.run.kind != Run.Kind.RUN:
+            return
         for _ in range(3):
             try:
                 with transaction.atomic():
-                    row = NodeSchema.objects.select_for_update().filter(
-                        workflow_id=self.run.workflow_id, node_id=node_id).first()
-                    if row is None:
-                        NodeSchema.objects.create(workflow_id=self.run.workflow_id, node_id=node_id,
-                                                  schema=merge(None, output), samples=1)
-                    else:
-                        row.schema = merge(row.schema, output)
+                    rows = {r.node_id: r for r in NodeSchema.objects.select_for_update().filter(
+                        workflow_id=self.run.workflow_id, node_id__in={n for n, _ in outputs})}
+                    for node_id, output in outputs:
+                        row = rows.get(node_id)
+                        if row is None:
+                            row = rows[node_id] = NodeSchema(workflow_id=self.run.workflow_id, node_id=node_id,
+                                                             schema=merge(None, output), samples=0)
+                        else:
+                            row.schema = merge(row.schema, output)
                         row.samples += 1
-                        row.save(update_fields=["schema", "samples", "updated"])
+                    for row in rows.values():
+                        row.save()
                 return
             except Exception:  # a concurrent first insert; try again as an update
                 log.debug("schema merge retry", exc_info=True)
-        log.warning("could not record the output schema of %s", node_id)
+        log.warning("could not record the output schemas of run %s", self.run.pk)
 
     # --- one node ---------------------------------------------------------------------------
     def run_node(self, node_id: str, ns: dict, item_index=None) -> Outcome:
@@ -156,7 +164,6 @@ class Execution:
             if self.cancel.is_set():
                 raise Cancelled()
             step = self._new_step(node_id, item_index, attempt)
-            transition(step, Status.RUNNING, expect=Status.QUEUED)
             try:
                 params = resolve(node.get("parameters", {}), ns, "$.parameters")
             except MappingError as exc:
@@ -187,8 +194,9 @@ class Execution:
                 if node["type"] == "action.response":
                     Run.objects.filter(pk=self.run.pk).update(response=outcome.output)
                     reply(self.run)
-                if outcome.output is not None and self.run.kind == Run.Kind.RUN:
-                    self._record_schema(node_id, outcome.output)
+                if outcome.output is not None:
+                    with self.outputs_lock:
+                        self.outputs.append((node_id, outcome.output))
                 return outcome
             if final == Status.CANCELLED:
                 raise Cancelled()
@@ -299,6 +307,10 @@ class Execution:
             status, error = Status.CANCELLED, "cancelled on request"
         transition(run, status, expect=Status.RUNNING, error=error, lease_expires=None)
         reply(run)
+        try:
+            self._record_schemas()
+        except Exception:
+            log.exception("schema inference for run %s", run.pk)
 
     def execute_test(self) -> None:
         """Kind=test: run only `test_node`, with the namespace stored in `test_upstream`."""

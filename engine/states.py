@@ -40,6 +40,35 @@ def is_terminal(status: str) -> bool:
     return status in TERMINAL
 
 
+def begin(model, to: str = Status.QUEUED, data: dict | None = None, **fields):
+    """Create a record (Run or StepRun) in its initial status, `queued` (or `running` / `skipped`
+    for a step that starts or is skipped at once), and append its first StepEvent, atomically."""
+    from engine.events import notify
+    from engine.models import Run, StepEvent
+
+    to = Status(to)
+    if to not in (Status.QUEUED, Status.RUNNING, Status.SKIPPED):
+        raise TransitionError(f"a record cannot begin as {to.value!r}")
+    now = timezone.now()
+    if to == Status.RUNNING:
+        fields.setdefault("started", now)
+    if to == Status.SKIPPED:
+        fields.setdefault("finished", now)
+    with transaction.atomic():
+        record = model.objects.create(status=to, **fields)
+        is_run = isinstance(record, Run)
+        event = StepEvent.objects.create(
+            run_id=record.pk if is_run else record.run_id,
+            step_id=None if is_run else record.pk,
+            node_id="" if is_run else record.node_id,
+            item_index=None if is_run else record.item_index,
+            attempt=None if is_run else record.attempt,
+            status=to, data=data or {},
+        )
+    notify(event)
+    return record
+
+
 def transition(record, to: str, *, expect: str | tuple[str, ...] | None = None, data: dict | None = None,
                **fields) -> bool:
     """Move `record` (a Run or StepRun) to status `to`, also setting `fields`; append a StepEvent.

@@ -53,6 +53,31 @@ class ReplyWaiter:
         except OSError:
             pass
 
+    async def async_wait(self, run_id: int, timeout: float, done) -> "object":
+        """`wait` for async views: no thread is held while the run works."""
+        import asyncio
+        import time
+
+        from asgiref.sync import sync_to_async
+
+        from engine.models import Run
+
+        get = sync_to_async(lambda: Run.objects.get(pk=run_id))
+        loop = asyncio.get_running_loop()
+        self.sock.setblocking(False)
+        deadline = time.monotonic() + timeout
+        while True:
+            run = await get()
+            if done(run):
+                return run
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return run
+            try:
+                await asyncio.wait_for(loop.sock_recv(self.sock, 64), min(left, self.FALLBACK_POLL_S))
+            except asyncio.TimeoutError:
+                pass
+
     def wait(self, run_id: int, timeout: float, done) -> "object":
         """Wait until `done(run)` is true or `timeout` passes; returns the latest Run row."""
         import select

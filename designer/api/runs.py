@@ -239,30 +239,83 @@ class NodePin(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class NodeTest(APIView):
-    """Run one node in the worker (sandbox for Python) and wait for its result."""
+def _api_user(request):
+    """(user, None) authenticated the way the REST API does (session with CSRF, or token), else
+    (None, error response). For the async views below, which DRF cannot serve."""
+    from rest_framework import exceptions
+    from rest_framework.request import Request
+    from rest_framework.settings import api_settings
 
-    @extend_schema(request=NodeTestSerializer, responses={200: RunSerializer})
-    def post(self, request, pk, node_id):
-        workflow = _owned_workflow(request, pk)
-        s = NodeTestSerializer(data=request.data if isinstance(request.data, dict) else {})
-        s.is_valid(raise_exception=True)
-        sample = s.validated_data["input"]
-        if sample is not None and not isinstance(sample, dict):
-            return bad_request("input must be an object", "$.input")
-        with ReplyWaiter() as waiter:
-            try:
-                run = actions.do_test_node(workflow, node_id, request.user, sample,
-                                           s.validated_data["use_latest_run"], reply_socket=waiter.path)
-            except actions.RunRefused as exc:
-                return Response({"detail": str(exc), "errors": [{"path": "$", "message": str(exc)}]}, status=404)
-            run = waiter.wait(run.pk, s.validated_data["timeout_s"], lambda r: r.is_finished)
-        step = run.steps.filter(node_id=node_id, item_index__isnull=True).order_by("-attempt").first()
-        body = {"run": RunSerializer(run).data, "status": run.status,
-                "output": step.output if step else None, "stdout": step.stdout if step else "",
-                "stderr": step.stderr if step else "", "error": (step.error if step else "") or run.error,
-                "namespace": run.test_upstream}
-        return Response(body, status=200 if run.is_finished else 202)
+    drf = Request(request, authenticators=[a() for a in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    try:
+        user = drf.user
+    except exceptions.APIException as exc:
+        return None, _error(403, str(exc.detail))
+    if not user or not user.is_authenticated:
+        return None, _error(403, "Authentication credentials were not provided.")
+    return user, None
+
+
+def _test_prepare(request, pk, node_id):
+    user, err = _api_user(request)
+    if err:
+        return err, None
+    workflow = Workflow.objects.select_related("head").filter(pk=pk, owner=user).first()
+    if workflow is None:
+        return _error(404, "Not found."), None
+    try:
+        data = json.loads(request.body) if request.body else {}
+    except ValueError:
+        return _error(400, "the body must be JSON"), None
+    s = NodeTestSerializer(data=data if isinstance(data, dict) else {})
+    if not s.is_valid():
+        first = next(iter(s.errors.items()))
+        return _error(400, f"{first[0]}: {first[1][0]}"), None
+    sample = s.validated_data["input"]
+    if sample is not None and not isinstance(sample, dict):
+        return _error(400, "input must be an object"), None
+    return None, (user, workflow, s.validated_data)
+
+
+def _test_start(user, workflow, node_id, data, reply_socket):
+    try:
+        return None, actions.do_test_node(workflow, node_id, user, data["input"], data["use_latest_run"],
+                                          reply_socket=reply_socket)
+    except actions.RunRefused as exc:
+        return _error(404, str(exc)), None
+
+
+def _test_body(run, node_id) -> dict:
+    step = run.steps.filter(node_id=node_id, item_index__isnull=True).order_by("-attempt").first()
+    return {"run": RunSerializer(run).data, "status": run.status,
+            "output": step.output if step else None, "stdout": step.stdout if step else "",
+            "stderr": step.stderr if step else "", "error": (step.error if step else "") or run.error,
+            "namespace": run.test_upstream}
+
+
+@csrf_exempt  # SessionAuthentication enforces CSRF itself in _api_user
+async def node_test(request, pk, node_id):
+    """POST: run one node in the worker (the sandbox for Python) and wait for its result.
+
+    Body: {"input": {"trigger": ..., "steps": {node_id: output}, "item": ..., "index": ...},
+    "use_latest_run": bool, "timeout_s": 60}. Answers 200 with output/stdout/stderr, or 202 with
+    the run when it is still going after timeout_s. Async: no thread waits for the sandbox.
+    """
+    from asgiref.sync import sync_to_async
+
+    if request.method != "POST":
+        return _error(405, "use POST")
+    err, prepared = await sync_to_async(_test_prepare)(request, pk, node_id)
+    if err:
+        return err
+    user, workflow, data = prepared
+    with ReplyWaiter() as waiter:
+        err, run = await sync_to_async(_test_start)(user, workflow, node_id, data, waiter.path)
+        if err:
+            return err
+        run = await waiter.async_wait(run.pk, data["timeout_s"], lambda r: r.is_finished)
+    body = await sync_to_async(_test_body)(run, node_id)
+    return JsonResponse(body, status=200 if run.is_finished else 202)
 
 
 class WorkflowHook(APIView):
@@ -291,41 +344,56 @@ def _ends_in_response(definition: dict) -> bool:
     return any(n["type"] == "action.response" for n in definition.get("nodes", []))
 
 
-@csrf_exempt
-def hook(request, token):
-    """Start a run from an HTTP request; answer with the Response node's reply when there is one
-    (within the trigger's response_timeout_s), else 202 with the run's id and URL."""
+def _hook_prepare(request, token):
+    """(error response, None) or (None, (workflow, payload, waits, timeout))."""
     h = HookToken.objects.select_related("workflow", "workflow__head").filter(token=token).first()
     if h is None or h.workflow.head is None:
-        return _error(404, "no such hook")
+        return _error(404, "no such hook"), None
     workflow = h.workflow
     definition = workflow.head.definition
     trigger = next((n for n in definition["nodes"] if n["type"] == "trigger.http"), None)
     if trigger is None:
-        return _error(404, "this workflow has no HTTP request trigger")
+        return _error(404, "this workflow has no HTTP request trigger"), None
     method = trigger.get("parameters", {}).get("method", "POST")
     if request.method != method:
-        return _error(405, f"this hook accepts {method}")
+        return _error(405, f"this hook accepts {method}"), None
     body = None
     if request.body:
         try:
             body = json.loads(request.body)
         except ValueError:
-            return _error(400, "the body must be JSON")
+            return _error(400, "the body must be JSON"), None
     headers = {k: v for k, v in request.headers.items() if k.lower() not in ("cookie", "authorization")}
     payload = actions.trigger_payload(body, headers=headers, query=dict(request.GET.items()), method=request.method)
+    timeout = min(float(trigger.get("parameters", {}).get("response_timeout_s") or settings.STEPWELL_HOOK_TIMEOUT_S),
+                  settings.STEPWELL_HOOK_TIMEOUT_S)
+    return None, (workflow, payload, _ends_in_response(definition), timeout)
+
+
+@csrf_exempt
+async def hook(request, token):
+    """Start a run from an HTTP request; answer with the Response node's reply when there is one
+    (within the trigger's response_timeout_s), else 202 with the run's id and URL.
+
+    Async so that a request waiting for its run holds no thread: the worker pokes the request's
+    reply socket when the Response node ran (or the run ended)."""
+    from asgiref.sync import sync_to_async
+
+    err, prepared = await sync_to_async(_hook_prepare)(request, token)
+    if err:
+        return err
+    workflow, payload, waits, timeout = prepared
 
     def run_url(run_id):
         return request.build_absolute_uri(reverse("run-detail", args=[run_id]))
 
-    if not _ends_in_response(definition):
-        run = actions.do_start_run(workflow, payload, Run.Trigger.HTTP)
+    start = sync_to_async(actions.do_start_run)
+    if not waits:
+        run = await start(workflow, payload, Run.Trigger.HTTP)
         return JsonResponse({"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}, status=202)
-    timeout = min(float(trigger.get("parameters", {}).get("response_timeout_s") or settings.STEPWELL_HOOK_TIMEOUT_S),
-                  settings.STEPWELL_HOOK_TIMEOUT_S)
     with ReplyWaiter() as waiter:
-        run = actions.do_start_run(workflow, payload, Run.Trigger.HTTP, reply_socket=waiter.path)
-        run = waiter.wait(run.pk, timeout, lambda r: r.response is not None or r.is_finished)
+        run = await start(workflow, payload, Run.Trigger.HTTP, reply_socket=waiter.path)
+        run = await waiter.async_wait(run.pk, timeout, lambda r: r.response is not None or r.is_finished)
     if run.response is not None:
         resp = run.response
         out = HttpResponse(json.dumps(resp.get("body")), status=resp.get("status_code", 200),
