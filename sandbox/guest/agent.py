@@ -127,6 +127,15 @@ def worker_main(req_r: int, resp_w: int) -> None:
         pass
     os.environ.clear()
     os.environ.update(BASE_ENV)
+    try:
+        # QEMU's default CPU model advertises AMD features (svm, 3dnowprefetch) that TCG does
+        # not implement; OpenBLAS then picks a kernel that dies with SIGILL. Pin a safe one.
+        with open("/proc/cpuinfo") as fh:
+            if "QEMU Virtual CPU" in fh.read(4096):
+                BASE_ENV["OPENBLAS_CORETYPE"] = "Prescott"
+                os.environ["OPENBLAS_CORETYPE"] = "Prescott"
+    except OSError:
+        pass
     t = time.monotonic()
     try:
         if os.path.isdir(MPL_SRC) and not os.path.exists(MPL_DIR):
@@ -234,6 +243,17 @@ def _oom_kills() -> int:
                 if line.startswith("oom_kill "):
                     return int(line.split()[1])
     except OSError:
+        pass
+    return 0
+
+
+def _memfree_mib() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemFree:"):
+                    return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
         pass
     return 0
 
@@ -390,8 +410,17 @@ class Supervisor:
                 "armed": self.armed,
             })
         elif op == "disarm":
+            # Before the host saves this VM: stop powering off on disconnect, and drop clean
+            # caches (freed pages are zeroed, init_on_free=1) so the saved state stays small.
             self.armed = False
-            self.send({"op": "disarmed"})
+            if m.get("drop_caches"):
+                try:
+                    os.sync()
+                    with open("/proc/sys/vm/drop_caches", "w") as fh:
+                        fh.write("3")
+                except OSError as exc:
+                    log(f"drop_caches: {exc}")
+            self.send({"op": "disarmed", "mem_free_mib": _memfree_mib()})
         elif op == "ping":
             self.send({"op": "pong", "t": m.get("t")})
         elif op == "exec":

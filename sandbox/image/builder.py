@@ -37,7 +37,8 @@ KERNEL_PACKAGE = "linux-image-cloud-amd64"
 MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev",
            "virtio_pci", "virtio_blk", "virtio_console")
 KERNEL_CMDLINE = ("console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init mitigations=off "
-                  "nokaslr 8250.nr_uarts=1 i8042.noaux i8042.nokbd i8042.nopnp tsc=reliable")
+                  "nokaslr 8250.nr_uarts=1 i8042.noaux i8042.nokbd i8042.nopnp tsc=reliable "
+                  "init_on_free=1")
 LZ4_LEGACY_MAGIC = b"\x02\x21\x4c\x18"
 TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
         "usr/share/lintian", "usr/include", "usr/lib/gcc", "var/cache/apt", "var/lib/apt/lists",

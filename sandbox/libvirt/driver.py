@@ -20,8 +20,10 @@ import itertools
 import logging
 import os
 import queue
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 import uuid as uuidlib
@@ -111,6 +113,7 @@ class VM:
 
 class LibvirtDriver:
     name = "libvirt"
+    _instances = itertools.count(1)
 
     def __init__(self, config: SandboxConfig | None = None, pool_size: int | None = None,
                  pool_memory_mib: int = DEFAULT_MEMORY_MIB):
@@ -123,9 +126,15 @@ class LibvirtDriver:
         self.pool: WarmPool | None = None
         self.store: SaveStore | None = None
         self._pid = os.getpid()
-        self._prefix = f"{PREFIX}{self._pid:07d}-"
+        self._instance = next(LibvirtDriver._instances)
+        # stepwell-<pid>-<instance>-...: fixed width, so a template's domain name can be
+        # rewritten in place (same length) in cloned save files; the sweep reads the pid.
+        self._prefix = f"{PREFIX}{self._pid:07d}-{self._instance:03d}-"
         self._seq = itertools.count(1)
-        self._run_dir = Path(self.config.run_dir) / str(self._pid)
+        self._run_dir = Path(self.config.run_dir) / str(self._pid) / str(self._instance)
+        # unix socket paths must stay under 108 bytes
+        self._sock_dir = self._run_dir if len(str(self._run_dir)) <= 80 else \
+            Path(tempfile.gettempdir()) / f"stepwell-{self._pid}-{self._instance}"
         self._destroy_q: queue.Queue = queue.Queue()
         self._destroyers: list[threading.Thread] = []
         self._tpl_locks: dict[int, threading.Lock] = {}
@@ -152,8 +161,9 @@ class LibvirtDriver:
             self.host = Host(self.config.libvirt_uri)
             self.host.conn()
             self._run_dir.mkdir(parents=True, exist_ok=True)
+            self._sock_dir.mkdir(parents=True, exist_ok=True)
             tpl_dir = (Path(self.config.cache_dir) / "saves"
-                       / f"v2-{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
+                       / f"v3-{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
             self.store = SaveStore(tpl_dir, self._run_dir / "identities")
             self.sweep()
             for i in range(2):
@@ -217,9 +227,8 @@ class LibvirtDriver:
             self.host.close()
         if self.store is not None:
             self.store.close()
-        import shutil
-
         shutil.rmtree(self._run_dir, ignore_errors=True)
+        shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def __enter__(self):
         self.start()
@@ -246,12 +255,14 @@ class LibvirtDriver:
             removed.append(name)
         run_root = Path(self.config.run_dir)
         if run_root.is_dir():
-            import shutil
-
             for d in run_root.iterdir():
                 if d.is_dir() and d.name.isdigit() and int(d.name) != self._pid \
                         and not _pid_alive(int(d.name)):
                     shutil.rmtree(d, ignore_errors=True)
+        for d in Path(tempfile.gettempdir()).glob("stepwell-*-*"):
+            pid = d.name.split("-")[1]
+            if d.is_dir() and pid.isdigit() and int(pid) != self._pid and not _pid_alive(int(pid)):
+                shutil.rmtree(d, ignore_errors=True)
         if self.store is not None and self.store.template_dir.is_dir():
             for p in self.store.template_dir.glob("*.partial*"):
                 pid = p.name.rsplit(".", 1)[-1]
@@ -267,7 +278,7 @@ class LibvirtDriver:
         return DomainSpec(
             name=name, uuid=uid, memory_mib=memory_mib, kernel=str(img.kernel),
             initrd=str(img.initrd), cmdline=img.cmdline, rootfs=str(img.rootfs),
-            channel_path=str(self._run_dir / f"{name}.sock"),
+            channel_path=str(self._sock_dir / f"{next(self._seq)}.sock"),
             serial_log=str(self._run_dir / f"{name}.log"), accel=self.accel,
             metadata={"owner": str(self._pid), "image": img.id[:16]},
         )
@@ -412,7 +423,7 @@ class LibvirtDriver:
             vm = self._boot(memory_mib, "t", autodestroy=False)
             try:
                 self._warm(vm)
-                vm.session.request({"op": "disarm"}, time.monotonic() + 30)
+                vm.session.request({"op": "disarm", "drop_caches": True}, time.monotonic() + 30)
                 vm.session.close()
                 vm.session = None
                 self.store.template_dir.mkdir(parents=True, exist_ok=True)
@@ -444,10 +455,14 @@ class LibvirtDriver:
     def _prepare_slot(self, slot) -> VM:
         if self._closed:
             raise SandboxError("driver closed")
-        self._ensure_template(self.pool_memory_mib)
-        vm = self._restore(self.pool_memory_mib, f"p{slot.index}-")
+        vm = None
+        for _ in range(2):
+            self._ensure_template(self.pool_memory_mib)
+            vm = self._restore(self.pool_memory_mib, f"p{slot.index}-")
+            if vm is not None:
+                break
         if vm is None:
-            raise SandboxError("no template for the pool memory size")
+            raise SandboxError("no usable template for the pool memory size")
         try:
             self._warm(vm)
         except BaseException:

@@ -195,10 +195,8 @@ class SaveStore:
         try:
             clone_save(t.path, path, t.uuid, new_uuid, t.name, name)
         except (OSError, SaveFileError) as exc:
-            log.warning("template %s unusable (%s); forgetting it", t.path, exc)
-            with self._lock:
-                if self._templates.get(memory_mib) is t:
-                    del self._templates[memory_mib]
+            log.warning("template %s unusable (%s); dropping it", t.path, exc)
+            self.drop_template(memory_mib, t)
             return None
         ident = Identity(memory_mib, new_uuid, name, path, t, in_use=True)
         with self._lock:
