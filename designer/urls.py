@@ -14,4 +14,5 @@ urlpatterns = [
     path("api/", include("designer.api.urls")),
     path("hooks/<str:token>/", hook_view, name="hook"),
     path("admin/", admin.site.urls),
+    path("", include("runtimes.urls")),
 ]
