@@ -70,32 +70,51 @@ def reply(run: Run) -> None:
         s.close()
 
 
-class Heartbeat(threading.Thread):
-    """Renews the run's lease and watches its cancel flag, until stopped."""
+class Leases:
+    """One thread per worker process renews the leases of every run it executes and watches their
+    cancel flags (one query each per tick, whatever the number of runs)."""
 
     POLL_S = 0.2
 
-    def __init__(self, run: Run, cancel: threading.Event):
-        super().__init__(name=f"heartbeat-{run.pk}", daemon=True)
-        self.run_id, self.cancel, self.stopped = run.pk, cancel, threading.Event()
+    def __init__(self):
+        self.active: dict[int, threading.Event] = {}
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
 
-    def run(self):
-        lease = settings.STEPWELL_RUN_LEASE_S
-        renew_every = max(lease / 3, 0.2)
-        last = time.monotonic()
-        try:
-            while not self.stopped.wait(self.POLL_S):
-                try:
-                    if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
-                        self.cancel.set()
-                    if time.monotonic() - last >= renew_every:
-                        Run.objects.filter(pk=self.run_id, status=Status.RUNNING).update(
-                            lease_expires=timezone.now() + timedelta(seconds=lease))
-                        last = time.monotonic()
-                except Exception:  # a locked database must not kill the heartbeat
-                    log.exception("heartbeat of run %s", self.run_id)
-        finally:
-            connection.close()
+    def add(self, run_id: int, cancel: threading.Event) -> None:
+        with self.lock:
+            self.active[run_id] = cancel
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._loop, name="leases", daemon=True)
+                self.thread.start()
+
+    def remove(self, run_id: int) -> None:
+        with self.lock:
+            self.active.pop(run_id, None)
+
+    def _loop(self):
+        last = 0.0
+        while True:
+            time.sleep(self.POLL_S)
+            with self.lock:
+                active = dict(self.active)
+            if not active:
+                continue
+            try:
+                for run_id in Run.objects.filter(pk__in=list(active), cancel_requested=True).values_list(
+                        "pk", flat=True):
+                    active[run_id].set()
+                lease = settings.STEPWELL_RUN_LEASE_S
+                if time.monotonic() - last >= max(lease / 3, 0.2):
+                    Run.objects.filter(pk__in=list(active), status=Status.RUNNING).update(
+                        lease_expires=timezone.now() + timedelta(seconds=lease))
+                    last = time.monotonic()
+            except Exception:  # a locked database must not stop the renewals
+                log.exception("lease renewal")
+                connection.close()
+
+
+leases = Leases()
 
 
 class Execution:
@@ -286,8 +305,7 @@ class Execution:
 
     def execute(self) -> None:
         run = self.run
-        heartbeat = Heartbeat(run, self.cancel)
-        heartbeat.start()
+        leases.add(run.pk, self.cancel)
         status, error = Status.SUCCEEDED, ""
         try:
             if run.kind == Run.Kind.TEST:
@@ -302,7 +320,7 @@ class Execution:
             log.exception("run %s crashed", run.pk)
             status, error = Status.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"
         finally:
-            heartbeat.stopped.set()
+            leases.remove(run.pk)
         if status != Status.CANCELLED and self.cancel.is_set():
             status, error = Status.CANCELLED, "cancelled on request"
         transition(run, status, expect=Status.RUNNING, error=error, lease_expires=None)

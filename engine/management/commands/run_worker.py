@@ -76,8 +76,9 @@ class WakeableWorker(Worker):
         self.waker, self.stop = waker, stop
 
     def run(self) -> None:  # same claim logic as Worker.run, different idle wait
+        # The connection stays open between tasks (reconnecting costs more than the work of a
+        # short run); it is dropped after a database error and reopened on the next query.
         while not self.stop.is_set():
-            close_old_connections()
             tasks = DBTaskResult.objects.ready().filter(backend_name=self.backend_name)
             if not self.process_all_queues:
                 tasks = tasks.filter(queue_name__in=self.queue_names)
@@ -88,14 +89,18 @@ class WakeableWorker(Worker):
                     if task_result is not None:
                         task_result.claim(self.worker_id)
             except OperationalError as e:
+                connection.close()
                 if not is_locked_database_exception(e):
                     raise
                 task_result = None
             if task_result is not None:
                 self.waker.poke()  # there may be more: let an idle sibling look
-                self.run_task(task_result)
+                try:
+                    self.run_task(task_result)
+                finally:
+                    if connection.connection is not None and not connection.is_usable():
+                        connection.close()
                 continue
-            close_old_connections()
             self.waker.wait(self.interval)
         connection.close()
 
