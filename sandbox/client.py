@@ -13,6 +13,8 @@ A connection may carry several requests one after the other.
 """
 from __future__ import annotations
 
+import logging
+import os
 import socket
 import time
 from pathlib import Path
@@ -26,6 +28,8 @@ from sandbox.contract import (
     SandboxUnavailable,
 )
 from sandbox.protocol import MAX_FRAME, ChannelClosed, FrameDecoder, FrameTimeout, ProtocolError, encode
+
+log = logging.getLogger("sandbox.client")
 
 # Requests carry at most 64 MiB of input files (base64: ~86 MiB) plus code and inputs.
 MAX_REQUEST_FRAME = 128 * 1024 * 1024
@@ -133,7 +137,16 @@ def execute_local(request: ExecutionRequest, driver: str | None = None,
     name = driver or config.driver
     drv = get_driver(name, config=config, pool_size=0 if name == "libvirt" else None)
     try:
-        drv.start()
+        try:
+            drv.start()
+        except SandboxUnavailable as exc:
+            if name != "libvirt" or driver or os.environ.get("SANDBOX_DRIVER"):
+                raise
+            # libvirt is only the default here, not a choice: fall back to the process driver.
+            log.warning("libvirt driver unavailable (%s); using the process driver", exc)
+            drv.close()
+            drv = get_driver("process", config=config)
+            drv.start()
         return drv.execute(request)
     finally:
         drv.close()

@@ -230,7 +230,17 @@ def run_service(driver_name: str | None = None, pool_size: int | None = None,
 
     config = SandboxConfig.from_env()
     driver = get_driver(driver_name, config=config, pool_size=pool_size)
-    driver.start()
+    try:
+        driver.start()
+    except SandboxUnavailable as exc:
+        driver.close()
+        if driver.name != "libvirt" or driver_name or os.environ.get("SANDBOX_DRIVER"):
+            raise
+        # libvirt is only the default, not a choice: hosts without it use the process driver.
+        log.warning("libvirt driver unavailable (%s); falling back to the process driver "
+                    "(weaker isolation; set SANDBOX_DRIVER to choose explicitly)", exc)
+        driver = get_driver("process", config=config, pool_size=pool_size)
+        driver.start()
     try:
         service = SandboxService(driver, socket_path or config.socket_path).start()
     except BaseException:

@@ -138,3 +138,22 @@ def test_uses_the_service_when_it_answers(env, script):
         svc.send_signal(signal.SIGTERM)
         svc.wait(30)
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.timeout(120)
+def test_default_libvirt_falls_back_to_process_when_unavailable(env, script, tmp_path):
+    e = {k: v for k, v in env.items() if k != "SANDBOX_DRIVER"}
+    e["SANDBOX_CACHE_DIR"] = str(tmp_path / "empty-cache")  # no guest image there
+    p = sandbox_exec(e, script("result = 'fallback'"))
+    assert p.returncode == 0, p.stderr
+    r = one_json(p.stdout)
+    assert r["result"] == "fallback" and r["metadata"]["driver"] == "process"
+    assert "process driver" in p.stderr
+
+
+@pytest.mark.timeout(120)
+def test_an_explicit_unavailable_driver_is_an_error(env, script, tmp_path):
+    e = dict(env, SANDBOX_DRIVER="libvirt", SANDBOX_CACHE_DIR=str(tmp_path / "empty-cache"))
+    p = sandbox_exec(e, script("print(1)"))
+    assert p.returncode == 1
+    assert "unavailable" in p.stderr and p.stdout.strip() == ""
