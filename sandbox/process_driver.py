@@ -623,7 +623,8 @@ class ProcessDriver:
             if status in (Status.SUCCEEDED, Status.FAILED):
                 try:
                     result_value = harness.result_from_payload(payload, stdout)
-                except (ValueError, RecursionError):
+                    json.dumps(result_value, allow_nan=False)  # strict JSON only (no NaN/Infinity)
+                except (ValueError, TypeError, RecursionError):
                     result_value = None
             files: tuple[OutputFile, ...] = ()
             if mounted and status != Status.ERROR:

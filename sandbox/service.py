@@ -61,7 +61,7 @@ class _Handler(socketserver.BaseRequestHandler):
         try:
             try:
                 send_frame(sock, reply)
-            except ProtocolError as exc:  # the answer itself is too large to frame
+            except (ProtocolError, ValueError, TypeError) as exc:  # too large, or not strict JSON
                 send_frame(sock, {"ok": False, "kind": "internal", "error": f"answer not sendable: {exc}"})
             return True
         except OSError:

@@ -549,3 +549,11 @@ def test_deeply_nested_directories_and_json(sx):
     assert r.result is None
     json.dumps(r.to_dict())
     sx.assert_healthy()
+
+
+@pytest.mark.timeout(60)
+def test_non_standard_json_on_the_last_line(sx):
+    for line in ("NaN", "-Infinity", "[1, NaN]"):
+        r = sx(f"print({line!r})")
+        assert r.status == Status.SUCCEEDED, sx.describe(r)
+        json.dumps(r.to_dict(), allow_nan=False)  # the result stays strict JSON
