@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from designer import views
+from designer import run_pages, views
 from designer.api.runs import hook as hook_view
 
 urlpatterns = [
@@ -13,6 +13,7 @@ urlpatterns = [
     path("workflows/<int:pk>/edit", views.workflow_edit, name="workflow-edit"),
     path("api/", include("designer.api.urls")),
     path("hooks/<str:token>/", hook_view, name="hook"),
+    path("runs/<int:pk>/", run_pages.run_detail, name="run-page"),
     path("admin/", admin.site.urls),
     path("", include("runtimes.urls")),
 ]

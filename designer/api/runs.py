@@ -43,14 +43,18 @@ class RunListSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="version.number", read_only=True)
     started_by = serializers.CharField(source="started_by.username", default=None, read_only=True)
     url = serializers.SerializerMethodField()
+    page = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
-        fields = ["id", "url", "workflow", "version", "kind", "trigger", "started_by", "rerun_of", "status",
+        fields = ["id", "url", "page", "workflow", "version", "kind", "trigger", "started_by", "rerun_of", "status",
                   "error", "created", "started", "finished", "duration_ms"]
 
     def get_url(self, run) -> str:
         return reverse("run-detail", args=[run.pk])
+
+    def get_page(self, run) -> str:
+        return reverse("run-page", args=[run.pk])
 
 
 class RunSerializer(RunListSerializer):
