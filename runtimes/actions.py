@@ -89,7 +89,9 @@ def parse_requirement(text: str) -> tuple[str, str]:
         raise PackageError(f"{text!r} is not a valid requirement: {exc}") from None
     if req.url or req.marker or req.extras:
         raise PackageError("Give a name and an optional version specifier only (no URL, extras or markers).")
-    return check_name(req.name), check_specifier(str(req.specifier))
+    raw = text.strip()
+    spec = raw[len(req.name):] if raw.startswith(req.name) else str(req.specifier)
+    return check_name(req.name), check_specifier(spec)
 
 
 # ------------------------------------------------------------------------------- the list

@@ -135,7 +135,8 @@ class WheelUpload(APIView):
         upload = request.FILES.get("file")
         if getattr(request._request, "upload_too_large", False):
             cap = actions.max_wheel_bytes()
-            return bad_request(f"The file is larger than the {cap / 1e6:.0f} MB limit for wheels.", "$.file")
+            size = f"{cap / 1e6:.0f} MB" if cap >= 1e6 else f"{cap / 1e3:.0f} kB"
+            return bad_request(f"The file is larger than the {size} limit for wheels.", "$.file")
         if upload is None:
             return bad_request("Choose a .whl file to upload (form field 'file').", "$.file")
         try:
