@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import definition, linear_definition, open_editor
+from tests.browser.helpers import definition, linear_definition, open_editor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import api, open_editor
+from tests.browser.helpers import api, open_editor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

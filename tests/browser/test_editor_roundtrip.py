@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.conftest import api, login
+from tests.browser.helpers import api, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

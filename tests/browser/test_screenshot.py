@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.conftest import open_editor
+from tests.browser.helpers import open_editor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
