@@ -158,19 +158,87 @@ def clear_active_layer(cache_dir: str | os.PathLike) -> None:
         pass
 
 
-def process_bwrap_args(layer: Layer | None) -> list[str]:
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND = 1, 32, 4096
+_MS_NOSUID, _MS_NODEV = 2, 4
+_MNT_DETACH = 2
+_expose_lock = threading.Lock()
+
+
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def expose_layer(layer: Layer, under: str | os.PathLike) -> Path:
+    """Bind-mount the layer read-only at `<under>/layers/<runtime_id>-<layer id>` and return it.
+
+    For the process driver, which runs bubblewrap as an unprivileged uid: that uid cannot reach
+    the layer inside root's cache directory (`/root` is 0700), but can reach the driver's own
+    0711/0755 share directory. Root-only; idempotent (an existing mount is reused).
+
+    :raises OSError: the mount failed.
+    """
+    import ctypes
+
+    target = Path(under) / "layers" / f"{layer.runtime_id}-{layer.layer_dir.parent.name}"
+    with _expose_lock:
+        if os.path.ismount(target):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(target.parent, 0o755)
+        target.mkdir(exist_ok=True)
+        libc = _libc()
+        src, dst = os.fsencode(layer.layer_dir), os.fsencode(target)
+        if libc.mount(src, dst, None, _MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"bind-mount {layer.layer_dir} on {target}: {os.strerror(err)}")
+        flags = _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+        if libc.mount(None, dst, None, flags, None) != 0:
+            err = ctypes.get_errno()
+            libc.umount2(dst, _MNT_DETACH)
+            raise OSError(err, f"remount {target} read-only: {os.strerror(err)}")
+    return target
+
+
+def unexpose_layers(under: str | os.PathLike, keep: Path | None = None) -> int:
+    """Detach every exposed layer under `<under>/layers` except `keep`; returns how many.
+
+    Lazy (MNT_DETACH): sandboxes still using one keep it until they exit.
+    """
+    base = Path(under) / "layers"
+    count = 0
+    if not base.is_dir():
+        return 0
+    libc = _libc()
+    for d in base.iterdir():
+        if keep is not None and d == Path(keep):
+            continue
+        if os.path.ismount(d):
+            libc.umount2(os.fsencode(d), _MNT_DETACH)
+            count += 1
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+    return count
+
+
+def process_bwrap_args(layer: Layer | None, source: str | os.PathLike | None = None) -> list[str]:
     """bubblewrap arguments that give a process-driver sandbox exactly this layer.
 
     Append them after the driver's own mounts (after `--ro-bind /usr /usr` and `--clearenv`):
     host dist-packages are covered with empty tmpfs mounts, the layer is bound read-only at
     PACKAGES_MOUNT and PYTHONPATH points there. With `layer=None` only the hiding applies.
+    `source` is where bubblewrap finds the layer (default `layer.layer_dir`; for an
+    unprivileged bubblewrap pass the path `expose_layer` returned).
     """
     args: list[str] = []
     for d in HOST_SITE_DIRS:
         if os.path.isdir(d):
             args += ["--perms", "0555", "--tmpfs", d]
     if layer is not None:
-        args += ["--ro-bind", str(layer.layer_dir), PACKAGES_MOUNT,
+        args += ["--ro-bind", str(source or layer.layer_dir), PACKAGES_MOUNT,
                  "--setenv", "PYTHONPATH", PACKAGES_MOUNT,
                  "--setenv", "STEPWELL_RUNTIME_ID", str(layer.runtime_id)]
     return args
