@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -170,6 +171,24 @@ def _libc():
     return ctypes.CDLL(None, use_errno=True)
 
 
+def _mount_points() -> set[str]:
+    """Mount points of this mount namespace (os.path.ismount misses same-filesystem binds)."""
+    points = set()
+    try:
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) > 4:
+                    points.add(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), parts[4]))
+    except OSError:
+        pass
+    return points
+
+
+def is_mount_point(path: str | os.PathLike) -> bool:
+    return os.path.realpath(path) in _mount_points()
+
+
 def expose_layer(layer: Layer, under: str | os.PathLike) -> Path:
     """Bind-mount the layer read-only at `<under>/layers/<runtime_id>-<layer id>` and return it.
 
@@ -183,7 +202,7 @@ def expose_layer(layer: Layer, under: str | os.PathLike) -> Path:
 
     target = Path(under) / "layers" / f"{layer.runtime_id}-{layer.layer_dir.parent.name}"
     with _expose_lock:
-        if os.path.ismount(target):
+        if is_mount_point(target):
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(target.parent, 0o755)
@@ -211,16 +230,18 @@ def unexpose_layers(under: str | os.PathLike, keep: Path | None = None) -> int:
     if not base.is_dir():
         return 0
     libc = _libc()
-    for d in base.iterdir():
-        if keep is not None and d == Path(keep):
-            continue
-        if os.path.ismount(d):
-            libc.umount2(os.fsencode(d), _MNT_DETACH)
-            count += 1
-        try:
-            d.rmdir()
-        except OSError:
-            pass
+    with _expose_lock:
+        for d in base.iterdir():
+            if keep is not None and d == Path(keep):
+                continue
+            while is_mount_point(d):  # stacked mounts: detach them all
+                if libc.umount2(os.fsencode(d), _MNT_DETACH) != 0:
+                    break
+                count += 1
+            try:
+                d.rmdir()
+            except OSError:
+                pass
     return count
 
 

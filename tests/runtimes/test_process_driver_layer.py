@@ -40,7 +40,14 @@ def driver(layer_env):
     yield drv
     drv.close()
     unexpose_layers(base / "share")
+    assert not [p for p in _mounts() if p.startswith(str(base))], "exposed layers left mounted"
     shutil.rmtree(base, ignore_errors=True)
+
+
+def _mounts():
+    from sandbox.layers import _mount_points
+
+    return _mount_points()
 
 
 def run(driver, code):
@@ -53,6 +60,7 @@ def test_the_allow_list_is_enforced_inside_the_sandbox(driver):
     runtime = Runtime.objects.create()
     assert actions.do_build_runtime(runtime.pk) == "ready"
 
+    exposed = [p for p in _mounts() if "/share/layers/" in p and str(os.getpid()) in p]
     res = run(driver, "import os, tabulate\nresult = {'file': tabulate.__file__, 'rt': os.environ['STEPWELL_RUNTIME_ID']}")
     assert res.status == Status.SUCCEEDED, res.stderr
     assert res.result == {"file": "/opt/stepwell/packages/tabulate/__init__.py", "rt": str(runtime.pk)}
@@ -73,6 +81,10 @@ def test_the_allow_list_is_enforced_inside_the_sandbox(driver):
     # the layer is read-only
     res = run(driver, "open('/opt/stepwell/packages/evil.py', 'w').write('x')")
     assert res.status == Status.FAILED and "Read-only file system" in res.stderr
+
+    # every execution on one runtime shares one read-only bind mount
+    now = [p for p in _mounts() if "/share/layers/" in p and str(os.getpid()) in p]
+    assert len(now) == 1 and not exposed
 
     pkg = AllowedPackage.objects.get(normalized="tabulate")
     actions.do_update_package(pkg, enabled=False, rebuild=False)
