@@ -21,7 +21,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from engine.events import run_group, workflow_group
 
-POLL_S = 0.1
+from django.conf import settings
+
+# With Redis, events arrive through the channel layer at once and the table is only a safety net.
+POLL_S = 1.0 if settings.REDIS_URL else 0.1
 BATCH = 500
 
 

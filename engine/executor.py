@@ -6,8 +6,10 @@
   while nodes also reachable from a taken branch still run.
 - A For each runs its body (nodes reachable from its `each` port, or with parent=<id>) once per
   item, up to `concurrency` items at a time, and outputs the list of per-item outputs.
-- A failed step is retried by the node's retry policy (a new StepRun per attempt); when it still
-  fails the run fails (timed_out when the last attempt timed out).
+- A failed step is retried by the node's retry policy (a new StepRun per attempt; defaults when a
+  policy is given without them: backoff_s=1, backoff_factor=2; no policy = one attempt); when it
+  still fails the run fails (timed_out when the last attempt timed out). A mapping error is not
+  retried: the same inputs would fail the same way.
 - A lease (Run.lease_expires) is renewed while the run executes; `reap_lost_runs` marks runs whose
   worker stopped renewing it. Cancellation is a flag polled by the same heartbeat.
 """
@@ -289,7 +291,6 @@ class Execution:
                     results[i] = fut.result()
                 except (StepFailed, Cancelled) as exc:
                     errors.append(exc)
-                    self.cancel.set() if isinstance(exc, Cancelled) else None
         if any(isinstance(e, Cancelled) for e in errors):
             return Outcome(status=Status.CANCELLED, error="cancelled", ports=())
         if errors:
