@@ -189,6 +189,11 @@ def is_mount_point(path: str | os.PathLike) -> bool:
     return os.path.realpath(path) in _mount_points()
 
 
+def exposed_path(layer: Layer, under: str | os.PathLike) -> Path:
+    """Where `expose_layer` mounts `layer` under `under` (one mount point per runtime and layer)."""
+    return Path(under) / "layers" / f"{layer.runtime_id}-{layer.layer_dir.parent.name}"
+
+
 def expose_layer(layer: Layer, under: str | os.PathLike) -> Path:
     """Bind-mount the layer read-only at `<under>/layers/<runtime_id>-<layer id>` and return it.
 
@@ -200,7 +205,7 @@ def expose_layer(layer: Layer, under: str | os.PathLike) -> Path:
     """
     import ctypes
 
-    target = Path(under) / "layers" / f"{layer.runtime_id}-{layer.layer_dir.parent.name}"
+    target = exposed_path(layer, under)
     with _expose_lock:
         if is_mount_point(target):
             return target

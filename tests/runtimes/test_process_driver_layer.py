@@ -3,6 +3,8 @@
 install anything, and each result says which runtime it ran on."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import shutil
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from runtimes import actions
 from runtimes.models import AllowedPackage, Runtime
+from sandbox.config import SandboxConfig
 from sandbox.contract import ExecutionRequest, SandboxUnavailable, Status
 from sandbox.layers import active_layer, expose_layer, process_bwrap_args, unexpose_layers
 
@@ -22,17 +25,20 @@ def driver(layer_env):
     from sandbox.process_driver import ProcessDriver
 
     cache = layer_env / "cache"
+    config = dataclasses.replace(SandboxConfig.from_env(), driver="process", cache_dir=cache)
+    cls = ProcessDriver
+    if "layer" not in inspect.signature(ProcessDriver._bwrap_args).parameters:
+        class LayeredProcessDriver(ProcessDriver):
+            """Until the integration patch is applied: what it does inside _bwrap_args."""
 
-    class LayeredProcessDriver(ProcessDriver):
-        """What the integration patch does inside ProcessDriver._bwrap_args."""
+            def _bwrap_args(self, request, workdir, tmp_bytes, exec_dir):
+                layer = active_layer(cache)
+                source = expose_layer(layer, self._share) if layer else None
+                return super()._bwrap_args(request, workdir, tmp_bytes, exec_dir) + process_bwrap_args(layer, source)
 
-        def _bwrap_args(self, request, workdir, tmp_bytes, exec_dir):
-            layer = active_layer(cache)
-            source = expose_layer(layer, self._share) if layer else None
-            return super()._bwrap_args(request, workdir, tmp_bytes, exec_dir) + process_bwrap_args(layer, source)
-
+        cls = LayeredProcessDriver
     base = Path(f"/run/stepwell-test-layers-{os.getpid()}")
-    drv = LayeredProcessDriver(pool_size=2, base_dir=base)
+    drv = cls(config, pool_size=2, base_dir=base)
     try:
         drv.start()
     except SandboxUnavailable as exc:
