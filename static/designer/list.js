@@ -21,7 +21,11 @@ async function load(flashId = null) {
   }
 }
 
+const search = document.getElementById("wf-search");
+search.addEventListener("input", () => render());
+
 function render(flashId) {
+  search.hidden = workflows.length < 2;
   if (!workflows.length) {
     root.replaceChildren(h("div", { class: "empty-state", id: "empty-state" },
       h("div", { class: "empty-icon" }, "◆"),
@@ -32,7 +36,9 @@ function render(flashId) {
         h("button", { class: "btn btn-primary", type: "button", onclick: create }, setIcon(h("span"), "plus"), "New workflow"))));
     return;
   }
-  const rows = workflows.map((w) => h("tr", { "data-id": w.id, class: w.id === flashId ? "flash" : "" },
+  const q = search.hidden ? "" : search.value.trim().toLowerCase();
+  const shown = q ? workflows.filter((w) => `${w.name} ${w.description}`.toLowerCase().includes(q)) : workflows;
+  const rows = shown.map((w) => h("tr", { "data-id": w.id, class: w.id === flashId ? "flash" : "" },
     h("td", {},
       h("a", { class: "wf-name", href: editUrl(w.id) }, w.name),
       w.description ? h("div", { class: "wf-desc", title: w.description }, w.description) : null),
@@ -46,7 +52,8 @@ function render(flashId) {
       h("button", { class: "icon-btn danger", type: "button", "data-action": "delete", title: "Delete", onclick: () => remove(w) }, "Delete"))));
   root.replaceChildren(h("table", { class: "wf-table" },
     h("thead", {}, h("tr", {}, ["Name", "Version", "Nodes", "Updated", ""].map((t) => h("th", {}, t)))),
-    h("tbody", {}, rows)));
+    h("tbody", {}, rows.length ? rows
+      : h("tr", {}, h("td", { colspan: 5, class: "muted no-match" }, `No workflow matches “${q}”.`)))));
 }
 
 function slug(name) {

@@ -33,6 +33,14 @@ def test_it_shows_an_empty_state_and_the_users_workflows(signed_in, make_workflo
     assert "Nightly sync" in text and "Copies rows" in text and "v1" in text and "3" in text
     assert "just now" in text
 
+    make_workflow("Weekly report")
+    reload_list(page)
+    page.fill("#wf-search", "rows")
+    assert page.locator(".wf-table tbody tr").all_inner_texts()[0].startswith("Nightly sync")
+    assert page.locator(".wf-table tbody tr").count() == 1
+    page.fill("#wf-search", "zzz")
+    assert "No workflow matches" in page.locator(".wf-table").inner_text()
+
 
 def test_it_renames_a_workflow(signed_in, make_workflow):
     page = signed_in
