@@ -25,40 +25,37 @@ log = logging.getLogger("engine.worker")
 
 
 class Waker:
-    """Listens on the wake socket; each datagram lets one idle claim loop look for work."""
+    """The wake socket. Idle claim loops block in recv() on it, so the kernel hands each
+    datagram to exactly one of them: no relay thread, no thundering herd."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, interval: float):
         self.path = path
-        self.cond = threading.Condition()
-        self.pokes = 0
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
+        self.sock.settimeout(max(interval, 0.01))
         os.chmod(path, 0o660)
-        threading.Thread(target=self._listen, name="waker", daemon=True).start()
-
-    def _listen(self):
-        while True:
-            try:
-                self.sock.recv(64)
-            except OSError:
-                return
-            self.poke()
 
     def poke(self):
-        with self.cond:
-            self.pokes += 1
-            self.cond.notify()
+        """Let one idle claim loop (of this process) look for work."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            s.setblocking(False)
+            s.sendto(b"w", self.path)
+        except OSError:
+            pass
+        finally:
+            s.close()
 
-    def wait(self, timeout: float) -> None:
-        with self.cond:
-            if self.pokes == 0:
-                self.cond.wait(timeout)
-            if self.pokes > 0:
-                self.pokes -= 1
+    def wait(self) -> None:
+        """Until a datagram arrives or the poll interval passes."""
+        try:
+            self.sock.recv(64)
+        except (socket.timeout, OSError):
+            pass
 
     def close(self):
         self.sock.close()
@@ -101,7 +98,7 @@ class WakeableWorker(Worker):
                     if connection.connection is not None and not connection.is_usable():
                         connection.close()
                 continue
-            self.waker.wait(self.interval)
+            self.waker.wait()
         connection.close()
 
 
@@ -138,14 +135,14 @@ class Command(BaseCommand):
 
         concurrency = opts["concurrency"] or default_concurrency()
         interval = opts["interval"] if opts["interval"] is not None else settings.STEPWELL_WORKER_INTERVAL
-        waker = Waker(opts["wake_socket"] or settings.STEPWELL_WAKE_SOCKET)
+        waker = Waker(opts["wake_socket"] or settings.STEPWELL_WAKE_SOCKET, interval)
         stop = threading.Event()
 
         def on_signal(signum, frame):
             log.warning("worker: %s, stopping after the runs in progress", signal.strsignal(signum))
             stop.set()
-            with waker.cond:
-                waker.cond.notify_all()
+            for _ in range(concurrency):
+                waker.poke()
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
