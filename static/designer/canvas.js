@@ -486,7 +486,11 @@ export class Canvas extends EventTarget {
     }, (ev) => {
       if (frame) cancelAnimationFrame(frame);
       if (last) apply();
-      if (!moved) return;
+      if (!moved) {
+        // A plain click on a node of a multi-selection selects just that node.
+        if (this.selection.size > 1) this.setSelection([id]);
+        return;
+      }
       const positions = {};
       for (const m of moving) positions[m.node.id] = m.node.position;
       this._emit("move", { positions });

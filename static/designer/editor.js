@@ -212,6 +212,7 @@ let validateSeq = 0;
 
 function scheduleValidation(delay = 500) {
   clearTimeout(validateTimer);
+  validateSeq += 1;  // answers for older definitions are dropped
   setValidation("checking");
   validateTimer = setTimeout(runValidation, delay);
 }

@@ -63,7 +63,7 @@ function collect(stmt, lineNo, offset, out) {
   }
   const im = stmt.match(IMPORT_RE);
   if (!im) return;
-  let cursor = im[1].length + "import".length;
+  let cursor = stmt.length - im[2].length; // where the module list starts
   for (const part of im[2].split(",")) {
     const m = part.match(new RegExp(`^(\\s*\\(?\\s*)(${DOTTED})`));
     if (m) push(out, m[2], lineNo, offset + cursor + m[1].length);
