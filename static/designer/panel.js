@@ -123,7 +123,7 @@ export class PropertiesPanel {
     this.root.classList.remove("props-wide", "props-xwide");
     this.fields = [];
     this.root.replaceChildren(h("div", { class: "props-empty" },
-      h("div", { class: "props-empty-icon" }, count > 1 ? "⧉" : "☰"),
+      setIcon(h("div", { class: "props-empty-icon" }), count > 1 ? "layers" : "pointer"),
       count > 1
         ? [h("h3", {}, `${count} nodes selected`),
            h("p", { class: "muted" }, "Copy them with Ctrl+C, delete them with Delete, or drag to move them together."),
