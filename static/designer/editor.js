@@ -1,5 +1,15 @@
 // Editor page controller: owns the definition, undo/redo, clipboard, save and validation, and
 // wires the palette, canvas, properties panel, JSON view and version history together.
+//
+// Modules (plain ES modules, no bundler):
+//   model.js    the definition JSON (the API's format) and pure helpers over it; node types by key
+//   canvas.js   renders a definition, turns pointer input into events; never mutates it
+//   panel.js    properties form generated from a node type's parameters schema
+//   monaco.js   the only place that loads Monaco (AMD build from <static>/vendor/monaco/vs)
+//   history.js  undo/redo over JSON snapshots
+//   api.js      REST client (CSRF, one error type); ui.js toasts/dialogs; icons.js inline SVG
+//
+// Every change goes through commit(mutate): clone, mutate, record the old snapshot, re-render.
 
 import { api, ApiError } from "./api.js";
 import { Canvas, NODE_W, HEAD_H } from "./canvas.js";
