@@ -33,6 +33,7 @@ from engine.mapping import MappingError, resolve
 from engine.models import NodeSchema, Run, StepFile, StepRun
 from engine.states import Status, begin, transition
 from engine.steps import Outcome, StepContext, handler
+from engine.wake import address
 
 log = logging.getLogger("engine.executor")
 
@@ -65,7 +66,7 @@ def reply(run: Run) -> None:
         return
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
-        s.sendto(b"r", run.reply_socket)
+        s.sendto(b"r", address(run.reply_socket))
     except OSError:
         pass
     finally:

@@ -6,6 +6,11 @@ import socket
 from django.conf import settings
 
 
+def address(path: str) -> str:
+    """A socket address from a stored path; '@name' is Linux's abstract namespace."""
+    return "\0" + path[1:] if path.startswith("@") else path
+
+
 def poke(path: str | None = None) -> bool:
     """Send one datagram to the worker's wake socket; False when no worker listens."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -34,9 +39,12 @@ class ReplyWaiter:
 
         d = Path(settings.VAR_DIR) / "replies"
         d.mkdir(parents=True, exist_ok=True)
-        self.path = str(d / f"{uuid.uuid4().hex[:16]}.sock")
+        name = uuid.uuid4().hex[:16]
+        self.path = str(d / f"{name}.sock")
+        if len(self.path.encode()) > 100:  # sun_path holds 108 bytes: use the abstract namespace
+            self.path = f"@stepwell-reply-{name}"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
+        self.sock.bind(address(self.path))
 
     def __enter__(self):
         return self
@@ -48,10 +56,11 @@ class ReplyWaiter:
         import os
 
         self.sock.close()
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if not self.path.startswith("@"):
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
     async def async_wait(self, run_id: int, timeout: float, done) -> "object":
         """`wait` for async views: no thread is held while the run works."""
