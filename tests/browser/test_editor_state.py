@@ -109,7 +109,7 @@ def test_it_renames_the_workflow_and_restores_a_version(signed_in, make_workflow
     page.click("#prop-name")
     page.keyboard.press("End")
     page.keyboard.type(" v2")
-    page.keyboard.press("Control+S")
+    page.keyboard.press("Meta+S")  # Cmd+S on a Mac
     page.wait_for_function("document.querySelector('#version-badge').textContent === 'v2'")
 
     page.click("#btn-history")
