@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from django.conf import settings
@@ -235,27 +235,78 @@ class Execution:
 
     # --- scopes -----------------------------------------------------------------------------
     def run_scope(self, foreach_id: str | None, ns: dict, item_index=None):
-        """Run the nodes of one scope; returns {node_id: output} of the succeeded ones."""
+        """Run the nodes of one scope; returns ({node_id: output}, {node_id: (status, ports)}).
+
+        Nodes whose in-scope predecessors are all done are ready; independent ready nodes (parallel
+        branches) run at the same time, up to STEPWELL_MAX_BRANCH_CONCURRENCY. A single ready node
+        runs in this thread. After a failure nothing new starts; running siblings are awaited.
+        """
         members = self.graph.scope(foreach_id)
         member_set = set(members)
         done: dict[str, tuple[str, tuple]] = {}   # node -> (status, ports)
         outputs: dict[str, object] = {}
-        for node_id in members:
-            edges = self.graph.in_edges[node_id]
-            inner = [(src, port) for src, port in edges if src in member_set]
-            active = not inner or any(
-                done.get(src, ("", ()))[0] == Status.SUCCEEDED and port in done[src][1] for src, port in inner)
-            if foreach_id is None and node_id == self.graph.trigger:
-                active = True
-            if not active:
-                self._skip(node_id, item_index)
-                done[node_id] = (Status.SKIPPED, ())
-                continue
-            outcome = self.run_node(node_id, ns, item_index)
+        pending = list(members)                   # topological order
+        running: dict = {}                        # future -> node id
+        error: BaseException | None = None
+        pool: ThreadPoolExecutor | None = None
+
+        def finish(node_id: str, outcome: Outcome) -> None:
             ports = outcome.ports if self.graph.nodes[node_id]["type"] != "control.foreach" else ("done",)
             done[node_id] = (Status.SUCCEEDED, ports)
             outputs[node_id] = outcome.output
             ns["steps"][node_id] = {"output": outcome.output, "status": Status.SUCCEEDED.value}
+
+        def in_thread(node_id: str, local_ns: dict) -> Outcome:
+            try:
+                return self.run_node(node_id, local_ns, item_index)
+            finally:
+                connection.close()
+
+        try:
+            while running or (pending and error is None):
+                ready = []
+                for node_id in (list(pending) if error is None else []):
+                    inner = [(src, port) for src, port in self.graph.in_edges[node_id] if src in member_set]
+                    if any(src not in done for src, _ in inner):
+                        continue
+                    pending.remove(node_id)
+                    active = not inner or any(
+                        done[src][0] == Status.SUCCEEDED and port in done[src][1] for src, port in inner)
+                    if foreach_id is None and node_id == self.graph.trigger:
+                        active = True
+                    if active:
+                        ready.append(node_id)
+                    else:
+                        self._skip(node_id, item_index)
+                        done[node_id] = (Status.SKIPPED, ())
+                if ready and not running and len(ready) == 1 and error is None:
+                    try:  # the common, linear case: no thread
+                        finish(ready[0], self.run_node(ready[0], ns, item_index))
+                    except (StepFailed, Cancelled) as exc:
+                        error = exc
+                    continue
+                for node_id in ready:
+                    if pool is None:
+                        pool = ThreadPoolExecutor(max_workers=settings.STEPWELL_MAX_BRANCH_CONCURRENCY,
+                                                  thread_name_prefix=f"run{self.run.pk}-branch")
+                    local_ns = {**ns, "steps": dict(ns["steps"])}
+                    running[pool.submit(in_thread, node_id, local_ns)] = node_id
+                if not running:
+                    if pending and not ready and error is None:
+                        raise AssertionError(f"no progress possible in scope {foreach_id!r}: {pending}")
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    node_id = running.pop(fut)
+                    try:
+                        finish(node_id, fut.result())
+                    except (StepFailed, Cancelled) as exc:
+                        error = error or exc
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        if error is not None:
+            raise error
         return outputs, done
 
     def run_foreach(self, foreach_id: str, params: dict, ns: dict) -> Outcome:

@@ -62,3 +62,37 @@ def test_it_fails_the_loop_when_an_item_fails(stack, wf):
     assert loop["status"] == "failed" and "1 of 3 items failed" in loop["error"]
     assert {s["item_index"]: s["status"] for s in run["steps"] if s["node_id"] == "inv"} == {
         0: "succeeded", 1: "failed", 2: "succeeded"}
+
+
+def test_independent_branches_run_at_the_same_time(stack, wf):
+    api = stack.api()
+    sleep = "import time\ntime.sleep(1.5)\nresult = {tag!r}"
+    d = wf.definition(
+        [wf.node("trigger", "trigger.manual"),
+         wf.node("left", "action.python", {"code": sleep.format(tag="L")}),
+         wf.node("right", "action.python", {"code": sleep.format(tag="R")}),
+         wf.node("join", "action.compose", {"value": ["{{ steps.left.output }}", "{{ steps.right.output }}"]})],
+        [wf.edge("trigger", "left"), wf.edge("trigger", "right"), wf.edge("left", "join"), wf.edge("right", "join")])
+    w = api.create_workflow(d)
+    run = api.wait(api.start(w["id"])["id"], timeout=60)
+    assert run["status"] == "succeeded", run
+    steps = {s["node_id"]: s for s in run["steps"]}
+    assert steps["join"]["output"] == ["L", "R"]
+    # they overlapped: each started before the other finished
+    assert steps["left"]["started"] < steps["right"]["finished"]
+    assert steps["right"]["started"] < steps["left"]["finished"]
+
+
+def test_a_failing_branch_fails_the_run_after_its_sibling_finishes(stack, wf):
+    api = stack.api()
+    d = wf.definition(
+        [wf.node("trigger", "trigger.manual"),
+         wf.node("bad", "action.python", {"code": "raise ValueError('left broke')"}),
+         wf.node("slow", "action.python", {"code": "import time\ntime.sleep(1)\nresult = 'ok'"}),
+         wf.node("after", "action.compose", {"value": "{{ steps.bad.output }}"})],
+        [wf.edge("trigger", "bad"), wf.edge("trigger", "slow"), wf.edge("bad", "after")])
+    w = api.create_workflow(d)
+    run = api.wait(api.start(w["id"])["id"], timeout=60)
+    assert run["status"] == "failed" and "left broke" in run["error"]
+    st = {s["node_id"]: s["status"] for s in run["steps"]}
+    assert st == {"trigger": "succeeded", "bad": "failed", "slow": "succeeded"}
