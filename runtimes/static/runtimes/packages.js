@@ -122,13 +122,13 @@ function renderPackages() {
     toggle.addEventListener("change", () => patchPackage(p, { enabled: toggle.checked }, toggle));
     return h("tr", { class: p.enabled ? "" : "disabled", dataset: { name: p.normalized } },
       h("td", {}, h("span", { class: "wf-name" }, p.name)),
-      h("td", {}, p.source === "wheel"
+      h("td", { class: "nowrap" }, p.source === "wheel"
         ? h("span", { class: "src-wheel", title: `sha256 ${p.wheel_sha256}` }, p.wheel_filename)
         : h("span", { class: "rt-spec" }, p.specifier || "any version")),
       h("td", {}, locked.has(p.normalized) ? h("span", { class: "rt-installed" }, locked.get(p.normalized)) : h("span", { class: "muted small" }, p.enabled ? "not built yet" : "–")),
       h("td", { class: "keep" }, h("label", { class: "switch" }, toggle, h("span", {}))),
       h("td", { class: "wf-desc", title: p.notes }, p.notes || ""),
-      h("td", { class: "muted small" }, p.added_by || "default list", " · ", relativeTime(p.added)),
+      h("td", { class: "muted small nowrap" }, p.added_by || "default list", " · ", relativeTime(p.added)),
       h("td", { class: "row-actions keep" },
         h("button", { class: "icon-btn", type: "button", title: "Edit version specifier and notes", onclick: () => editPackage(p) }, "Edit"),
         h("button", { class: "icon-btn danger", type: "button", title: `Remove ${p.name}`, onclick: () => removePackage(p) }, "Remove")));
@@ -149,7 +149,7 @@ function renderRuntimes() {
     h("td", {}, statusBadge(r.status), " ", r.active ? h("span", { class: "active-flag" }, "ACTIVE") : null),
     h("td", { class: "wf-desc", title: r.error || r.reason }, r.status === "failed" ? h("span", { style: "color:var(--danger)" }, r.error) : r.reason),
     h("td", { class: "num" }, r.packages || "–"),
-    h("td", { class: "muted small" }, r.requested_by || "system", " · ", relativeTime(r.created)),
+    h("td", { class: "muted small nowrap" }, r.requested_by || "system", " · ", relativeTime(r.created)),
     h("td", { class: "num muted small" }, duration(r), r.reused ? " (cached)" : ""),
     h("td", { class: "row-actions" },
       h("button", { class: "icon-btn", type: "button", onclick: () => showLog(r.id) }, "Log"),
