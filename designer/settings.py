@@ -192,3 +192,5 @@ STEPWELL_WHEEL_DIR = env_str("STEPWELL_WHEEL_DIR", str(VAR_DIR / "wheels"))
 STEPWELL_MAX_WHEEL_BYTES = env_int("STEPWELL_MAX_WHEEL_MB", 100, 1, 2048) * 1024 * 1024
 # Layers are built under SANDBOX_CACHE_DIR/layers (default ~/.cache/stepwell), where drivers look.
 STEPWELL_RUNTIME_BUILD_TIMEOUT_S = env_int("STEPWELL_RUNTIME_BUILD_TIMEOUT_S", 1800, 30, 7200)
+# Built layers kept besides the active one (older ones are deleted after a build).
+STEPWELL_RUNTIME_KEEP_LAYERS = env_int("STEPWELL_RUNTIME_KEEP_LAYERS", 5, 1, 100)

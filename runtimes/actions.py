@@ -183,6 +183,7 @@ def do_request_build(*, user=None, reason: str = "") -> Runtime:
     """Queue a build of the enabled packages (reuses a build that is still queued)."""
     from runtimes.tasks import build_runtime
 
+    reap_stale_builds()
     with transaction.atomic():
         queued = Runtime.objects.filter(status=Runtime.Status.QUEUED).order_by("id").first()
         if queued is not None:
@@ -304,8 +305,33 @@ def do_build_runtime(runtime_id: int) -> str:
     )
     do_activate(Runtime.objects.get(pk=runtime_id))
     sink("Activated: new executions use this runtime; running ones finish on the previous one.")
+    removed = prune_layers()
+    if removed:
+        sink(f"Removed {len(removed)} old layer(s) no recent runtime uses: {', '.join(removed)}")
     sink.flush()
     return Runtime.Status.READY
+
+
+def prune_layers() -> list[str]:
+    """Delete layers that neither the active runtime nor the last few built ones use
+    (STEPWELL_RUNTIME_KEEP_LAYERS, so rolling back stays instant)."""
+    keep_n = int(getattr(settings, "STEPWELL_RUNTIME_KEEP_LAYERS", 5))
+    recent = Runtime.objects.filter(status=Runtime.Status.READY).exclude(image_id="")
+    keep = set(recent.filter(active=True).values_list("image_id", flat=True))
+    for image_id in recent.order_by("-id").values_list("image_id", flat=True):
+        if len(keep) >= keep_n + 1:
+            break
+        keep.add(image_id)
+    return builder.prune_layers(cache_dir(), keep)
+
+
+def reap_stale_builds() -> int:
+    """Mark builds whose worker vanished (still 'building' long after the build timeout) failed."""
+    limit = timezone.now() - timezone.timedelta(
+        seconds=float(getattr(settings, "STEPWELL_RUNTIME_BUILD_TIMEOUT_S", 1800)) + 300)
+    return Runtime.objects.filter(status=Runtime.Status.BUILDING, started__lt=limit).update(
+        status=Runtime.Status.FAILED, phase="", finished=timezone.now(),
+        error="the build stopped without finishing (worker lost); the previous runtime stays active")
 
 
 def do_activate(runtime: Runtime) -> Runtime:

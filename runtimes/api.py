@@ -160,6 +160,7 @@ class RuntimeViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         qs = super().get_queryset()
         if self.action == "list":
+            actions.reap_stale_builds()
             qs = qs.defer("log", "requested", "modules")
         return qs
 
