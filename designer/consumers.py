@@ -26,6 +26,10 @@ from django.conf import settings
 # With Redis, events arrive through the channel layer at once and the table is only a safety net.
 POLL_S = 1.0 if settings.REDIS_URL else 0.1
 BATCH = 500
+# Event ids are not always committed in id order (concurrent writers; Postgres sequences), and
+# pushed events may overtake each other: each poll re-reads this many ids below the highest sent
+# and sends only those not sent yet.
+WINDOW = 200
 
 
 class RunEventsConsumer(AsyncJsonWebsocketConsumer):
@@ -43,6 +47,8 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode())
         after = (query.get("after") or [""])[0]
         self.last_id = int(after) if after.isdigit() else (0 if self.run_id else await self._max_event_id())
+        self.floor = self.last_id  # never send events at or below the starting point
+        self.sent: set[int] = set()
         self.group = run_group(self.run_id) if self.run_id else workflow_group(self.workflow_id)
         if self.channel_layer is not None:
             await self.channel_layer.group_add(self.group, self.channel_name)
@@ -60,19 +66,26 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong", "last_event_id": self.last_id})
 
+    async def _send_once(self, event: dict) -> None:
+        eid = event["event_id"]
+        if eid <= self.floor or eid in self.sent:
+            return
+        self.sent.add(eid)
+        self.last_id = max(self.last_id, eid)
+        await self.send_json(event)
+
     async def run_event(self, message):
         """An event pushed through the channel layer (Redis)."""
-        event = message["event"]
-        if event["event_id"] > self.last_id:
-            self.last_id = event["event_id"]
-            await self.send_json(event)
+        await self._send_once(message["event"])
 
     async def _tail(self):
         while True:
-            for event in await self._events_after(self.last_id):
-                if event["event_id"] > self.last_id:
-                    self.last_id = event["event_id"]
-                    await self.send_json(event)
+            for event in await self._events_after(max(self.floor, self.last_id - WINDOW)):
+                await self._send_once(event)
+            low = self.last_id - WINDOW
+            if len(self.sent) > 4 * WINDOW:
+                self.sent = {i for i in self.sent if i > low}
+                self.floor = max(self.floor, low)
             await asyncio.sleep(POLL_S)
 
     @database_sync_to_async
