@@ -44,7 +44,7 @@ class Run(FrozenWhenFinished):
         TEST = "test", "Step test"
 
     workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="runs")
-    version = models.ForeignKey("designer.WorkflowVersion", on_delete=models.PROTECT, related_name="runs")
+    version = models.ForeignKey("designer.WorkflowVersion", on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.RUN)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
