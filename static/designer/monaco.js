@@ -33,11 +33,25 @@ export function loadMonaco() {
     script.onerror = () => reject(new Error("Could not load the Monaco loader."));
     script.onload = () => {
       window.require.config({ paths: { vs: base + "vs" } });
-      window.require(["vs/editor/editor.main"], () => resolve(window.monaco), reject);
+      window.require(["vs/editor/editor.main"], () => {
+        registerHelpers(window.monaco);
+        resolve(window.monaco);
+      }, reject);
     };
     document.head.append(script);
   });
   return loading;
+}
+
+// Language help shared by every Python editor, registered once: import completion and warnings
+// for modules the sandbox does not have (imports.js, fed by /api/runtime/modules/).
+function registerHelpers(monaco) {
+  import("./imports.js")
+    .then((m) => {
+      window.stepwell = window.stepwell || {};
+      window.stepwell.importHelp = m.registerImportHelp(monaco);
+    })
+    .catch((err) => console.warn("import help unavailable:", err));
 }
 
 // Creates an editor in `el`. `onChange(value)` is called on every edit. Returns the editor.

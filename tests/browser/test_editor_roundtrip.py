@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import api, login
+from tests.browser.helpers import api, linear_definition, login, open_editor
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -92,3 +92,18 @@ def test_it_builds_saves_and_reloads_a_workflow(page, user):
     assert all(isinstance(n["position"]["x"], (int, float)) for n in nodes.values())
     assert not [e for e in page.console_errors if "favicon" not in e]
     assert page.external == []  # Monaco and everything else come from our static files
+
+
+def test_the_code_editor_warns_about_imports_the_sandbox_lacks(signed_in, make_workflow):
+    page = signed_in
+    w = make_workflow("Imports", linear_definition("action.python"))
+    open_editor(page, w.pk)
+    page.click(".node[data-id=python_1] .node-name")
+    page.wait_for_function("!!(window.stepwell.monaco && window.stepwell.importHelp)")
+    page.evaluate("window.stepwell.importHelp.ready")
+    page.evaluate("window.stepwell.monaco.setValue('import json\\nimport surely_not_installed_pkg\\n')")
+    page.wait_for_function("""() => monaco.editor.getModelMarkers({owner: 'stepwell-imports'})
+        .some(m => m.message.includes("surely_not_installed_pkg"))""")
+    markers = page.evaluate("monaco.editor.getModelMarkers({owner: 'stepwell-imports'}).map(m => m.startLineNumber)")
+    assert markers == [2]  # json is in the standard library
+    assert not [e for e in page.console_errors if "favicon" not in e]
