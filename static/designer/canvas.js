@@ -116,7 +116,7 @@ export class Canvas extends EventTarget {
     for (const node of def.nodes) {
       seen.add(node.id);
       let el = this.nodeEls.get(node.id);
-      const sig = JSON.stringify([node.type, node.name]);
+      const sig = JSON.stringify([node.type, node.name, node.parent || null]);
       if (!el || el._sig !== sig) {
         const fresh = this._buildNode(node);
         if (el) el.replaceWith(fresh); else this.nodeLayer.append(fresh);
@@ -142,7 +142,7 @@ export class Canvas extends EventTarget {
     el.dataset.id = node.id;
     el.dataset.type = node.type;
     el.style.width = `${NODE_W}px`;
-    el._sig = JSON.stringify([node.type, node.name]);
+    el._sig = JSON.stringify([node.type, node.name, node.parent || null]);
 
     const head = document.createElement("div");
     head.className = "node-head";
@@ -158,6 +158,14 @@ export class Canvas extends EventTarget {
     const sub = document.createElement("div");
     sub.className = "node-type";
     sub.textContent = type ? type.label : `Unknown type ${node.type}`;
+    if (node.parent) {
+      const chip = document.createElement("span");
+      chip.className = "node-parent";
+      chip.textContent = `in ${node.parent}`;
+      chip.title = `Runs once per item of For each “${node.parent}”`;
+      sub.append(" ", chip);
+      el.classList.add("in-loop");
+    }
     titles.append(name, sub);
     const del = document.createElement("button");
     del.className = "node-delete";

@@ -78,6 +78,7 @@ def test_it_edits_workflow_settings_and_parents(signed_in, make_workflow):
     page.click(".node[data-id=compose_2] .node-name")
     page.select_option("#prop-parent", "foreach_1")
     assert node(page, "compose_2")["parent"] == "foreach_1"
+    assert "in foreach_1" in page.locator(".node[data-id=compose_2] .node-type").inner_text()
     page.wait_for_selector("#validation-status[data-state=valid]")
     page.keyboard.press("Control+S")
     page.wait_for_selector(".toast-success")
