@@ -8,7 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -154,6 +154,7 @@ class RunRerun(APIView):
 class RunEvents(APIView):
     """Status events of a run after ?after=<event id> (what the websocket streams)."""
 
+    @extend_schema(responses={200: OpenApiResponse(description="Status events after ?after=<event id>, oldest first")})
     def get(self, request, pk):
         run = _owned_run(request, pk)
         after = request.query_params.get("after", "0")
@@ -164,6 +165,7 @@ class RunEvents(APIView):
 
 
 class StepFileDownload(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="The file's content (application/octet-stream)")})
     def get(self, request, pk, step_id, name):
         run = _owned_run(request, pk)
         f = get_object_or_404(StepFile, step__run=run, step_id=step_id, name=name)
@@ -180,6 +182,7 @@ class StepFileDownload(APIView):
 class WorkflowSchemas(APIView):
     """Inferred output schemas {node_id: schema} and the field picker's flattened paths."""
 
+    @extend_schema(responses={200: OpenApiResponse(description="{schemas: {node_id: JSON Schema}, fields: {node_id: [{path, expression, type}]}, samples}")})
     def get(self, request, pk):
         workflow = _owned_workflow(request, pk)
         rows = NodeSchema.objects.filter(workflow=workflow).order_by("node_id")
@@ -206,6 +209,7 @@ def _pin_data(pin: PinnedOutput, workflow: Workflow) -> dict:
 
 
 class WorkflowPins(APIView):
+    @extend_schema(responses={200: OpenApiResponse(description="{node_id: {output, stale, source_run, pinned_at}}")})
     def get(self, request, pk):
         workflow = _owned_workflow(request, pk)
         return Response({p.node_id: _pin_data(p, workflow) for p in PinnedOutput.objects.filter(workflow=workflow)})
@@ -214,7 +218,7 @@ class WorkflowPins(APIView):
 class NodePin(APIView):
     """POST pins {"output": ...} (or {"run": id}: that run's output of the node); DELETE unpins."""
 
-    @extend_schema(request=PinSerializer)
+    @extend_schema(request=PinSerializer, responses={201: OpenApiResponse(description="{node_id, output, stale, source_run, pinned_at}")})
     def post(self, request, pk, node_id):
         workflow = _owned_workflow(request, pk)
         s = PinSerializer(data=request.data if isinstance(request.data, dict) else {})
@@ -236,6 +240,7 @@ class NodePin(APIView):
             return Response({"detail": str(exc), "errors": [{"path": "$", "message": str(exc)}]}, status=404)
         return Response(_pin_data(pin, workflow), status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses={204: OpenApiResponse(description="Unpinned")})
     def delete(self, request, pk, node_id):
         workflow = _owned_workflow(request, pk)
         if not actions.do_unpin_output(workflow, node_id):
@@ -325,6 +330,7 @@ async def node_test(request, pk, node_id):
 class WorkflowHook(APIView):
     """The workflow's secret HTTP trigger URL; POST .../hook/rotate/ replaces it."""
 
+    @extend_schema(responses={200: OpenApiResponse(description="{token, url} of the HTTP trigger")})
     def get(self, request, pk):
         workflow = _owned_workflow(request, pk)
         hook = actions.hook_for(workflow)
@@ -332,6 +338,7 @@ class WorkflowHook(APIView):
 
 
 class WorkflowHookRotate(APIView):
+    @extend_schema(request=None, responses={201: OpenApiResponse(description="{token, url}: the new secret URL")})
     def post(self, request, pk):
         workflow = _owned_workflow(request, pk)
         hook = actions.do_rotate_hook(workflow)
