@@ -140,10 +140,17 @@ canvas.addEventListener("move", (e) => commit((d) => {
 canvas.addEventListener("droptype", (e) => addNode(e.detail.type, e.detail.position));
 canvas.addEventListener("connect", (e) => connect(e.detail));
 canvas.addEventListener("disconnect", (e) => {
+  // An edge picked up at its input: dropped on nothing it is removed; dropped on another input
+  // it moves there, unless that connection is not allowed (then it stays where it was).
   const { index, then } = e.detail;
+  if (then) {
+    const rest = { ...state.def, edges: state.def.edges.filter((_, i) => i !== index) };
+    const why = canConnect(rest, types, then);
+    if (why) { toast(why, "error"); return; }
+  }
   commit((d) => {
     d.edges.splice(index, 1);
-    if (then && !canConnect(d, types, then)) d.edges.push(then);
+    if (then) d.edges.push(then);
   });
 });
 canvas.addEventListener("deleterequest", (e) => deleteNodes(e.detail.ids));
