@@ -41,6 +41,7 @@ MPL_SRC = "/opt/stepwell/mplconfig"
 MPL_DIR = "/tmp/.mpl"
 RESULT_DIR = "/run/stepwell"
 TOTAL_FILES_BUDGET = 64 * 1024 * 1024
+PRELOAD_MIN_MIB = 300  # below this, importing numpy+pandas+matplotlib up front thrashes
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
     "HOME": WORKDIR,
@@ -58,6 +59,7 @@ RNDRESEEDCRNG = 0x5207
 LINUX_REBOOT_CMD_POWER_OFF = 0x4321FEDC
 PR_SET_KEEPCAPS = 8
 PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
 CAP_SYS_BOOT = 22
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -104,22 +106,38 @@ def _reseed(entropy: bytes) -> None:
         np.random.seed(list(struct.unpack("8I", os.urandom(32))))
 
 
-def _drop_privileges() -> None:
+def _drop_privileges(uid: int = USER_ID) -> None:
+    """Become `uid` keeping only CAP_SYS_BOOT. With uid 0 (warm-up) it only rehearses the
+    same calls reversibly, so their code is already translated (TCG) and paged in."""
+    rehearsal = uid == 0
     os.setgroups([])
-    os.setresgid(USER_ID, USER_ID, USER_ID)
+    os.setresgid(uid, uid, uid)
     libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
-    os.setresuid(USER_ID, USER_ID, USER_ID)
+    os.setresuid(uid, uid, uid)
     hdr = struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0)
     bit = 1 << CAP_SYS_BOOT
     data = struct.pack("6I", bit, bit, 0, 0, 0, 0)  # effective, permitted, inheritable x2
     hbuf = ctypes.create_string_buffer(hdr, len(hdr))
     dbuf = ctypes.create_string_buffer(data, len(data))
+    if rehearsal:
+        libc.capget(hbuf, dbuf)
+        libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
+        return
     if libc.capset(hbuf, dbuf) != 0:
         log(f"capset failed: errno {ctypes.get_errno()}")
+    import resource
+
+    for res, want in ((resource.RLIMIT_NPROC, 1024), (resource.RLIMIT_CORE, 0)):
+        try:  # RLIMIT_NPROC binds for non-root: fork bombs fail instead of filling memory
+            _soft, hard = resource.getrlimit(res)
+            lim = want if hard == resource.RLIM_INFINITY else min(want, hard)
+            resource.setrlimit(res, (lim, lim))
+        except (OSError, ValueError):
+            pass
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def worker_main(req_r: int, resp_w: int) -> None:
+def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
     try:
         with open("/proc/self/oom_score_adj", "w") as fh:
             fh.write("1000")
@@ -138,10 +156,17 @@ def worker_main(req_r: int, resp_w: int) -> None:
         pass
     t = time.monotonic()
     try:
+        if not preload:
+            raise ImportError("preloading disabled (the first worker died while importing)")
+        if _meminfo_mib() < PRELOAD_MIN_MIB:
+            raise ImportError(f"preloading skipped: less than {PRELOAD_MIN_MIB} MiB of memory")
         if os.path.isdir(MPL_SRC) and not os.path.exists(MPL_DIR):
             import shutil
 
             shutil.copytree(MPL_SRC, MPL_DIR)
+            for root, dirs, names in os.walk(MPL_DIR):
+                for n in [root] + [os.path.join(root, x) for x in dirs + names]:
+                    os.chown(n, USER_ID, USER_ID)
         import numpy  # noqa: F401
         import pandas  # noqa: F401
         import matplotlib
@@ -155,7 +180,7 @@ def worker_main(req_r: int, resp_w: int) -> None:
         log(f"worker preload failed: {exc!r}")
     chan = protocol.FdChannel(req_r)
     out = protocol.FdChannel(resp_w)
-    out.send({"op": "ready", "import_s": round(time.monotonic() - t, 3)})
+    out.send({"op": "ready", "import_s": round(time.monotonic() - t, 3), "preload": preload})
     seq = 0
     while True:
         try:
@@ -166,16 +191,15 @@ def worker_main(req_r: int, resp_w: int) -> None:
         req = msg["request"]
         _reseed(base64.b64decode(msg.get("entropy", "")))
         warm = bool(msg.get("warm"))
-        if not warm:
-            os.environ.clear()
-            os.environ.update(BASE_ENV)
-            os.environ.update(req.get("env") or {})
+        os.environ.clear()
+        os.environ.update(BASE_ENV)
+        os.environ.update(req.get("env") or {})
         os.makedirs(RESULT_DIR, exist_ok=True)
         path = f"{RESULT_DIR}/result.{seq}"
         rfd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         os.unlink(path)
-        if not warm and os.getuid() == 0:
-            _drop_privileges()
+        if os.getuid() == 0:
+            _drop_privileges(0 if warm else USER_ID)
         os.chdir(WORKDIR)
         t = time.monotonic()
         code = harness.execute(req.get("code", ""), req.get("inputs"), rfd)
@@ -278,7 +302,10 @@ class Supervisor:
         self.spawn_worker()
 
     # -- worker
-    def spawn_worker(self) -> None:
+    def spawn_worker(self, preload: bool = True) -> None:
+        self.preload = preload
+        self.worker_ready = None
+        self.worker_status = None
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -296,7 +323,7 @@ class Supervisor:
                 for fd in (devnull, out_w, err_w):
                     os.close(fd)
                 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-                worker_main(req_r, resp_w)
+                worker_main(req_r, resp_w, preload)
             finally:
                 os._exit(70)
         for fd in (req_r, resp_w, out_w, err_w):
@@ -332,8 +359,15 @@ class Supervisor:
             msgs.extend(self.wdec.feed(data))
 
     def wait_ready(self, deadline: float) -> dict | None:
-        """Wait until the worker finished its imports (or died)."""
-        while self.worker_ready is None and self.worker_status is None:
+        """Wait until the worker finished its imports. A worker that died while importing
+        (too little memory for numpy/pandas/matplotlib) is replaced by one without preloads."""
+        while self.worker_ready is None:
+            if self.worker_status is not None:
+                if not self.preload:
+                    return None
+                log("worker died while preloading; starting one without preloads")
+                self._close_worker_fds()
+                self.spawn_worker(preload=False)
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -344,9 +378,16 @@ class Supervisor:
                 for m in self._read_worker():
                     if m.get("op") == "ready":
                         self.worker_ready = m
-            if self.pidfd in r and self._worker_exited():
-                break
+            if self.pidfd in r and self.worker_ready is None:
+                self._worker_exited()
         return self.worker_ready
+
+    def _close_worker_fds(self) -> None:
+        for fd in (self.to_worker, self.from_worker, self.out.fd, self.err.fd, self.pidfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     # -- channel
     def send(self, message: dict) -> None:
@@ -424,6 +465,7 @@ class Supervisor:
         elif op == "ping":
             self.send({"op": "pong", "t": m.get("t")})
         elif op == "exec":
+            self.send({"op": "accepted", "id": m.get("id")})
             try:
                 res = self.execute(m)
             except Exception as exc:  # noqa: BLE001 - the host must always get an answer
@@ -488,11 +530,6 @@ class Supervisor:
         self.err.reset(int(req.get("stderr_cap", harness_cap())))
         files = req.pop("files", None) or []
         if not warm:
-            os.chown(WORKDIR, USER_ID, USER_ID)
-            if os.path.isdir(MPL_DIR):
-                for root, dirs, names in os.walk(MPL_DIR):
-                    for n in [root] + [os.path.join(root, x) for x in dirs + names]:
-                        os.chown(n, USER_ID, USER_ID)
             self._write_inputs(files)
         oom_before = _oom_kills()
         t = time.monotonic()
@@ -580,7 +617,7 @@ class Supervisor:
             res["result"] = harness.result_from_payload(payload, stdout)
         except Exception:  # noqa: BLE001
             res["result"] = None
-        res["files"] = [] if warm else self._collect(int(req.get("file_cap", 8 << 20)))
+        res["files"] = self._collect(int(req.get("file_cap", 8 << 20)))
         return res
 
 
@@ -615,6 +652,10 @@ def main() -> None:
             os.sethostname("sandbox") if hasattr(os, "sethostname") else None
         except OSError:
             pass
+    try:
+        os.chown(WORKDIR, USER_ID, USER_ID)
+    except OSError as exc:
+        log(f"chown {WORKDIR}: {exc}")
     try:
         sup = Supervisor(find_port())
         log("supervisor up")

@@ -48,12 +48,12 @@ PREFIX = "stepwell-"
 BOOT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 15.0
 WARMUP_CODE = (
-    "import pandas as pd, numpy as np, json, os\n"
-    "df = pd.DataFrame({'a': np.arange(20), 'b': np.arange(20) % 3})\n"
-    "g = df.groupby('b')['a'].sum().to_dict()\n"
-    "print(df.describe().to_json())\n"
-    "result = {'sum': int(df['a'].sum()), 'groups': {str(k): int(v) for k, v in g.items()}}\n"
+    "import pandas as pd\n"
+    "df = pd.DataFrame({'k': ['a', 'b', 'a', 'c'] * 5, 'v': range(20)})\n"
+    "result = df.groupby('k')['v'].sum().to_dict()\n"
 )
+# The first requests after a restore pay for page faults and (TCG) translating code again;
+# a slot is READY only after these ran.
 WARMUPS = ("print(1)", WARMUP_CODE, "print(1)", WARMUP_CODE, "print(1)", "print(1)")
 COLD_WARMUPS = ()
 MAX_COLD_CONCURRENCY = 4
@@ -109,6 +109,7 @@ class VM:
     started: float = field(default_factory=time.monotonic)
     timings: dict = field(default_factory=dict)
     broken: bool = False
+    accepted: bool = False          # the agent acknowledged the current request
 
 
 class LibvirtDriver:
@@ -308,6 +309,9 @@ class LibvirtDriver:
                                        time.monotonic() + BOOT_TIMEOUT_S)
             if not hello.get("ready"):
                 raise SandboxError(f"guest agent of {name} is not ready: {hello}")
+        except protocol.ProtocolError as exc:
+            self._retire(vm)
+            raise SandboxError(f"guest agent of {name} did not come up: {exc}") from None
         except BaseException:
             self._retire(vm)
             raise
@@ -340,6 +344,10 @@ class LibvirtDriver:
                                        time.monotonic() + 30)
             if not hello.get("ready"):
                 raise SandboxError(f"restored agent of {name} is not ready: {hello}")
+        except protocol.ProtocolError as exc:
+            vm.broken = True
+            self._retire(vm)
+            raise SandboxError(f"restored agent of {name} did not answer: {exc}") from None
         except BaseException:
             self._retire(vm)
             raise
@@ -357,9 +365,13 @@ class LibvirtDriver:
         vm.timings["warm_ms"] = round((time.monotonic() - t) * 1000, 1)
 
     def _exchange(self, vm: VM, request: dict, warm: bool, deadline: float) -> dict:
+        vm.accepted = False
         msg = {"op": "exec", "id": next(self._seq), "warm": warm, "request": request,
                "entropy": base64.b64encode(os.urandom(64)).decode()}
         reply = vm.session.request(msg, deadline)
+        if reply.get("op") == "accepted":
+            vm.accepted = True
+            reply = vm.session.chan.recv(deadline)
         if reply.get("op") != "result":
             raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
         return reply
@@ -370,13 +382,16 @@ class LibvirtDriver:
             vm.session.close()
         self._destroy_q.put(vm)
 
-    def _kill_domain(self, name: str) -> None:
+    def _sigkill(self, name: str) -> None:
         pid = self.host.qemu_pid(name)
         if pid:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+    def _kill_domain(self, name: str) -> None:
+        self._sigkill(name)
         try:
             self.host.destroy(name)
         except SandboxError as exc:
@@ -473,6 +488,15 @@ class LibvirtDriver:
 
     # -------------------------------------------------------------------- execution ---
     def execute(self, request: ExecutionRequest) -> ExecutionResult:
+        for attempt in range(3):
+            try:
+                return self._execute_once(request)
+            except _NotAccepted as exc:
+                log.warning("VM %s was gone before the request reached it; retrying", exc)
+        return ExecutionResult(status=Status.ERROR, message="sandbox VMs kept failing to start",
+                               metadata={"driver": self.name})
+
+    def _execute_once(self, request: ExecutionRequest) -> ExecutionResult:
         if not self._started:
             self.start()
         if self._closed:
@@ -523,13 +547,15 @@ class LibvirtDriver:
         try:
             reply = self._exchange(vm, req, False, deadline)
         except protocol.FrameTimeout:
-            vm.broken = False
-            self._kill_domain(vm.name)
+            self._sigkill(vm.name)  # stops the code now; libvirt's destroy runs in background
             return ExecutionResult(
                 status=Status.TIMEOUT, duration_ms=(time.monotonic() - t_exec) * 1000,
                 message=f"time limit of {request.timeout_s:g} s exceeded; the VM was destroyed",
                 metadata=meta)
         except (protocol.ChannelClosed, ConnectionError, BrokenPipeError):
+            if not vm.accepted:
+                vm.broken = True
+                raise _NotAccepted(vm.name) from None
             state = self.host.state(vm.name)
             return ExecutionResult(
                 status=Status.KILLED, duration_ms=(time.monotonic() - t_exec) * 1000,
@@ -541,6 +567,10 @@ class LibvirtDriver:
         meta["guest_exec_ms"] = reply.get("guest_exec_ms")
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
         return _result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
+
+
+class _NotAccepted(SandboxError):
+    """The VM went away before it acknowledged the request: the user code never ran."""
 
 
 def _result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: float,
