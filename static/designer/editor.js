@@ -12,10 +12,10 @@
 // Every change goes through commit(mutate): clone, mutate, record the old snapshot, re-render.
 
 import { api, ApiError } from "./api.js";
-import { Canvas, NODE_W, HEAD_H } from "./canvas.js";
+import { Canvas, NODE_W, HEAD_H, nodeHeight } from "./canvas.js";
 import { History } from "./history.js";
 import {
-  CATEGORIES, NodeTypes, canConnect, clone, copyNodes, makeNode, normalize, pasteNodes,
+  CATEGORIES, NodeTypes, canConnect, clone, copyNodes, layeredLayout, makeNode, normalize, pasteNodes,
   problemTarget, removeNodes,
 } from "./model.js";
 import { PropertiesPanel } from "./panel.js";
@@ -342,6 +342,15 @@ $("#zoom-out").addEventListener("click", () => canvas.zoomBy(1 / 1.2));
 $("#zoom-fit").addEventListener("click", () => canvas.fit());
 $("#zoom-level").addEventListener("click", () => canvas.zoomAt(1));
 $("#btn-shortcuts").addEventListener("click", showShortcuts);
+$("#btn-tidy").addEventListener("click", tidy);
+
+function tidy() {
+  const positions = layeredLayout(state.def, { heightOf: (n) => nodeHeight(types.ports(n.type)) });
+  if (commit((d) => { for (const n of d.nodes) n.position = positions[n.id]; })) {
+    canvas.fit();
+    toast("Arranged left to right — Ctrl+Z to undo", "info", { timeout: 2000 });
+  }
+}
 
 const SHORTCUTS = [
   [["Ctrl", "S"], "Save a new version"], [["Ctrl", "Z"], "Undo"], [["Ctrl", "Shift", "Z"], "Redo (also Ctrl+Y)"],
@@ -349,7 +358,7 @@ const SHORTCUTS = [
   [["Ctrl", "A"], "Select all nodes"], [["Delete"], "Delete the selected nodes or edge"],
   [["Shift", "drag"], "Select with a rectangle"], [["Shift", "click"], "Add a node to the selection"],
   [["Wheel"], "Zoom at the pointer"], [["+"], "Zoom in"], [["-"], "Zoom out"], [["0"], "Fit to screen"],
-  [["Esc"], "Clear the selection"],
+  [["Esc"], "Clear the selection"], [["L"], "Arrange nodes left to right"],
 ];
 
 function showShortcuts() {
@@ -418,6 +427,7 @@ document.addEventListener("keydown", (e) => {
   else if (!mod && (key === "+" || key === "=")) canvas.zoomBy(1.2);
   else if (!mod && key === "-") canvas.zoomBy(1 / 1.2);
   else if (!mod && key === "0") canvas.fit();
+  else if (!mod && key === "l") tidy();
 });
 
 // ---- palette -----------------------------------------------------------------------------------

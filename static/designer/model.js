@@ -135,3 +135,54 @@ export function problemTarget(def, problem) {
   if (m) out.edgeIndex = +m[1];
   return out;
 }
+
+// Arranges nodes left to right by their longest distance from a root (a node without incoming
+// edges); nodes in one column keep their vertical order. Works on cyclic graphs too (the back
+// edges are ignored). Returns {id: {x, y}}.
+export function layeredLayout(def, { dx = 290, dy = 150, heightOf = () => 100 } = {}) {
+  const ids = def.nodes.map((n) => n.id);
+  const out = new Map(ids.map((id) => [id, []]));
+  const indeg = new Map(ids.map((id) => [id, 0]));
+  for (const e of def.edges) {
+    if (!out.has(e.source) || !out.has(e.target) || e.source === e.target) continue;
+    out.get(e.source).push(e.target);
+    indeg.set(e.target, indeg.get(e.target) + 1);
+  }
+  // Kahn's algorithm; when only cycles remain, break one at the left-most node.
+  const depth = new Map(ids.map((id) => [id, 0]));
+  const done = new Set();
+  const pos = new Map(def.nodes.map((n) => [n.id, n.position || { x: 0, y: 0 }]));
+  let ready = ids.filter((id) => indeg.get(id) === 0);
+  while (done.size < ids.length) {
+    if (!ready.length) {
+      const rest = ids.filter((id) => !done.has(id)).sort((a, b) => pos.get(a).x - pos.get(b).x);
+      ready = [rest[0]];
+    }
+    const next = [];
+    for (const id of ready) {
+      if (done.has(id)) continue;
+      done.add(id);
+      for (const t of out.get(id)) {
+        if (done.has(t)) continue;
+        depth.set(t, Math.max(depth.get(t), depth.get(id) + 1));
+        indeg.set(t, indeg.get(t) - 1);
+        if (indeg.get(t) === 0) next.push(t);
+      }
+    }
+    ready = next;
+  }
+  const columns = new Map();
+  for (const n of def.nodes) {
+    const d = depth.get(n.id);
+    if (!columns.has(d)) columns.set(d, []);
+    columns.get(d).push(n);
+  }
+  const result = {};
+  const tallest = Math.max(...[...columns.values()].map((c) => c.length));
+  for (const [d, col] of columns) {
+    col.sort((a, b) => pos.get(a.id).y - pos.get(b.id).y);
+    const top = ((tallest - col.length) * dy) / 2;
+    col.forEach((n, i) => { result[n.id] = { x: d * dx, y: Math.round(top + i * Math.max(dy, heightOf(n) + 40)) }; });
+  }
+  return result;
+}

@@ -62,3 +62,20 @@ def test_dragging_from_a_connected_input_moves_the_edge(signed_in, make_workflow
     page.wait_for_selector(".node[data-id=response_1]")
     drag(page, ".node[data-id=compose_2] .port-in .port-dot", ".node[data-id=response_1] .port-in .port-dot")
     assert edges(page) == ["compose_1.out->response_1.in", "trigger.out->compose_1.in"]
+
+
+def test_tidy_arranges_nodes_left_to_right(signed_in, make_workflow):
+    page = signed_in
+    d = linear_definition("control.condition", "action.compose", "action.compose")
+    d["edges"][-1] = {"source": "condition_1", "source_port": "false", "target": "compose_3", "target_port": "in"}
+    for n in d["nodes"]:
+        n["position"] = {"x": 500, "y": 500}  # all on top of each other
+    w = make_workflow("Tidy", d)
+    open_editor(page, w.pk)
+    page.click("#btn-tidy")
+    pos = {n["id"]: n["position"] for n in definition(page)["nodes"]}
+    assert pos["trigger"]["x"] < pos["condition_1"]["x"] < pos["compose_2"]["x"]
+    assert pos["compose_2"]["x"] == pos["compose_3"]["x"] and pos["compose_2"]["y"] != pos["compose_3"]["y"]
+    assert len({(p["x"], p["y"]) for p in pos.values()}) == 4
+    page.keyboard.press("Control+Z")
+    assert all(n["position"] == {"x": 500, "y": 500} for n in definition(page)["nodes"])
