@@ -295,7 +295,7 @@ def _test_start(user, workflow, node_id, data, reply_socket):
 
 
 def _test_body(run, node_id) -> dict:
-    step = run.steps.filter(node_id=node_id, item_index__isnull=True).order_by("-attempt").first()
+    step = run.steps.filter(node_id=node_id).order_by("-id").first()
     return {"run": RunSerializer(run).data, "status": run.status,
             "output": step.output if step else None, "stdout": step.stdout if step else "",
             "stderr": step.stderr if step else "", "error": (step.error if step else "") or run.error,

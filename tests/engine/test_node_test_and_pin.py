@@ -65,3 +65,17 @@ def test_it_pins_a_runs_output(stack, wf):
     run = api.wait(api.start(w["id"], {"n": 3})["id"])
     status, pin = api.post(f"/api/workflows/{w['id']}/nodes/calc/pin/", {"run": run["id"]})
     assert status == 201 and pin["output"] == {"double": 6} and pin["source_run"] == run["id"]
+
+
+def test_it_tests_a_for_each_with_its_body(stack, wf):
+    api = stack.api()
+    w = api.create_workflow(wf.definition(
+        [wf.node("trigger", "trigger.manual"),
+         wf.node("loop", "control.foreach", {"items": "{{ trigger.body.xs }}"}),
+         wf.node("inc", "action.compose", {"value": "{{ sum([item, `1`]) }}"}, parent="loop")],
+        [wf.edge("trigger", "loop")]))
+    status, body = api.post(f"/api/workflows/{w['id']}/nodes/loop/test/",
+                            {"input": {"trigger": {"body": {"xs": [1, 2, 3]}}}})
+    assert status == 200 and body["status"] == "succeeded" and body["output"] == [2, 3, 4]
+    status, body = api.post(f"/api/workflows/{w['id']}/nodes/inc/test/", {"input": {"item": 41, "index": 0}})
+    assert body["output"] == 42
