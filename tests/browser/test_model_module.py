@@ -79,3 +79,16 @@ def test_history_merges_typing_and_clears_redo(page, live_server):
         return [u1, u2, r1, h.canRedo, h.undoStack];
     """)
     assert out == ["c", "a", "c", False, ["a", "c2"]]
+
+
+def test_layered_layout_survives_cycles(page, live_server):
+    out = run(page, live_server, """
+        const def = {nodes: ["a", "b", "c", "d"].map((id, i) => ({id, position: {x: i, y: 0}})),
+                     edges: [{source: "a", target: "b"}, {source: "b", target: "c"}, {source: "c", target: "b"},
+                             {source: "a", target: "d"}]};
+        return m.layeredLayout(def, {dx: 100, dy: 50});
+    """)
+    assert out["a"]["x"] == 0
+    assert out["b"]["x"] == 100 and out["d"]["x"] == 100
+    assert out["c"]["x"] == 200
+    assert out["b"]["y"] != out["d"]["y"]
