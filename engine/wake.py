@@ -62,8 +62,10 @@ class ReplyWaiter:
             except OSError:
                 pass
 
-    async def async_wait(self, run_id: int, timeout: float, done) -> "object":
-        """`wait` for async views: no thread is held while the run works."""
+    async def async_wait(self, run_id: int, timeout: float, done, check_first: bool = True) -> "object":
+        """`wait` for async views: no thread is held while the run works. With check_first=False
+        the first look at the run waits for a poke (or the fallback poll) instead of reading it
+        right away (for a run that was just queued)."""
         import asyncio
         import time
 
@@ -76,12 +78,14 @@ class ReplyWaiter:
         self.sock.setblocking(False)
         deadline = time.monotonic() + timeout
         while True:
-            run = await get()
-            if done(run):
-                return run
+            if check_first:
+                run = await get()
+                if done(run):
+                    return run
+            check_first = True
             left = deadline - time.monotonic()
             if left <= 0:
-                return run
+                return await get()
             try:
                 await asyncio.wait_for(loop.sock_recv(self.sock, 64), min(left, self.FALLBACK_POLL_S))
             except asyncio.TimeoutError:

@@ -390,21 +390,28 @@ async def hook(request, token):
     reply socket when the Response node ran (or the run ended)."""
     from asgiref.sync import sync_to_async
 
-    err, prepared = await sync_to_async(_hook_prepare)(request, token)
-    if err:
-        return err
-    workflow, payload, waits, timeout = prepared
-
     def run_url(run_id):
         return request.build_absolute_uri(reverse("run-detail", args=[run_id]))
 
-    start = sync_to_async(actions.do_start_run)
-    if not waits:
-        run = await start(workflow, payload, Run.Trigger.HTTP)
-        return JsonResponse({"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}, status=202)
+    def prepare_and_start(reply_socket: str):
+        """One trip to the sync thread: look the hook up, then start the run."""
+        err, prepared = _hook_prepare(request, token)
+        if err:
+            return err, None, None
+        workflow, payload, waits, timeout = prepared
+        run = actions.do_start_run(workflow, payload, Run.Trigger.HTTP,
+                                   reply_socket=reply_socket if waits else "")
+        return None, run, (waits, timeout)
+
     with ReplyWaiter() as waiter:
-        run = await start(workflow, payload, Run.Trigger.HTTP, reply_socket=waiter.path)
-        run = await waiter.async_wait(run.pk, timeout, lambda r: r.response is not None or r.is_finished)
+        err, run, rest = await sync_to_async(prepare_and_start)(waiter.path)
+        if err:
+            return err
+        waits, timeout = rest
+        if not waits:
+            return JsonResponse({"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}, status=202)
+        run = await waiter.async_wait(run.pk, timeout, lambda r: r.response is not None or r.is_finished,
+                                      check_first=False)
     if run.response is not None:
         resp = run.response
         out = HttpResponse(json.dumps(resp.get("body")), status=resp.get("status_code", 200),
