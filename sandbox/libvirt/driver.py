@@ -205,6 +205,7 @@ class LibvirtDriver:
             "destroy_queue": self._destroy_q.qsize(), "executions": dict(self.stats),
             "templates": self.store.counts()["templates"] if self.store else [],
             "errors": c.get("last_errors", []),
+            "host_thp": _thp_mode(),
         }
 
     def close(self) -> None:
@@ -605,6 +606,18 @@ def _result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: floa
         result=reply.get("result"), files=tuple(files), duration_ms=duration_ms,
         message=str(reply.get("message", "")), metadata=meta,
     )
+
+
+def _thp_mode() -> str:
+    """Host transparent-huge-page mode. With `madvise`/`always`, QEMU's guest RAM gets 2 MiB
+    pages and a restored VM's RSS grows by ~60 MiB (sparse pages pull in whole huge pages);
+    `never` keeps idle pooled VMs near 210 MiB instead of 270 MiB."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+            text = fh.read()
+        return text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return "unknown"
 
 
 def _pid_alive(pid: int) -> bool:

@@ -29,6 +29,9 @@ class DomainSpec:
     channel_name: str = CHANNEL_NAME
     serial_log: str | None = None    # file receiving the guest console, or None
     machine: str = "pc"
+    # <memoryBacking><source type=...>: None = anonymous RAM. (memfd was tried to avoid
+    # transparent huge pages, but a restore then makes all guest RAM resident.)
+    memory_source: str | None = None
     emulator: str = EMULATOR
     metadata: dict[str, str] = field(default_factory=dict)  # stepwell:sandbox attributes
 
@@ -47,6 +50,9 @@ class DomainSpec:
             ET.SubElement(md, f"{{{NS}}}sandbox", {k: str(v) for k, v in sorted(self.metadata.items())})
         ET.SubElement(d, "memory", unit="MiB").text = str(int(self.memory_mib))
         ET.SubElement(d, "currentMemory", unit="MiB").text = str(int(self.memory_mib))
+        if self.memory_source:
+            mb = ET.SubElement(d, "memoryBacking")
+            ET.SubElement(mb, "source", type=self.memory_source)
         ET.SubElement(d, "vcpu", placement="static").text = str(int(self.vcpus))
         os_ = ET.SubElement(d, "os")
         ET.SubElement(os_, "type", arch="x86_64", machine=self.machine).text = "hvm"
@@ -118,6 +124,7 @@ class DomainSpec:
             src = ser.find("source")
             serial_log = src.get("path") if src is not None else None
         md = d.find(f"metadata/{{{NS}}}sandbox")
+        msrc = d.find("memoryBacking/source")
         emulator = d.find("devices/emulator")
         return cls(
             name=req("name").text or "",
@@ -135,6 +142,7 @@ class DomainSpec:
             machine=_machine_family(req("os/type").get("machine", "pc")),
             emulator=emulator.text if emulator is not None and emulator.text else EMULATOR,
             metadata=dict(md.attrib) if md is not None else {},
+            memory_source=msrc.get("type") if msrc is not None else None,
         )
 
     def readonly_root(self) -> bool:

@@ -21,7 +21,7 @@ def spec(**kw) -> DomainSpec:
 
 
 @pytest.mark.parametrize("kw", [{}, {"accel": "kvm", "memory_mib": 2048}, {"serial_log": None},
-                                {"metadata": {}, "vcpus": 2, "machine": "q35"}])
+                                {"metadata": {}, "vcpus": 2, "machine": "q35"}, {"memory_source": None}])
 def test_render_parse_round_trip(kw):
     s = spec(**kw)
     text = s.render()
