@@ -16,6 +16,12 @@ CSV = """date,employee,category,amount
 
 
 def test_it_imports_and_runs_end_to_end(stack):
+    import subprocess
+
+    # The process driver runs the host's /usr/bin/python3 (the libvirt guest image has pandas).
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import pandas"], capture_output=True)
+    assert probe.returncode == 0, ("the process sandbox driver needs pandas on the host: "
+                                   "apt-get install python3-pandas (scripts/install-system.sh should)")
     api = stack.api()
     doc = json.loads(EXAMPLE.read_text())
     status, w = api.post("/api/workflows/import/", doc)
