@@ -57,6 +57,7 @@ WARMUP_CODE = (
 WARMUPS = ("print(1)", WARMUP_CODE, "print(1)", WARMUP_CODE, "print(1)", "print(1)")
 COLD_WARMUPS = ()
 MAX_COLD_CONCURRENCY = 4
+DESTROYER_THREADS = 3
 
 
 def _qemu_version() -> str:
@@ -167,7 +168,7 @@ class LibvirtDriver:
                        / f"v3-{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
             self.store = SaveStore(tpl_dir, self._run_dir / "identities")
             self.sweep()
-            for i in range(2):
+            for i in range(DESTROYER_THREADS):
                 t = threading.Thread(target=self._destroyer, name=f"libvirt-destroy-{i}", daemon=True)
                 t.start()
                 self._destroyers.append(t)
