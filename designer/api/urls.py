@@ -5,7 +5,7 @@ from rest_framework.routers import DefaultRouter
 from designer.api import runs, views
 
 router = DefaultRouter(trailing_slash=True)
-router.register("workflows", views.WorkflowViewSet, basename="workflow")
+router.register("workflows", views.WorkflowViewSet, basename="api-workflow")
 
 urlpatterns = [
     path("schema/workflow.json", views.definition_schema, name="workflow-schema"),
