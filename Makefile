@@ -45,6 +45,7 @@ test: assets image
 
 bench: assets db image
 	@$(PY) bench/sandbox_bench.py
+	@$(PY) bench/engine_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules var

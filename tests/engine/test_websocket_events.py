@@ -5,19 +5,7 @@ import time
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-try:
-    from channels.testing import WebsocketCommunicator
-except ModuleNotFoundError as exc:  # channels.testing imports daphne only for its live server
-    if exc.name not in ("daphne", "daphne.testing"):
-        raise
-    import sys
-    import types
-
-    sys.modules.setdefault("daphne", types.ModuleType("daphne"))
-    stub = types.ModuleType("daphne.testing")
-    stub.DaphneProcess = object
-    sys.modules["daphne.testing"] = stub
-    from channels.testing import WebsocketCommunicator
+from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from designer.actions import do_create_workflow
