@@ -13,6 +13,7 @@ urlpatterns = [
     path("workflows/<int:pk>/edit", views.workflow_edit, name="workflow-edit"),
     path("api/", include("designer.api.urls")),
     path("hooks/<str:token>/", hook_view, name="hook"),
+    path("workflows/<int:pk>/runs", run_pages.workflow_runs, name="workflow-runs-page"),
     path("runs/<int:pk>/", run_pages.run_detail, name="run-page"),
     path("admin/", admin.site.urls),
     path("", include("runtimes.urls")),

@@ -1,93 +1,353 @@
-// Run detail page: renders /api/runs/<id>/ and refreshes it when ws/runs/<id>/ reports a change.
+// Run page: the pinned version's graph coloured by step status (live over ws/runs/<id>/), the step
+// list, and per step its inputs, output tree, logs, files, schema and sandbox metadata.
+import { h, toast, relativeTime, confirmDialog } from "./ui.js";
+import { request } from "./api.js";
+import { jsonTree } from "./json-tree.js";
+import { RunGraph } from "./run-graph.js";
+
 const boot = JSON.parse(document.getElementById("run-boot").textContent);
 const $ = (id) => document.getElementById(id);
-const open = new Set();
-let refreshTimer = null;
+const ACTIVE = new Set(["queued", "running"]);
+const LABEL = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed",
+  cancelled: "Cancelled", timed_out: "Timed out", skipped: "Skipped", pending: "Not run" };
+// the status a node shows when its steps (items, attempts) differ: the first one present wins
+const PRIORITY = ["running", "failed", "timed_out", "cancelled", "queued", "succeeded", "skipped"];
+const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", svg: "image/svg+xml", webp: "image/webp" };
 
-function csrf() {
-  const m = document.cookie.match(/(?:^|; )csrftoken=([^;]+)/);
-  return m ? decodeURIComponent(m[1]) : "";
+const nodesById = new Map((boot.definition.nodes || []).map((n) => [n.id, n]));
+const state = { run: null, selectedNode: null, selectedStep: null, schemas: null, panelKey: "", payloadKey: "" };
+const imageUrls = new Map(); // file url -> object URL (the API sends files as attachments)
+
+const fmtMs = (ms) => ms == null ? "" : ms < 1000 ? `${Math.round(ms)} ms` : ms < 60000 ? `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`
+  : `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
+const badge = (status) => h("span", { class: `badge ${status}`, "data-status": status }, LABEL[status] || status);
+const nodeName = (id) => nodesById.get(id)?.name || id;
+const typeLabel = (type) => boot.nodeTypes[type]?.label || type;
+
+function stepsOf(nodeId) {
+  return (state.run?.steps || []).filter((s) => s.node_id === nodeId);
 }
 
-async function api(path, method = "GET") {
-  const res = await fetch(path, { method, credentials: "same-origin",
-    headers: { "X-CSRFToken": csrf(), "Content-Type": "application/json" }, body: method === "POST" ? "{}" : undefined });
-  return { status: res.status, body: await res.json().catch(() => null) };
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) (k === "class" ? (e.className = v) : e.setAttribute(k, v));
-  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(c ?? ""));
-  return e;
-}
-
-const json = (v) => JSON.stringify(v, null, 2);
-
-function stepDetail(s) {
-  const box = el("div", { class: "step-detail" });
-  if (s.error) box.append(el("h4", {}, "Error"), el("p", { class: "error" }, s.error));
-  box.append(el("h4", {}, "Inputs (after mapping)"), el("pre", {}, json(s.inputs)));
-  box.append(el("h4", {}, "Output"), el("pre", {}, json(s.output)));
-  if (s.stdout) box.append(el("h4", {}, "stdout"), el("pre", {}, s.stdout));
-  if (s.stderr) box.append(el("h4", {}, "stderr"), el("pre", {}, s.stderr));
-  if (s.files && s.files.length) {
-    const ul = el("ul");
-    for (const f of s.files) ul.append(el("li", {}, el("a", { href: f.url }, f.name), ` (${f.size} bytes${f.truncated ? ", not kept" : ""})`));
-    box.append(el("h4", {}, "Files"), ul);
+// per node: the latest attempt of each item, then the most telling status among them
+function nodeSummary(nodeId) {
+  const latest = new Map();
+  for (const s of stepsOf(nodeId)) {
+    const key = s.item_index ?? -1;
+    const prev = latest.get(key);
+    if (!prev || s.attempt > prev.attempt || (s.attempt === prev.attempt && s.id > prev.id)) latest.set(key, s);
   }
-  if (s.sandbox && Object.keys(s.sandbox).length) box.append(el("h4", {}, "Sandbox"), el("pre", {}, json(s.sandbox)));
-  return box;
+  const steps = [...latest.values()];
+  if (!steps.length) return { status: "pending", label: LABEL.pending, meta: "" };
+  let status = PRIORITY.find((p) => steps.some((s) => s.status === p)) || steps[0].status;
+  if (status === "queued" && steps.some((s) => s.status === "succeeded")) status = "running";
+  const items = steps.filter((s) => s.item_index != null).length;
+  const attempts = Math.max(...steps.map((s) => s.attempt));
+  const ms = steps.reduce((a, s) => a + (s.duration_ms || 0), 0);
+  const bits = [];
+  if (items) bits.push(`${items} item${items === 1 ? "" : "s"}`);
+  if (attempts > 1) bits.push(`attempt ${attempts}`);
+  if (ms) bits.push(fmtMs(ms));
+  return { status, label: LABEL[status] || status, meta: bits.join(" · ") };
 }
 
-function render(run) {
-  const badge = $("run-status");
-  badge.textContent = run.status;
-  badge.className = `badge ${run.status}`;
-  const dur = run.duration_ms != null ? ` · ${run.duration_ms.toFixed(0)} ms` : "";
-  $("run-meta").textContent = `${run.trigger} run started by ${run.started_by || run.trigger} · created ${new Date(run.created).toLocaleString()}${dur}` +
-    (run.rerun_of ? ` · rerun of ${run.rerun_of}` : "");
-  $("run-error").textContent = run.error || "";
-  $("payload").textContent = json(run.payload);
-  const finished = !["queued", "running"].includes(run.status);
-  $("btn-cancel").disabled = finished;
+// ---- header -----------------------------------------------------------------------------------
+function renderHead(run) {
+  const b = $("run-status");
+  b.textContent = LABEL[run.status] || run.status;
+  b.className = `badge ${run.status}`;
+  b.dataset.status = run.status;
+  const meta = $("run-meta");
+  const by = run.started_by ? `by ${run.started_by}` : "";
+  meta.replaceChildren(
+    h("span", { class: "tag" }, run.trigger), " ",
+    `${run.trigger === "rerun" ? "Rerun" : "Started"} ${by} · `,
+    h("time", { datetime: run.created, title: new Date(run.created).toLocaleString() }, relativeTime(run.created)),
+    ` · version ${run.version}`,
+    run.duration_ms != null ? ` · took ${fmtMs(run.duration_ms)}` : (ACTIVE.has(run.status) ? " · in progress" : ""),
+    run.rerun_of ? h("span", {}, " · rerun of ", h("a", { href: `/runs/${run.rerun_of}/` }, `run ${run.rerun_of}`)) : null);
+  const err = $("run-error");
+  err.hidden = !run.error;
+  err.className = "alert alert-error run-alert";
+  err.textContent = run.error || "";
+  $("btn-cancel").hidden = !ACTIVE.has(run.status);
+  const payloadKey = JSON.stringify(run.payload);
+  if (payloadKey !== state.payloadKey) {
+    state.payloadKey = payloadKey;
+    $("payload").replaceChildren(jsonTree(run.payload, { openDepth: 3 }));
+  }
+}
+
+// ---- graph ------------------------------------------------------------------------------------
+const graph = new RunGraph($("graph"), boot.definition, boot.nodeTypes, { onSelect: (id) => selectNode(id) });
+$("legend").replaceChildren(...["pending", "queued", "running", "succeeded", "failed", "skipped"].map((s) =>
+  h("span", { class: "legend-item" }, h("i", { class: "legend-dot", "data-status": s }), LABEL[s])));
+
+function renderGraph() {
+  for (const id of nodesById.keys()) {
+    const s = nodeSummary(id);
+    graph.setStatus(id, s.status, s.label, s.meta);
+  }
+}
+
+// ---- steps table ------------------------------------------------------------------------------
+function renderSteps(run) {
   const tbody = $("steps");
-  tbody.replaceChildren();
-  for (const s of run.steps) {
-    const row = el("tr", { class: "step" },
-      el("td", {}, s.node_id), el("td", { class: "muted" }, s.node_type),
-      el("td", {}, s.item_index ?? ""), el("td", {}, String(s.attempt)),
-      el("td", {}, el("span", { class: `badge ${s.status}` }, s.status)),
-      el("td", {}, s.duration_ms != null ? `${s.duration_ms.toFixed(0)} ms` : ""));
-    row.addEventListener("click", () => { open.has(s.id) ? open.delete(s.id) : open.add(s.id); render(run); });
-    tbody.append(row);
-    if (open.has(s.id)) tbody.append(el("tr", {}, Object.assign(el("td"), { colSpan: 6 })));
-    if (open.has(s.id)) tbody.lastChild.firstChild.append(stepDetail(s));
+  $("steps-count").textContent = `${run.steps.length} step run${run.steps.length === 1 ? "" : "s"}`;
+  if (!run.steps.length) {
+    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "muted empty-row" },
+      ACTIVE.has(run.status) ? "Waiting for the first step…" : "No step ran.")));
+    return;
+  }
+  tbody.replaceChildren(...run.steps.map((s) => h("tr", {
+    class: `step-row${state.selectedStep === s.id ? " selected" : ""}`, "data-step": s.id, "data-node": s.node_id, tabindex: 0,
+    onclick: () => selectStep(s), onkeydown: (e) => { if (e.key === "Enter") selectStep(s); },
+  },
+    h("td", {}, h("div", { class: "step-name" }, nodeName(s.node_id)), h("div", { class: "muted small" }, typeLabel(s.node_type))),
+    h("td", {}, badge(s.status)),
+    h("td", { class: "num" }, String(s.attempt)),
+    h("td", { class: "num" }, s.item_index ?? "—"),
+    h("td", { class: "num" }, fmtMs(s.duration_ms) || (s.status === "running" ? "…" : "—")))));
+}
+
+// ---- step panel -------------------------------------------------------------------------------
+function section(title, body, { open = true, cls = "" } = {}) {
+  return h("details", { class: `panel-sec ${cls}`, open }, h("summary", {}, title), h("div", { class: "panel-body" }, body));
+}
+
+function pre(text, cls = "") {
+  return h("pre", { class: `log ${cls}` }, text);
+}
+
+async function imageUrl(f) {
+  if (imageUrls.has(f.url)) return imageUrls.get(f.url);
+  const res = await fetch(f.url, { credentials: "same-origin" });
+  if (!res.ok) throw new Error(`${res.status}`);
+  const ext = f.name.split(".").pop().toLowerCase();
+  const url = URL.createObjectURL(new Blob([await res.blob()], { type: IMAGE[ext] }));
+  imageUrls.set(f.url, url);
+  return url;
+}
+
+function fileItem(f) {
+  const ext = f.name.includes(".") ? f.name.split(".").pop().toLowerCase() : "";
+  const size = f.size < 1024 ? `${f.size} B` : f.size < 1048576 ? `${(f.size / 1024).toFixed(1)} KB` : `${(f.size / 1048576).toFixed(1)} MB`;
+  const link = f.truncated ? h("span", { class: "muted" }, f.name)
+    : h("a", { href: f.url, download: f.name, class: "file-link" }, f.name);
+  const item = h("li", { class: "file" }, h("div", { class: "file-head" }, h("span", { class: "file-icon" }, IMAGE[ext] ? "▣" : "⎘"), link,
+    h("span", { class: "muted small" }, f.truncated ? `${size} · over the size cap, not kept` : size)));
+  if (IMAGE[ext] && !f.truncated) {
+    const img = h("img", { class: "file-image", alt: f.name, "data-file": f.name });
+    item.append(h("a", { href: f.url, download: f.name, class: "file-preview" }, img));
+    imageUrl(f).then((u) => { img.src = u; }).catch(() => img.replaceWith(h("span", { class: "muted small" }, "preview unavailable")));
+  }
+  return item;
+}
+
+function sandboxInfo(sb) {
+  const known = [["driver", "Driver"], ["domain", "Domain"], ["image_id", "Image id"], ["runtime_id", "Runtime id"],
+    ["exit_code", "Exit code"], ["duration_ms", "Sandbox time"], ["timeout_s", "Time limit"], ["memory_mib", "Memory limit"]];
+  const dl = h("dl", { class: "kv" });
+  const shown = new Set();
+  for (const [k, label] of known) {
+    if (!(k in sb)) continue;
+    shown.add(k);
+    let v = sb[k];
+    if (k === "duration_ms") v = fmtMs(v);
+    if (k === "timeout_s") v = `${v} s`;
+    if (k === "memory_mib") v = `${v} MiB`;
+    dl.append(h("dt", {}, label), h("dd", { class: "mono", "data-key": k }, v == null || v === "" ? "—" : String(v)));
+  }
+  const rest = Object.fromEntries(Object.entries(sb).filter(([k]) => !shown.has(k)));
+  return h("div", {}, dl, Object.keys(rest).length ? section("More", jsonTree(rest, { openDepth: 1 }), { open: false, cls: "nested" }) : null);
+}
+
+function renderPanel() {
+  const panel = $("step-panel");
+  const nodeId = state.selectedNode;
+  if (!nodeId || !state.run) { panel.hidden = true; return; }
+  const steps = stepsOf(nodeId);
+  let step = steps.find((s) => s.id === state.selectedStep);
+  if (!step && steps.length) step = steps[steps.length - 1];
+  const key = JSON.stringify([nodeId, step || null, state.schemas?.[nodeId] ?? null, steps.map((s) => [s.id, s.status])]);
+  if (key === state.panelKey) return;
+  state.panelKey = key;
+  panel.hidden = false;
+  const node = nodesById.get(nodeId);
+  const t = boot.nodeTypes[node?.type] || {};
+  const head = h("div", { class: "panel-head" },
+    h("span", { class: `rg-icon cat-${t.category || "unknown"}` }, t.icon || "•"),
+    h("div", {}, h("h2", {}, node?.name || nodeId), h("div", { class: "muted small" }, `${t.label || node?.type} · `, h("code", {}, nodeId))),
+    h("span", { class: "spacer" }),
+    step ? badge(step.status) : badge("pending"),
+    h("button", { class: "icon-btn panel-close", type: "button", title: "Close", "aria-label": "Close", onclick: () => selectNode(null) }, "×"));
+  const body = [head];
+  if (steps.length > 1) {
+    body.push(h("div", { class: "step-tabs", role: "tablist" }, steps.map((s) => h("button", {
+      type: "button", role: "tab", class: `step-tab${s.id === step.id ? " active" : ""}`, "aria-selected": String(s.id === step.id),
+      onclick: () => selectStep(s),
+    }, h("i", { class: "legend-dot", "data-status": s.status }),
+    s.item_index != null ? `item ${s.item_index}` : "", s.item_index != null && s.attempt > 1 ? " · " : "",
+    s.item_index == null || s.attempt > 1 ? `attempt ${s.attempt}` : ""))));
+  }
+  if (!step) {
+    body.push(h("p", { class: "muted" }, ACTIVE.has(state.run.status) ? "This step has not started yet." : "This step did not run in this run."));
+  } else {
+    body.push(h("div", { class: "facts" },
+      fact("Status", LABEL[step.status] || step.status), fact("Duration", fmtMs(step.duration_ms) || "—"),
+      fact("Attempt", String(step.attempt)), step.item_index != null ? fact("Item index", String(step.item_index)) : null,
+      fact("Started", step.started ? new Date(step.started).toLocaleTimeString() : "—"),
+      fact("Finished", step.finished ? new Date(step.finished).toLocaleTimeString() : "—")));
+    if (step.error) body.push(h("div", { class: "alert alert-error step-error" }, h("strong", {}, "Error "), h("span", { class: "mono" }, step.error)));
+    const cols = h("div", { class: "panel-cols" });
+    cols.append(
+      section("Inputs", jsonTree(step.inputs, { openDepth: 2 }), { cls: "sec-inputs" }),
+      section("Output", jsonTree(step.output, { openDepth: 3 }), { cls: "sec-output" }));
+    body.push(cols);
+    body.push(section("stdout", step.stdout ? pre(step.stdout) : h("p", { class: "muted small" }, "Nothing printed."), { open: !!step.stdout, cls: "sec-stdout" }));
+    if (step.stderr || step.node_type === "action.python") {
+      body.push(section("stderr", step.stderr ? pre(step.stderr, "log-err") : h("p", { class: "muted small" }, "Nothing."), { open: !!step.stderr, cls: "sec-stderr" }));
+    }
+    if (step.files?.length) body.push(section(`Files (${step.files.length})`, h("ul", { class: "files" }, step.files.map(fileItem)), { cls: "sec-files" }));
+    if (step.sandbox && Object.keys(step.sandbox).length) body.push(section("Sandbox", sandboxInfo(step.sandbox), { open: false, cls: "sec-sandbox" }));
+  }
+  const schema = state.schemas?.[nodeId];
+  body.push(section("Inferred output schema", schema ? jsonTree(schema, { openDepth: 2 })
+    : h("p", { class: "muted small" }, state.schemas ? "No schema yet: it is inferred from successful outputs." : "Loading…"), { open: false, cls: "sec-schema" }));
+  panel.replaceChildren(...body);
+}
+
+function fact(label, value) {
+  return h("div", { class: "fact" }, h("div", { class: "fact-label" }, label), h("div", { class: "fact-value" }, value));
+}
+
+function selectNode(nodeId, stepId = null) {
+  state.selectedNode = nodeId;
+  state.selectedStep = stepId;
+  graph.select(nodeId);
+  render();
+  if (nodeId) {
+    const url = new URL(location.href);
+    url.hash = `node=${encodeURIComponent(nodeId)}`;
+    history.replaceState(null, "", url);
+    $("step-panel").scrollIntoView({ block: "nearest", behavior: "smooth" });
+  } else {
+    history.replaceState(null, "", location.pathname + location.search);
   }
 }
 
+function selectStep(s) {
+  selectNode(s.node_id, s.id);
+}
+
+function render() {
+  if (!state.run) return;
+  renderHead(state.run);
+  renderGraph();
+  renderSteps(state.run);
+  renderPanel();
+}
+
+// ---- data -------------------------------------------------------------------------------------
+let refreshing = null, again = false, lastFinished = false;
 async function refresh() {
-  const { status, body } = await api(`/api/runs/${boot.id}/`);
-  if (status === 200) render(body);
+  if (refreshing) { again = true; return refreshing; }
+  refreshing = (async () => {
+    try {
+      state.run = await request("GET", `/api/runs/${boot.id}/`);
+      const finished = !ACTIVE.has(state.run.status);
+      if (finished && (!lastFinished || !state.schemas)) loadSchemas();
+      lastFinished = finished;
+      render();
+    } catch (err) {
+      toast(`Could not load the run: ${err.message}`, "error");
+    } finally {
+      refreshing = null;
+      if (again) { again = false; refresh(); }
+    }
+  })();
+  return refreshing;
 }
 
-function scheduleRefresh() {
-  clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(refresh, 100);
+async function loadSchemas() {
+  try {
+    state.schemas = (await request("GET", `/api/workflows/${boot.workflow}/schemas/`)).schemas || {};
+    state.panelKey = "";
+    renderPanel();
+  } catch { /* the schema section says "Loading…"; not worth a toast */ }
 }
 
+let timer = null;
+function soon(ms = 120) {
+  clearTimeout(timer);
+  timer = setTimeout(refresh, ms);
+}
+
+function onEvent(msg) {
+  if (msg.type === "pong") return;
+  // colour the node at once; the full step data follows with the refresh
+  if (msg.type === "step.status" && state.run) {
+    const s = state.run.steps.find((x) => x.id === msg.step_id);
+    if (s) s.status = msg.status;
+    else state.run.steps.push({ id: msg.step_id, node_id: msg.node_id, node_type: nodesById.get(msg.node_id)?.type,
+      item_index: msg.item_index, attempt: msg.attempt, status: msg.status, files: [], inputs: null, output: null });
+    renderGraph();
+  }
+  if (msg.type === "run.status" && state.run) { state.run.status = msg.status; renderHead(state.run); }
+  soon();
+}
+
+let socket = null, retry = 1000, poller = null;
 function connect() {
   const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/ws/runs/${boot.id}/`);
-  ws.onopen = () => { $("live").textContent = "live"; $("live").classList.add("on"); };
-  ws.onmessage = scheduleRefresh;
-  ws.onclose = () => { $("live").textContent = "reconnecting…"; $("live").classList.remove("on"); setTimeout(connect, 2000); };
+  socket = new WebSocket(`${proto}://${location.host}/ws/runs/${boot.id}/`);
+  socket.onopen = () => { retry = 1000; live(true); clearInterval(poller); poller = null; soon(0); };
+  socket.onmessage = (e) => { try { onEvent(JSON.parse(e.data)); } catch { /* ignore */ } };
+  socket.onclose = (e) => {
+    live(false);
+    if (e.code === 4401 || e.code === 4404) return;
+    // poll while the socket is away, reconnect with back-off
+    if (!poller) poller = setInterval(() => { if (!state.run || ACTIVE.has(state.run.status)) refresh(); }, 3000);
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 30000);
+  };
 }
 
-$("btn-cancel").addEventListener("click", async () => { await api(`/api/runs/${boot.id}/cancel/`, "POST"); refresh(); });
-$("btn-rerun").addEventListener("click", async () => {
-  const { status, body } = await api(`/api/runs/${boot.id}/rerun/`, "POST");
-  if (status === 201) location.href = `/runs/${body.id}/`;
+function live(on) {
+  const el = $("live");
+  el.classList.toggle("on", on);
+  el.title = on ? "Live: updates as the run goes" : "Reconnecting…";
+}
+
+// ---- actions ----------------------------------------------------------------------------------
+$("btn-cancel").addEventListener("click", async () => {
+  if (!(await confirmDialog("Cancel this run?", "Steps that are running are stopped; later steps do not start.", { confirmLabel: "Cancel run", danger: true }))) return;
+  try {
+    state.run = await request("POST", `/api/runs/${boot.id}/cancel/`);
+    toast("Cancellation requested", "info");
+    render();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+  soon(300);
 });
-refresh();
+
+$("btn-rerun").addEventListener("click", async () => {
+  const btn = $("btn-rerun");
+  btn.disabled = true;
+  try {
+    const run = await request("POST", `/api/runs/${boot.id}/rerun/`, { same_version: false });
+    location.href = run.page || `/runs/${run.id}/`;
+  } catch (err) {
+    toast(`Could not start the run: ${err.message}`, "error", { details: (err.errors || []).map((e) => e.message) });
+    btn.disabled = false;
+  }
+});
+
+document.addEventListener("keydown", (e) => { if (e.key === "Escape" && state.selectedNode && !document.querySelector("dialog[open]")) selectNode(null); });
+
+const fromHash = decodeURIComponent((location.hash.match(/node=([^&]+)/) || [])[1] || "");
+refresh().then(() => {
+  if (fromHash && nodesById.has(fromHash)) selectNode(fromHash);
+  document.body.dataset.ready = "true";
+});
 connect();
