@@ -27,7 +27,7 @@ function node(key, value, depth, openDepth) {
   }
   const entries = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
   if (!entries.length) return h("div", { class: "jt-row" }, label, sep, h("span", { class: "jt-empty" }, Array.isArray(value) ? "[]" : "{}"));
-  const det = h("details", { class: "jt-node", open: depth < openDepth });
+  const det = h("details", { class: "jt-node", open: depth < openDepth, "data-key": key === null ? null : String(key) });
   det.append(h("summary", {}, label, sep, h("span", { class: "jt-sum" }, summary(value))));
   const kids = h("div", { class: "jt-kids" });
   for (const [k, v] of entries.slice(0, MAX_CHILDREN)) kids.append(node(k, v, depth + 1, openDepth));
