@@ -472,11 +472,39 @@ class Supervisor:
                 res = {"status": "error", "message": f"guest agent error: {exc!r}"}
             res["op"] = "result"
             res["id"] = m.get("id")
-            self.send(res)
+            try:
+                self.send(res)
+            except (ValueError, TypeError, RecursionError, protocol.ProtocolError) as exc:
+                self.send({"op": "result", "id": m.get("id"), "status": "error",
+                           "message": f"guest agent could not encode the result: {exc!r}"})
         elif op == "poweroff":
             poweroff()
         else:
             self.send({"op": "error", "message": f"unknown op {op!r}"})
+
+    def _answer_during_exec(self) -> None:
+        """The host may ask for the output so far (it does at a timeout, before the kill)."""
+        try:
+            data = os.read(self.port, 1 << 16)
+        except BlockingIOError:
+            return
+        if not data:
+            if self.armed:
+                poweroff()
+            time.sleep(0.02)
+            return
+        try:
+            msgs = self.dec.feed(data)
+        except protocol.ProtocolError:
+            self.dec = protocol.FrameDecoder()
+            return
+        for m in msgs:
+            if m.get("op") == "partial":
+                self.out.drain()
+                self.err.drain()
+                self.send({"op": "partial", "stdout": self.out.text(), "stderr": self.err.text(),
+                           "stdout_truncated": self.out.truncated,
+                           "stderr_truncated": self.err.truncated})
 
     def _write_inputs(self, files: list[dict]) -> None:
         for f in files:
@@ -493,7 +521,7 @@ class Supervisor:
     def _collect(self, file_cap: int) -> list[dict]:
         out = []
         budget = TOTAL_FILES_BUDGET
-        for entry in harness.collect_files(WORKDIR, 0, max_files=200):
+        for entry in _walk_files(WORKDIR, max_files=200):
             name, size = entry["name"], entry["size"]
             path = os.path.join(WORKDIR, name)
             if name in self.inputs_written and size == len(self.inputs_written[name]):
@@ -539,12 +567,14 @@ class Supervisor:
         poller = select.poll()
         for fd in (self.from_worker, self.out.fd, self.err.fd, self.pidfd):
             poller.register(fd, select.POLLIN)
-        poller.register(self.port, 0)  # POLLHUP is always reported
+        poller.register(self.port, select.POLLIN)  # POLLHUP is always reported
         open_fds = {self.out.fd, self.err.fd}
         while done is None:
             for fd, ev in poller.poll(1000):
                 if fd == self.port:
-                    if ev & select.POLLHUP and self.armed:
+                    if ev & select.POLLIN:
+                        self._answer_during_exec()
+                    elif ev & select.POLLHUP and self.armed:
                         log("host went away during execution: powering off")
                         poweroff()
                     continue
@@ -614,11 +644,65 @@ class Supervisor:
                     res["status"] = "failed"
                     res["message"] = f"the process exited with code {code} before finishing"
         try:
-            res["result"] = harness.result_from_payload(payload, stdout)
+            res["result"] = _result_value(payload, stdout)
         except Exception:  # noqa: BLE001
             res["result"] = None
         res["files"] = self._collect(int(req.get("file_cap", 8 << 20)))
         return res
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _result_value(payload: dict | None, stdout: str):
+    """harness.result_from_payload, but strict JSON only and never raising (NaN, depth...)."""
+    try:
+        if payload and payload.get("has_result"):
+            value = json.loads(payload["result_json"], parse_constant=_reject_constant)
+        else:
+            value = None
+            for line in reversed(stdout.splitlines()):
+                if line.strip():
+                    try:
+                        value = json.loads(line, parse_constant=_reject_constant)
+                    except ValueError:
+                        value = None
+                    break
+        json.dumps(value, allow_nan=False)  # must survive the frame encoder
+        return value
+    except (ValueError, TypeError, RecursionError, KeyError):
+        return None
+
+
+def _walk_files(top: str, max_files: int = 200, max_entries: int = 100000):
+    """Regular files under `top` (iterative, so deep trees cannot exhaust the stack)."""
+    stack = [top]
+    seen = 0
+    found = 0
+    while stack and found < max_files and seen < max_entries:
+        d = stack.pop()
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for e in entries:
+            seen += 1
+            try:
+                if e.is_symlink():
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    subdirs.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    found += 1
+                    yield {"name": os.path.relpath(e.path, top),
+                           "size": e.stat(follow_symlinks=False).st_size}
+                    if found >= max_files:
+                        return
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))
 
 
 def harness_cap() -> int:

@@ -378,6 +378,18 @@ class LibvirtDriver:
             raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
         return reply
 
+    def _partial_output(self, vm: VM, wait_s: float = 0.5) -> dict:
+        """Output captured so far by the agent (best effort, bounded wait)."""
+        try:
+            vm.session.chan.send({"op": "partial"})
+            end = time.monotonic() + wait_s
+            while True:
+                m = vm.session.chan.recv(end)
+                if m.get("op") == "partial":
+                    return m
+        except (protocol.ProtocolError, OSError):
+            return {}
+
     def _retire(self, vm: VM) -> None:
         """Hand a VM to the background destroyer."""
         if vm.session is not None:
@@ -549,10 +561,15 @@ class LibvirtDriver:
         try:
             reply = self._exchange(vm, req, False, deadline)
         except protocol.FrameTimeout:
+            partial = self._partial_output(vm)
             self._sigkill(vm.name)  # stops the code now; libvirt's destroy runs in background
             return ExecutionResult(
                 status=Status.TIMEOUT, duration_ms=(time.monotonic() - t_exec) * 1000,
                 message=f"time limit of {request.timeout_s:g} s exceeded; the VM was destroyed",
+                stdout=_cap(partial.get("stdout", ""), request.stdout_cap),
+                stderr=_cap(partial.get("stderr", ""), request.stderr_cap),
+                stdout_truncated=bool(partial.get("stdout_truncated")),
+                stderr_truncated=bool(partial.get("stderr_truncated")),
                 metadata=meta)
         except (protocol.ChannelClosed, ConnectionError, BrokenPipeError):
             if not vm.accepted:
@@ -569,6 +586,11 @@ class LibvirtDriver:
         meta["guest_exec_ms"] = reply.get("guest_exec_ms")
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
         return _result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
+
+
+def _cap(text: str, cap: int) -> str:
+    data = str(text).encode()
+    return text if len(data) <= cap else data[:cap].decode("utf-8", "replace")
 
 
 class _NotAccepted(SandboxError):

@@ -132,6 +132,7 @@ def test_timeout_destroys_the_vm(pooled):
     assert r.status == Status.TIMEOUT, r.to_dict()
     assert 1.9 <= time.monotonic() - t < 20
     assert "time limit" in r.message
+    assert r.stdout == "started\n"  # output so far is kept
     healthy(pooled)
 
 
