@@ -4,6 +4,7 @@ import { h, toast, relativeTime, confirmDialog } from "./ui.js";
 import { request } from "./api.js";
 import { jsonTree } from "./json-tree.js";
 import { RunGraph } from "./run-graph.js";
+import { setIcon } from "./icons.js";
 
 const boot = JSON.parse(document.getElementById("run-boot").textContent);
 const $ = (id) => document.getElementById(id);
@@ -58,13 +59,14 @@ function renderHead(run) {
   b.dataset.status = run.status;
   const meta = $("run-meta");
   const by = run.started_by ? `by ${run.started_by}` : "";
-  meta.replaceChildren(
+  meta.replaceChildren(...[
     h("span", { class: "tag" }, run.trigger), " ",
     `${run.trigger === "rerun" ? "Rerun" : "Started"} ${by} · `,
     h("time", { datetime: run.created, title: new Date(run.created).toLocaleString() }, relativeTime(run.created)),
     ` · version ${run.version}`,
     run.duration_ms != null ? ` · took ${fmtMs(run.duration_ms)}` : (ACTIVE.has(run.status) ? " · in progress" : ""),
-    run.rerun_of ? h("span", {}, " · rerun of ", h("a", { href: `/runs/${run.rerun_of}/` }, `run ${run.rerun_of}`)) : null);
+    run.rerun_of ? h("span", {}, " · rerun of ", h("a", { href: `/runs/${run.rerun_of}/` }, `run ${run.rerun_of}`)) : null,
+  ].filter((x) => x !== null && x !== ""));
   const err = $("run-error");
   err.hidden = !run.error;
   err.className = "alert alert-error run-alert";
@@ -94,7 +96,7 @@ function renderSteps(run) {
   const tbody = $("steps");
   $("steps-count").textContent = `${run.steps.length} step run${run.steps.length === 1 ? "" : "s"}`;
   if (!run.steps.length) {
-    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 5, class: "muted empty-row" },
+    tbody.replaceChildren(h("tr", {}, h("td", { colspan: 4, class: "muted empty-row" },
       ACTIVE.has(run.status) ? "Waiting for the first step…" : "No step ran.")));
     return;
   }
@@ -104,8 +106,8 @@ function renderSteps(run) {
   },
     h("td", {}, h("div", { class: "step-name" }, nodeName(s.node_id)), h("div", { class: "muted small" }, typeLabel(s.node_type))),
     h("td", {}, badge(s.status)),
-    h("td", { class: "num" }, String(s.attempt)),
-    h("td", { class: "num" }, s.item_index ?? "—"),
+    h("td", { class: "num", title: "attempt" + (s.item_index != null ? " · For each item" : "") },
+      s.item_index != null ? h("span", { class: "muted small" }, `item ${s.item_index} · `) : null, `#${s.attempt}`),
     h("td", { class: "num" }, fmtMs(s.duration_ms) || (s.status === "running" ? "…" : "—")))));
 }
 
@@ -133,7 +135,7 @@ function fileItem(f) {
   const size = f.size < 1024 ? `${f.size} B` : f.size < 1048576 ? `${(f.size / 1024).toFixed(1)} KB` : `${(f.size / 1048576).toFixed(1)} MB`;
   const link = f.truncated ? h("span", { class: "muted" }, f.name)
     : h("a", { href: f.url, download: f.name, class: "file-link" }, f.name);
-  const item = h("li", { class: "file" }, h("div", { class: "file-head" }, h("span", { class: "file-icon" }, IMAGE[ext] ? "▣" : "⎘"), link,
+  const item = h("li", { class: "file" }, h("div", { class: "file-head" }, h("span", { class: "file-ext" }, ext || "file"), link,
     h("span", { class: "muted small" }, f.truncated ? `${size} · over the size cap, not kept` : size)));
   if (IMAGE[ext] && !f.truncated) {
     const img = h("img", { class: "file-image", alt: f.name, "data-file": f.name });
@@ -174,8 +176,10 @@ function renderPanel() {
   panel.hidden = false;
   const node = nodesById.get(nodeId);
   const t = boot.nodeTypes[node?.type] || {};
+  const icon = h("span", { class: `rg-icon cat-${t.category || "unknown"}` });
+  setIcon(icon, node?.type, t.icon || "•");
   const head = h("div", { class: "panel-head" },
-    h("span", { class: `rg-icon cat-${t.category || "unknown"}` }, t.icon || "•"),
+    icon,
     h("div", {}, h("h2", {}, node?.name || nodeId), h("div", { class: "muted small" }, `${t.label || node?.type} · `, h("code", {}, nodeId))),
     h("span", { class: "spacer" }),
     step ? badge(step.status) : badge("pending"),

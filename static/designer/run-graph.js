@@ -1,6 +1,7 @@
 // Read-only drawing of a workflow definition: HTML nodes at their saved positions over an SVG of
 // edges, scaled to fit. Each node shows a status (setStatus) and can be selected (onSelect).
 import { h } from "./ui.js";
+import { setIcon } from "./icons.js";
 
 export const NODE_W = 228;
 export const NODE_H = 64;
@@ -35,7 +36,7 @@ export class RunGraph {
     this.minY = Math.min(0, ...ys) - PAD;
     if (xs.length) { this.minX = Math.min(...xs) - PAD; this.minY = Math.min(...ys) - PAD; }
     this.width = (xs.length ? Math.max(...xs) - this.minX + NODE_W : 0) + PAD;
-    this.height = (ys.length ? Math.max(...ys) - this.minY + NODE_H : 0) + PAD + 18;
+    this.height = (ys.length ? Math.max(...ys) - this.minY + NODE_H : 0) + PAD;
     const pos = (n) => ({ x: (n.position?.x ?? 0) - this.minX, y: (n.position?.y ?? 0) - this.minY });
 
     this.world = h("div", { class: "rg-world" });
@@ -73,13 +74,16 @@ export class RunGraph {
       const p = pos(n);
       const status = h("span", { class: "rg-status", "data-status": "pending" }, "not run");
       const meta = h("span", { class: "rg-meta" });
+      const icon = h("span", { class: "rg-icon" });
+      setIcon(icon, n.type, t.icon || "•");
       const el = h("button", {
         type: "button", class: `rg-node cat-${t.category || "unknown"}`, "data-node": n.id, "data-status": "pending",
         title: `${n.name || n.id} (${t.label})`, onclick: () => this.onSelect(n.id),
       },
-        h("span", { class: "rg-icon" }, t.icon || "•"),
-        h("span", { class: "rg-titles" }, h("span", { class: "rg-name" }, n.name || n.id), h("span", { class: "rg-type" }, t.label)),
-        h("span", { class: "rg-side" }, status, meta));
+        icon,
+        h("span", { class: "rg-titles" }, h("span", { class: "rg-name" }, n.name || n.id),
+          h("span", { class: "rg-type" }, h("span", {}, t.label), meta)),
+        status);
       el.style.left = `${p.x}px`;
       el.style.top = `${p.y}px`;
       el.style.width = `${NODE_W}px`;

@@ -8,9 +8,8 @@ const wfId = boot.workflow.id;
 const $ = (id) => document.getElementById(id);
 const ACTIVE = new Set(["queued", "running"]);
 const LABEL = Object.fromEntries(boot.statuses.map((s) => [s.value, s.label]));
-const LIMIT = 25;
-
 const params = new URLSearchParams(location.search);
+const LIMIT = Math.min(100, Math.max(1, parseInt(params.get("limit") || "25", 10) || 25));
 const state = {
   statuses: new Set((params.get("status") || "").split(",").filter((s) => LABEL[s])),
   offset: Math.max(0, parseInt(params.get("offset") || "0", 10) || 0),
@@ -25,6 +24,7 @@ function syncUrl() {
   const q = new URLSearchParams();
   if (state.statuses.size) q.set("status", [...state.statuses].join(","));
   if (state.offset) q.set("offset", String(state.offset));
+  if (LIMIT !== 25) q.set("limit", String(LIMIT));
   const s = q.toString();
   history.replaceState(null, "", location.pathname + (s ? `?${s}` : ""));
 }

@@ -101,6 +101,15 @@ def test_runs_list_and_run_page(page, stack):
     page.wait_for_function("document.querySelectorAll('tr[data-run]').length === 2")
     assert re.search(r"status=failed(%2C|,)succeeded", page.url)
 
+    # paging: one run a page
+    page.goto(f"/workflows/{ok['id']}/runs?limit=1")
+    page.wait_for_selector(f"tr[data-run='{second_id}']")
+    assert page.inner_text("#page-info") == "1–1 of 2" and page.is_disabled("#btn-prev")
+    page.click("#btn-next")
+    page.wait_for_selector(f"tr[data-run='{first['id']}']")
+    assert page.inner_text("#page-info") == "2–2 of 2" and page.is_disabled("#btn-next")
+    assert "offset=1" in page.url
+
     # -- run page
     page.click(f"tr[data-run='{first['id']}'] a.run-link")
     page.wait_for_url(f"**/runs/{first['id']}/")
@@ -150,4 +159,19 @@ def test_runs_list_and_run_page(page, stack):
     page.wait_for_selector("#step-panel .step-error")
     assert "no data" in page.inner_text("#step-panel .step-error")
     assert "no data" in page.inner_text("#step-panel .sec-stderr")
+    assert page.console_errors == []
+
+
+def test_cancel_a_running_run(page, stack):
+    api = stack.api()
+    w = api.create_workflow(_definition("import time\ntime.sleep(30)\nresult = 1", "nap"), name="Nap")
+    run = api.start(w["id"], {"values": []})
+    page.goto(f"/runs/{run['id']}/")
+    page.wait_for_selector(".rg-node[data-node=nap][data-status=running]", timeout=30_000)
+    assert page.get_attribute("#run-status", "data-status") == "running"
+    page.click("#btn-cancel")
+    page.click("dialog button[data-value=ok]")
+    page.wait_for_selector("#run-status[data-status=cancelled]", timeout=30_000)
+    page.wait_for_selector(".rg-node[data-node=nap][data-status=cancelled]", timeout=30_000)
+    assert page.is_hidden("#btn-cancel")
     assert page.console_errors == []
