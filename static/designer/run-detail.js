@@ -147,6 +147,7 @@ function fileItem(f) {
 
 function sandboxInfo(sb) {
   const known = [["driver", "Driver"], ["domain", "Domain"], ["image_id", "Image id"], ["runtime_id", "Runtime id"],
+    ["accel", "Acceleration"], ["start", "Started by"], ["execution_id", "Execution id"],
     ["exit_code", "Exit code"], ["duration_ms", "Sandbox time"], ["timeout_s", "Time limit"], ["memory_mib", "Memory limit"]];
   const dl = h("dl", { class: "kv" });
   const shown = new Set();
@@ -167,9 +168,10 @@ function renderPanel() {
   const panel = $("step-panel");
   const nodeId = state.selectedNode;
   if (!nodeId || !state.run) { panel.hidden = true; return; }
-  const steps = stepsOf(nodeId);
+  const steps = stepsOf(nodeId).sort((a, b) => (a.item_index ?? -1) - (b.item_index ?? -1) || a.attempt - b.attempt || a.id - b.id);
   let step = steps.find((s) => s.id === state.selectedStep);
-  if (!step && steps.length) step = steps[steps.length - 1];
+  // by default the step that explains the node: a failure first, else the latest
+  if (!step && steps.length) step = steps.find((s) => ["failed", "timed_out"].includes(s.status)) || steps.reduce((a, b) => (b.id > a.id ? b : a));
   const key = JSON.stringify([nodeId, step || null, state.schemas?.[nodeId] ?? null, steps.map((s) => [s.id, s.status])]);
   if (key === state.panelKey) return;
   state.panelKey = key;

@@ -67,6 +67,19 @@ export class RunGraph {
         edges.append(t);
       }
     }
+    // nodes inside a For each: a dashed link from the loop to each of them
+    for (const n of nodes) {
+      const parent = n.parent && byId.get(n.parent);
+      if (!parent) continue;
+      const pp = pos(parent), pc = pos(n);
+      const x1 = pp.x + NODE_W / 2, y1 = pp.y + NODE_H, x2 = pc.x + NODE_W / 2, y2 = pc.y;
+      const path = svg("path", { d: `M ${x1} ${y1} C ${x1} ${(y1 + y2) / 2}, ${x2} ${(y1 + y2) / 2}, ${x2} ${y2 - 2}`,
+        class: "rg-edge rg-child", "marker-end": "url(#rg-arrow)", "data-source": parent.id, "data-target": n.id });
+      edges.append(path);
+      const t = svg("text", { x: (x1 + x2) / 2 + 6, y: (y1 + y2) / 2, class: "rg-port" });
+      t.textContent = "each item";
+      edges.append(t);
+    }
     this.edges = edges;
     this.world.append(edges);
     for (const n of nodes) {
