@@ -28,7 +28,8 @@ def test_it_lists_runs_for_the_owner_only(alice, bob, definition):
     assert "designer/runs-list.js" in html and "designer/runs.css" in html and "Nightly report" in html
     boot = _boot(html, "runs-boot")
     assert boot["workflow"] == {"id": wf.pk, "name": "Nightly report"}
-    assert "failed" in [s["value"] for s in boot["statuses"]] and "skipped" not in [s["value"] for s in boot["statuses"]]
+    statuses = [s["value"] for s in boot["statuses"]]
+    assert "failed" in statuses and "skipped" not in statuses
     assert c.get("/workflows/999999/runs").status_code == 404
 
 
