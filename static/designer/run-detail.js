@@ -64,7 +64,8 @@ function renderHead(run) {
     `${run.trigger === "rerun" ? "Rerun" : "Started"} ${by} · `,
     h("time", { datetime: run.created, title: new Date(run.created).toLocaleString() }, relativeTime(run.created)),
     ` · version ${run.version}`,
-    run.duration_ms != null ? ` · took ${fmtMs(run.duration_ms)}` : (ACTIVE.has(run.status) ? " · in progress" : ""),
+    run.duration_ms != null ? ` · took ${fmtMs(run.duration_ms)}` : (ACTIVE.has(run.status) ? " · in progress " : ""),
+    run.duration_ms == null && run.status === "running" && run.started ? ticker(run.started) : null,
     run.rerun_of ? h("span", {}, " · rerun of ", h("a", { href: `/runs/${run.rerun_of}/` }, `run ${run.rerun_of}`)) : null,
   ].filter((x) => x !== null && x !== ""));
   const err = $("run-error");
@@ -108,8 +109,18 @@ function renderSteps(run) {
     h("td", {}, badge(s.status)),
     h("td", { class: "num", title: "attempt" + (s.item_index != null ? " · For each item" : "") },
       s.item_index != null ? h("span", { class: "muted small" }, `item ${s.item_index} · `) : null, `#${s.attempt}`),
-    h("td", { class: "num" }, fmtMs(s.duration_ms) || (s.status === "running" ? "…" : "—")))));
+    h("td", { class: "num" }, s.status === "running" && s.started ? ticker(s.started) : fmtMs(s.duration_ms) || "—"))));
 }
+
+// elapsed time of something still running, counted up once a second
+function ticker(since) {
+  const el = h("span", { class: "ticker", "data-since": since }, fmtElapsed(since));
+  return el;
+}
+const fmtElapsed = (since) => `${fmtMs(Math.max(0, Date.now() - new Date(since).getTime()))}…`;
+setInterval(() => {
+  for (const el of document.querySelectorAll(".ticker[data-since]")) el.textContent = fmtElapsed(el.dataset.since);
+}, 1000);
 
 // ---- step panel -------------------------------------------------------------------------------
 function section(title, body, { open = true, cls = "" } = {}) {

@@ -54,7 +54,9 @@ function row(run) {
     h("td", {}, run.started_by || h("span", { class: "muted" }, "—")),
     h("td", { class: "num" }, `v${run.version}`),
     h("td", {}, h("time", { datetime: started, title: new Date(started).toLocaleString() }, relativeTime(started))),
-    h("td", { class: "num" }, ACTIVE.has(run.status) ? h("span", { class: "muted" }, "running…") : fmtMs(run.duration_ms)));
+    h("td", { class: "num" }, run.status === "running" && run.started
+      ? h("span", { class: "muted ticker", "data-since": run.started }, elapsed(run.started))
+      : ACTIVE.has(run.status) ? h("span", { class: "muted" }, "waiting…") : fmtMs(run.duration_ms)));
 }
 
 function render() {
@@ -180,6 +182,11 @@ function connect() {
     retry = Math.min(retry * 2, 30000);
   };
 }
+
+const elapsed = (since) => `${fmtMs(Math.max(0, Date.now() - new Date(since).getTime()))}…`;
+setInterval(() => {
+  for (const el of document.querySelectorAll(".ticker[data-since]")) el.textContent = elapsed(el.dataset.since);
+}, 1000);
 
 // relative times age while the page stays open
 setInterval(() => {
