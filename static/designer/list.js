@@ -1,4 +1,4 @@
-// Workflow list page: table, create, rename, delete, import and export.
+// Workflow list page: table, create, rename, delete, import, export and a link to the runs.
 
 import { api, ApiError } from "./api.js";
 import { hydrateIcons, setIcon } from "./icons.js";
@@ -47,6 +47,7 @@ function render(flashId) {
     h("td", { class: "muted", title: new Date(w.updated).toLocaleString() }, relativeTime(w.updated)),
     h("td", { class: "row-actions" },
       h("a", { class: "icon-btn", href: editUrl(w.id), title: "Open in the editor" }, "Open"),
+      h("a", { class: "icon-btn", "data-action": "runs", href: `/workflows/${w.id}/runs`, title: "Run history" }, "Runs"),
       h("button", { class: "icon-btn", type: "button", "data-action": "rename", title: "Rename", onclick: () => rename(w) }, "Rename"),
       h("a", { class: "icon-btn", "data-action": "export", href: api.exportUrl(w.id), download: `${slug(w.name)}.json`, title: "Download as JSON" }, "Export"),
       h("button", { class: "icon-btn danger", type: "button", "data-action": "delete", title: "Delete", onclick: () => remove(w) }, "Delete"))));
