@@ -375,13 +375,25 @@ def build_image(cache_dir: Path, force: bool = False, out=None,
 
 
 def prune_images(cache_dir: Path, keep: str) -> list[Path]:
-    """Remove images other than `keep` (and stale temporary build directories)."""
-    removed = []
+    """Remove guest images other than `keep`, saved VM states made from them, and stale
+    temporary build directories. Do not run while a sandbox service uses an older image."""
+    removed: list[Path] = []
     base = images_dir(cache_dir)
-    if not base.is_dir():
-        return removed
-    for p in base.iterdir():
-        if p.name != keep and p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
+    if base.is_dir():
+        for p in base.iterdir():
+            if p.name != keep and p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    saves = Path(cache_dir) / "saves"
+    if saves.is_dir():
+        for p in saves.iterdir():
+            if p.is_dir() and keep[:16] not in p.name:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    bases = Path(cache_dir) / "base"
+    if bases.is_dir():
+        for p in bases.iterdir():
+            if p.is_dir() and p.name != base_id()[:16]:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
     return removed

@@ -83,3 +83,13 @@ def test_cli_entry_points_hit_the_cache(image):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(image.dir)
     assert time.monotonic() - t < 60
+
+
+def test_prune_keeps_only_the_current_image_and_its_states(tmp_path):
+    keep = builder.recipe_id()
+    for d in (f"images/{keep}", "images/" + "0" * 64, f"saves/v3-{keep[:16]}-qemu-7.2",
+              "saves/v3-0000000000000000-qemu-7.2", f"base/{builder.base_id()[:16]}", "base/old"):
+        (tmp_path / d).mkdir(parents=True)
+    removed = {p.relative_to(tmp_path).as_posix() for p in builder.prune_images(tmp_path, keep)}
+    assert removed == {"images/" + "0" * 64, "saves/v3-0000000000000000-qemu-7.2", "base/old"}
+    assert (tmp_path / f"images/{keep}").is_dir() and (tmp_path / f"saves/v3-{keep[:16]}-qemu-7.2").is_dir()

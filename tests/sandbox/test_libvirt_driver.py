@@ -272,3 +272,21 @@ def test_start_sweeps_domains_left_by_a_dead_process(cold):
     finally:
         host.destroy(name)
         host.close()
+
+
+def test_restored_vm_powers_off_when_the_host_goes_away(cold):
+    """Restored domains are not autodestroyed: the armed agent powers off on disconnect."""
+    vm = cold._restore(cold.pool_memory_mib, "c")
+    if vm is None:
+        pytest.skip("no template yet for the pool memory size")
+    try:
+        assert cold.host.is_running(vm.name)
+        vm.session.close()  # the host end of the channel goes away, as if this process died
+        vm.session = None
+        deadline = time.monotonic() + 30
+        while cold.host.is_running(vm.name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not cold.host.is_running(vm.name)
+    finally:
+        cold._retire(vm)
+    healthy(cold)

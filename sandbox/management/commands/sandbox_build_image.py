@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sandbox.config import SandboxConfig
 from sandbox.image import ImageBuildError, build_image
+from sandbox.image.builder import prune_images
 
 
 class Command(BaseCommand):
@@ -20,6 +21,8 @@ class Command(BaseCommand):
         parser.add_argument("--cache-dir", type=Path, default=None,
                             help="cache directory (default: SANDBOX_CACHE_DIR or ~/.cache/stepwell)")
         parser.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
+        parser.add_argument("--prune", action="store_true",
+                            help="afterwards remove older images and their saved VM states")
 
     def handle(self, *args, **opts):
         cache = opts["cache_dir"] or SandboxConfig.from_env().cache_dir
@@ -27,4 +30,7 @@ class Command(BaseCommand):
             img = build_image(cache, force=opts["force"], out=self.stderr._out, mirror=opts["mirror"])
         except ImageBuildError as exc:
             raise CommandError(str(exc)) from None
+        if opts["prune"]:
+            for p in prune_images(cache, img.id):
+                self.stderr.write(f"removed {p}")
         self.stdout.write(str(img.dir))
