@@ -108,7 +108,7 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/monaco", BASE_DIR / "node_modules" / "monaco-editor" / "min"),
-    ("vendor/drawflow", BASE_DIR / "node_modules" / "drawflow" / "dist"),
+    ("vendor/x6", BASE_DIR / "node_modules" / "@antv" / "x6" / "dist"),
 ]
 STATICFILES_DIRS = [d for d in STATICFILES_DIRS if Path(d[1] if isinstance(d, tuple) else d).exists()]
 WHITENOISE_USE_FINDERS = DEBUG

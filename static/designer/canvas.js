@@ -1,17 +1,25 @@
-// The canvas: renders a definition (nodes as HTML, edges as SVG) and turns pointer input into
-// events. It never changes the definition itself; the page controller listens and commits.
+// The canvas: renders a definition with AntV X6 (HTML node cards in foreignObjects, X6 ports and
+// edges) and turns X6's interaction into events. X6 does the drawing, dragging, connecting,
+// selecting, panning and zooming; the canvas never changes the definition itself: it reports what
+// the user did and the page controller commits, then calls render(def) with the new definition.
 //
 // Events (CustomEvent, detail in braces):
 //   select {ids}                    selection changed (node ids)
 //   edgeselect {index}              an edge was clicked (index into definition.edges, or null)
 //   move {positions: {id: {x,y}}}   nodes were dragged to new positions
 //   connect {source, source_port, target, target_port}
+//   disconnect {index, then}        an edge was picked up at its input and dropped (then: new edge or null)
+//   deleterequest {ids}             a node's delete button was pressed
 //   droptype {type, position}       a palette item was dropped at canvas coordinates
 //   open {id}                       a node was double-clicked
 //   viewport {x, y, k}              pan/zoom changed
 
+import "../vendor/x6/x6.min.js";  // UMD build: defines globalThis.X6
 import { edgeKey } from "./model.js";
 import { setIcon } from "./icons.js";
+
+const X6 = globalThis.X6;
+const { Graph, Shape, Selection, NodeView, EdgeView, Path } = X6;
 
 export const NODE_W = 228;
 export const HEAD_H = 54;
@@ -19,7 +27,8 @@ export const ROW_H = 26;
 export const PAD = 6;
 const GRID = 10;
 const MIN_K = 0.2, MAX_K = 2;
-const SVG_NS = "http://www.w3.org/2000/svg";
+const NODE_SHAPE = "stepwell-node";
+const EDGE_SHAPE = "stepwell-edge";
 
 function portRows(ports) {
   return Math.max(ports.inputs.length, ports.outputs.length, 1);
@@ -44,44 +53,245 @@ function curve(a, b) {
 }
 
 const snap = (v) => Math.round(v / GRID) * GRID;
+const portId = (side, name) => `${side}:${name}`;
+const portName = (id) => (id || "").replace(/^(in|out):/, "");
+
+// ---- X6 registrations (once per page) -------------------------------------------------------
+
+let registered = false;
+let activeCanvas = null;  // the views below report to the canvas that owns their graph
+
+function register() {
+  if (registered) return;
+  registered = true;
+
+  Graph.registerConnector("stepwell", (s, t, _route, options = {}) => {
+    const d = curve(s, t);
+    return options.raw ? Path.parse(d) : d;
+  }, true);
+
+  // Pressing a connected input picks its edge up there (X6's arrowhead dragging), so it can be
+  // dropped on another input or on nothing to remove it.
+  const HtmlView = NodeView.registry.get("html-view");
+  class StepNodeView extends HtmlView {
+    startMagnetDragging(e, x, y) {
+      const canvas = activeCanvas;
+      const magnet = e.currentTarget;
+      const port = magnet.closest && magnet.closest(".port");
+      if (canvas && port && port.dataset.side === "in") {
+        const index = canvas.def.edges.findIndex((ed) => ed.target === this.cell.id && (ed.target_port ?? "in") === port.dataset.port);
+        const edgeCell = index >= 0 && canvas.edgeCells.get(edgeKey(canvas.def.edges[index]));
+        const edgeView = edgeCell && this.graph.findViewByCell(edgeCell);
+        e.stopPropagation();
+        if (!edgeView) return;
+        edgeView.setEventData(e, {
+          ...edgeView.prepareArrowheadDragging("target", { x, y, fallbackAction: "revert" }),
+          detachIndex: index,
+        });
+        this.graph.view.delegateDragEvents(e, edgeView);
+        canvas.root.classList.add("connecting");
+        return;
+      }
+      super.startMagnetDragging(e, x, y);
+    }
+  }
+  NodeView.registry.register("stepwell-node-view", StepNodeView, true);
+
+  class StepEdgeView extends EdgeView {
+    stopArrowheadDragging(e, x, y) {
+      const data = this.getEventData(e);
+      const canvas = activeCanvas;
+      if (!canvas) return super.stopArrowheadDragging(e, x, y);
+      canvas._connected = null;
+      super.stopArrowheadDragging(e, x, y);
+      canvas.root.classList.remove("connecting");
+      canvas._afterArrowhead(this.cell, data, e);
+    }
+  }
+  EdgeView.registry.register("stepwell-edge-view", StepEdgeView, true);
+
+  // Node: the card is our own HTML element (built by the canvas) inside X6's foreignObject.
+  Shape.HTML.register({
+    shape: NODE_SHAPE,
+    width: NODE_W,
+    height: 100,
+    view: "stepwell-node-view",
+    effect: [],
+    html: (cell) => (activeCanvas && activeCanvas.cards.get(cell.id)) || null,
+    ports: {
+      groups: {
+        in: {
+          position: "absolute",
+          markup: [{ tagName: "g", selector: "wrap", className: "port port-in",
+            children: [{ tagName: "circle", selector: "dot", className: "port-dot" }] }],
+          attrs: { dot: { r: 6, magnet: true } },
+        },
+        out: {
+          position: "absolute",
+          markup: [{ tagName: "g", selector: "wrap", className: "port port-out",
+            children: [{ tagName: "circle", selector: "dot", className: "port-dot" }] }],
+          attrs: { dot: { r: 6, magnet: true } },
+        },
+      },
+    },
+  });
+
+  Graph.registerEdge(EDGE_SHAPE, {
+    markup: [
+      { tagName: "path", selector: "wrap", className: "edge-hit" },
+      { tagName: "path", selector: "line", className: "edge-path" },
+    ],
+    attrs: {
+      wrap: { connection: true, fill: "none", stroke: "transparent", strokeWidth: 14 },
+      line: { connection: true, fill: "none", stroke: "#8b93a7", strokeWidth: 2.2 },
+    },
+    zIndex: 0,
+    view: "stepwell-edge-view",
+  }, true);
+}
+
+// ---- the canvas ---------------------------------------------------------------------------------
 
 export class Canvas extends EventTarget {
   constructor(root, types) {
     super();
+    register();
+    activeCanvas = this;
     this.types = types;
     this.root = root;
     this.def = { nodes: [], edges: [] };
-    this.view = { x: 40, y: 40, k: 1 };
     this.selection = new Set();
     this.selectedEdge = null;
     this.problems = new Map();      // node id -> [messages]
     this.edgeProblems = new Set();  // edge indexes
-    this.nodeEls = new Map();       // id -> element
-    this.edgeEls = new Map();       // edgeKey -> path
+    this.nodeCells = new Map();     // id -> X6 node
+    this.edgeCells = new Map();     // edgeKey -> X6 edge
+    this.nodeEls = new Map();       // id -> view container (the `.node` element)
     this.byId = new Map();
+    this.cards = new Map();         // id -> the node's HTML card
+    this._mute = 0;
 
     root.classList.add("canvas");
     root.tabIndex = 0;
-    this.world = document.createElement("div");
-    this.world.className = "canvas-world";
-    this.svg = document.createElementNS(SVG_NS, "svg");
-    this.svg.classList.add("canvas-edges");
-    this.tempPath = document.createElementNS(SVG_NS, "path");
-    this.tempPath.classList.add("edge-temp");
-    this.svg.append(this.tempPath);
-    this.nodeLayer = document.createElement("div");
-    this.nodeLayer.className = "canvas-nodes";
-    this.marquee = document.createElement("div");
-    this.marquee.className = "canvas-marquee";
-    this.world.append(this.svg, this.nodeLayer);
-    root.append(this.world, this.marquee);
-
-    root.addEventListener("pointerdown", (e) => this._onPointerDown(e));
-    root.addEventListener("wheel", (e) => this._onWheel(e), { passive: false });
-    root.addEventListener("dblclick", (e) => {
-      const el = e.target.closest(".node");
-      if (el) this._emit("open", { id: el.dataset.id });
+    this.graph = new Graph({
+      container: root,
+      autoResize: true,
+      async: false,
+      grid: { size: GRID, visible: false },
+      background: false,
+      panning: { enabled: true, eventTypes: ["leftMouseDown"] },
+      mousewheel: {
+        enabled: true, zoomAtMousePosition: true, factor: 1.1, minScale: MIN_K, maxScale: MAX_K,
+        guard: (e) => !(e.shiftKey && !e.ctrlKey && !e.metaKey),
+      },
+      scaling: { min: MIN_K, max: MAX_K },
+      interacting: {
+        nodeMovable: true, magnetConnectable: true, edgeMovable: false, edgeLabelMovable: false,
+        arrowheadMovable: false, vertexMovable: false, vertexAddable: false, vertexDeletable: false,
+      },
+      connecting: {
+        connector: "stepwell",
+        anchor: "center",
+        connectionPoint: "anchor",
+        allowBlank: false,
+        allowLoop: true,      // the controller explains why a self-loop is refused
+        allowMulti: true,     // ... and a duplicate
+        allowNode: true,      // dropped on a node's body: its first input
+        allowEdge: false,
+        allowPort: true,
+        highlight: true,
+        createEdge() { return this.createEdge({ shape: EDGE_SHAPE }); },
+        validateMagnet: ({ magnet }) => {
+          const port = magnet.closest && magnet.closest(".port");
+          return !!port && port.dataset.side === "out";
+        },
+        validateConnection: ({ targetMagnet, targetView }) => {
+          if (!targetView || !targetView.cell.isNode()) return false;
+          if (!targetMagnet) return true;
+          const port = targetMagnet.closest && targetMagnet.closest(".port");
+          return !port || port.dataset.side === "in";
+        },
+      },
+      highlighting: {
+        magnetAvailable: { name: "className", args: { className: "port-available" } },
+        magnetAdsorbed: { name: "className", args: { className: "port-hover" } },
+      },
     });
+    this.selectionPlugin = new Selection({
+      enabled: true,
+      multiple: true,
+      multipleSelectionModifiers: ["shift", "ctrl", "meta"],
+      rubberband: true,
+      modifiers: "shift",
+      movable: true,
+      showNodeSelectionBox: false,
+      showEdgeSelectionBox: false,
+      pointerEvents: "none",
+      filter: (cell) => cell.isNode(),
+    });
+    this.graph.use(this.selectionPlugin);
+    this._wire();
+    this._applyView();
+  }
+
+  _emit(name, detail) { this.dispatchEvent(new CustomEvent(name, { detail })); }
+
+  get view() {
+    const t = this.graph.translate();
+    return { x: t.tx, y: t.ty, k: this.graph.scale().sx };
+  }
+
+  // ---- X6 events → canvas events ---------------------------------------------------------
+
+  _wire() {
+    const g = this.graph, root = this.root;
+    root.addEventListener("mousedown", (e) => {
+      if (!e.target.closest("input, textarea, select")) root.focus({ preventScroll: true });
+    }, true);
+    g.on("selection:changed", () => this._syncSelection());
+    g.on("node:mousedown", ({ e, node }) => {
+      if (e.target.closest && e.target.closest(".node-delete")) return;
+      if (this.selectedEdge !== null) this.selectEdge(null);
+      if (e.shiftKey || e.ctrlKey || e.metaKey) return;
+      if (!this.selection.has(node.id)) this.setSelection([node.id]);
+    });
+    g.on("node:delete", ({ node }) => this._emit("deleterequest", { ids: [node.id] }));
+    g.on("node:dblclick", ({ e, node }) => {
+      if (!(e.target.closest && e.target.closest(".node-delete"))) this._emit("open", { id: node.id });
+    });
+    g.on("node:moved", () => {
+      const positions = {};
+      const ids = new Set(this.selection);
+      for (const id of ids) {
+        const cell = this.nodeCells.get(id);
+        if (!cell) continue;
+        const p = cell.getPosition();
+        positions[id] = { x: snap(p.x), y: snap(p.y) };
+      }
+      this._emit("move", { positions });
+    });
+    g.on("edge:click", ({ edge }) => {
+      const index = this.def.edges.findIndex((e) => edgeKey(e) === edge.id);
+      if (index >= 0) this.selectEdge(index);
+    });
+    g.on("blank:click", () => {
+      if (this.selectedEdge !== null) this.selectEdge(null);
+    });
+    g.on("edge:connected", ({ edge, isNew }) => { this._connected = { edge, isNew }; });
+    g.on("scale", () => this._applyView());
+    g.on("translate", () => this._applyView());
+    // Keep the middle of the view in the middle when the canvas is resized (the properties panel
+    // widens for code, the window changes size).
+    let size = null;
+    new ResizeObserver(() => {
+      const r = root.getBoundingClientRect();
+      if (size && r.width && size.width) {
+        const { x, y, k } = this.view;
+        this._setView(x + (r.width - size.width) / 2, y + (r.height - size.height) / 2, k);
+      }
+      size = { width: r.width, height: r.height };
+    }).observe(root);
+
     root.addEventListener("dragover", (e) => {
       if ([...e.dataTransfer.types].includes("application/x-stepwell-node")) {
         e.preventDefault();
@@ -101,10 +311,45 @@ export class Canvas extends EventTarget {
         type, position: { x: snap(p.x - NODE_W / 2), y: snap(p.y - HEAD_H / 2) }, ports,
       });
     });
-    this._applyView();
   }
 
-  _emit(name, detail) { this.dispatchEvent(new CustomEvent(name, { detail })); }
+  // An X6 arrowhead drag ended: a new edge from an output, or an edge picked up at its input.
+  // The X6 edge is put back as it was (or removed) and the controller decides.
+  _afterArrowhead(edge, data, e) {
+    const connected = this._connected;
+    this._connected = null;
+    let detail = null;
+    if (connected && connected.edge === edge) {
+      const src = edge.getSource(), tgt = edge.getTarget();
+      let tport = tgt.port ? portName(tgt.port) : null;
+      if (!tport && tgt.cell) {
+        const tnode = this.byId.get(tgt.cell);
+        const ins = tnode ? this.types.ports(tnode.type).inputs : [];
+        tport = ins[0] || null;
+      }
+      if (tgt.cell && tport) {
+        detail = { source: src.cell, source_port: portName(src.port), target: tgt.cell, target_port: tport };
+      }
+    }
+    if (data.detachIndex !== undefined) {
+      const old = this.def.edges[data.detachIndex];
+      // Put the X6 edge back; render() moves or removes it once the controller has committed.
+      edge.setTarget({ cell: old.target, port: portId("in", old.target_port ?? "in") });
+      if (!detail) {
+        // Dropped back on its own input: nothing happened.
+        const under = document.elementFromPoint(e.clientX, e.clientY);
+        const port = under && under.closest && under.closest(".port-in");
+        const nodeEl = port && port.closest(".node");
+        if (nodeEl && nodeEl.dataset.id === old.target && port.dataset.port === (old.target_port ?? "in")) return;
+      } else if (edgeKey(detail) === edgeKey(old)) {
+        return;
+      }
+      this._emit("disconnect", { index: data.detachIndex, then: detail });
+      return;
+    }
+    if (data.isNewEdge && edge.model) edge.remove();
+    if (detail) this._emit("connect", detail);
+  }
 
   // ---- rendering -------------------------------------------------------------------------
 
@@ -112,37 +357,93 @@ export class Canvas extends EventTarget {
     const t0 = performance.now();
     this.def = def;
     this.byId = new Map(def.nodes.map((n) => [n.id, n]));
+    const g = this.graph;
     const seen = new Set();
+    g.startBatch("render");
     for (const node of def.nodes) {
       seen.add(node.id);
-      let el = this.nodeEls.get(node.id);
+      let cell = this.nodeCells.get(node.id);
       const sig = JSON.stringify([node.type, node.name, node.parent || null]);
-      if (!el || el._sig !== sig) {
-        const fresh = this._buildNode(node);
-        if (el) el.replaceWith(fresh); else this.nodeLayer.append(fresh);
-        el = fresh;
-        this.nodeEls.set(node.id, el);
+      if (cell && cell._sig !== sig) {
+        if (cell._type !== node.type) {
+          this._removeNode(node.id);
+          cell = null;
+        } else {
+          this._replaceCard(cell, node);
+        }
       }
-      this._placeNode(el, node);
-      this._decorateNode(el, node.id);
+      if (!cell) cell = this._addNode(node);
+      const { x, y } = node.position || { x: 0, y: 0 };
+      const p = cell.getPosition();
+      if (p.x !== x || p.y !== y) cell.setPosition(x, y, { silent: false });
+      this._decorateNode(node.id);
     }
-    for (const [id, el] of this.nodeEls) {
-      if (!seen.has(id)) { el.remove(); this.nodeEls.delete(id); }
-    }
-    for (const id of [...this.selection]) if (!seen.has(id)) this.selection.delete(id);
+    for (const id of [...this.nodeCells.keys()]) if (!seen.has(id)) this._removeNode(id);
+    const gone = [...this.selection].filter((id) => !seen.has(id));
+    if (gone.length) this.setSelection([...this.selection].filter((id) => seen.has(id)), { emit: false });
     this._renderEdges();
+    g.stopBatch("render");
     this.lastRenderMs = performance.now() - t0;
   }
 
-  _buildNode(node) {
-    const type = this.types.get(node.type);
+  _addNode(node) {
     const ports = this.types.ports(node.type);
-    const el = document.createElement("div");
-    el.className = `node cat-${type ? type.category : "unknown"}`;
+    const items = [
+      ...ports.inputs.map((p, i) => ({ id: portId("in", p), group: "in", args: { x: 0, y: HEAD_H + PAD + i * ROW_H + ROW_H / 2 } })),
+      ...ports.outputs.map((p, i) => ({ id: portId("out", p), group: "out", args: { x: NODE_W, y: HEAD_H + PAD + i * ROW_H + ROW_H / 2 } })),
+    ];
+    const { x, y } = node.position || { x: 0, y: 0 };
+    this.cards.set(node.id, this._buildCard(node));
+    const cell = this.graph.addNode({
+      id: node.id, shape: NODE_SHAPE, x, y, width: NODE_W, height: nodeHeight(ports),
+      ports: { items },
+    });
+    cell._sig = JSON.stringify([node.type, node.name, node.parent || null]);
+    cell._type = node.type;
+    this.nodeCells.set(node.id, cell);
+    const view = this.graph.findViewByCell(cell);
+    const el = view.container;
+    const type = this.types.get(node.type);
+    el.classList.add("node", `cat-${type ? type.category : "unknown"}`);
     el.dataset.id = node.id;
     el.dataset.type = node.type;
-    el.style.width = `${NODE_W}px`;
-    el._sig = JSON.stringify([node.type, node.name, node.parent || null]);
+    el.classList.toggle("in-loop", !!node.parent);
+    for (const p of el.querySelectorAll(".port")) {
+      const id = p.closest("[port]")?.getAttribute("port") || "";
+      p.dataset.side = id.startsWith("in:") ? "in" : "out";
+      p.dataset.port = portName(id);
+      const title = document.createElementNS("http://www.w3.org/2000/svg", "title");
+      title.textContent = `${p.dataset.side === "in" ? "Input" : "Output"} “${p.dataset.port}”`;
+      p.append(title);
+    }
+    el._card = this.cards.get(node.id);
+    this.nodeEls.set(node.id, el);
+    return cell;
+  }
+
+  _replaceCard(cell, node) {
+    const card = this._buildCard(node);
+    this.cards.set(node.id, card);
+    cell._sig = JSON.stringify([node.type, node.name, node.parent || null]);
+    const el = this.nodeEls.get(node.id);
+    el._card.replaceWith(card);
+    el._card = card;
+    el.classList.toggle("in-loop", !!node.parent);
+  }
+
+  _removeNode(id) {
+    const cell = this.nodeCells.get(id);
+    if (cell) this.graph.removeCell(cell);
+    this.nodeCells.delete(id);
+    this.nodeEls.delete(id);
+    this.cards.delete(id);
+  }
+
+  _buildCard(node) {
+    const type = this.types.get(node.type);
+    const ports = this.types.ports(node.type);
+    const card = document.createElement("div");
+    card.className = "node-card";
 
     const head = document.createElement("div");
     head.className = "node-head";
@@ -164,7 +465,6 @@ export class Canvas extends EventTarget {
       chip.textContent = `in ${node.parent}`;
       chip.title = `Runs once per item of For each “${node.parent}”`;
       sub.append(" ", chip);
-      el.classList.add("in-loop");
     }
     titles.append(name, sub);
     const del = document.createElement("button");
@@ -172,48 +472,44 @@ export class Canvas extends EventTarget {
     del.type = "button";
     del.title = "Delete node";
     del.setAttribute("aria-label", "Delete node");
+    del.setAttribute("data-event", "node:delete");
     del.textContent = "×";
     head.append(icon, titles, del);
 
     const body = document.createElement("div");
     body.className = "node-ports";
     body.style.height = `${portRows(ports) * ROW_H + PAD * 2}px`;
-    const mk = (side, pname, i) => {
-      const p = document.createElement("div");
-      p.className = `port port-${side}`;
-      p.dataset.port = pname;
-      p.dataset.side = side;
-      p.style.top = `${PAD + i * ROW_H}px`;
-      p.style.height = `${ROW_H}px`;
-      const dot = document.createElement("i");
-      dot.className = "port-dot";
+    const row = (side, pname, i) => {
+      const r = document.createElement("div");
+      r.className = `port-row port-row-${side}`;
+      r.style.top = `${PAD + i * ROW_H}px`;
+      r.style.height = `${ROW_H}px`;
       const label = document.createElement("span");
       label.className = "port-label";
       label.textContent = pname;
-      p.append(dot, label);
-      p.title = `${side === "in" ? "Input" : "Output"} “${pname}”`;
-      return p;
+      r.append(label);
+      return r;
     };
-    ports.inputs.forEach((p, i) => body.append(mk("in", p, i)));
-    ports.outputs.forEach((p, i) => body.append(mk("out", p, i)));
+    ports.inputs.forEach((p, i) => body.append(row("in", p, i)));
+    ports.outputs.forEach((p, i) => body.append(row("out", p, i)));
     const err = document.createElement("div");
     err.className = "node-error";
-    el.append(head, body, err);
-    return el;
+    const status = document.createElement("div");
+    status.className = "node-status";
+    card.append(head, body, err, status);
+    return card;
   }
 
-  _placeNode(el, node) {
-    const { x, y } = node.position || { x: 0, y: 0 };
-    el.style.transform = `translate(${x}px, ${y}px)`;
-  }
-
-  _decorateNode(el, id) {
+  _decorateNode(id) {
+    const el = this.nodeEls.get(id);
+    if (!el) return;
     el.classList.toggle("selected", this.selection.has(id));
     const msgs = this.problems.get(id);
     el.classList.toggle("has-error", !!msgs);
-    const err = el.querySelector(".node-error");
+    const err = el._card.querySelector(".node-error");
     if (msgs) {
-      err.textContent = msgs[0] + (msgs.length > 1 ? ` (+${msgs.length - 1} more)` : "");
+      const text = msgs[0] + (msgs.length > 1 ? ` (+${msgs.length - 1} more)` : "");
+      if (err.textContent !== text) err.textContent = text;
       err.title = msgs.join("\n");
     } else if (err.textContent) {
       err.textContent = "";
@@ -221,71 +517,81 @@ export class Canvas extends EventTarget {
     }
   }
 
-  _edgeEnds(e) {
-    const s = this.byId.get(e.source), t = this.byId.get(e.target);
-    if (!s || !t) return null;
-    return [
-      portPoint(s, this.types.ports(s.type), "out", e.source_port ?? "out"),
-      portPoint(t, this.types.ports(t.type), "in", e.target_port ?? "in"),
-    ];
-  }
-
   _renderEdges() {
     const seen = new Set();
-    this.edgeIndex = new Map(); // node id -> [edge keys]
     this.def.edges.forEach((e, i) => {
       const key = edgeKey(e);
       seen.add(key);
-      let g = this.edgeEls.get(key);
-      if (!g) {
-        g = document.createElementNS(SVG_NS, "g");
-        g.classList.add("edge");
-        const hit = document.createElementNS(SVG_NS, "path");
-        hit.classList.add("edge-hit");
-        const path = document.createElementNS(SVG_NS, "path");
-        path.classList.add("edge-path");
-        g.append(hit, path);
-        g.dataset.source = e.source;
-        g.dataset.target = e.target;
-        g.dataset.sourcePort = e.source_port ?? "out";
-        g.dataset.targetPort = e.target_port ?? "in";
-        this.svg.insertBefore(g, this.tempPath);
-        this.edgeEls.set(key, g);
+      let cell = this.edgeCells.get(key);
+      if (cell && !this.graph.hasCell(cell.id)) { this.edgeCells.delete(key); cell = null; }
+      if (!cell) {
+        if (!this.nodeCells.has(e.source) || !this.nodeCells.has(e.target)) return;
+        cell = this.graph.addEdge({
+          id: key, shape: EDGE_SHAPE,
+          source: { cell: e.source, port: portId("out", e.source_port ?? "out") },
+          target: { cell: e.target, port: portId("in", e.target_port ?? "in") },
+        });
+        this.edgeCells.set(key, cell);
+        const el = this.graph.findViewByCell(cell).container;
+        el.classList.add("edge");
+        el.dataset.source = e.source;
+        el.dataset.target = e.target;
+        el.dataset.sourcePort = e.source_port ?? "out";
+        el.dataset.targetPort = e.target_port ?? "in";
+        cell._el = el;
       }
-      g.dataset.index = i;
-      g._edge = e;
-      g.classList.toggle("selected", this.selectedEdge === i);
-      g.classList.toggle("has-error", this.edgeProblems.has(i));
-      this._drawEdge(g);
-      for (const id of [e.source, e.target]) {
-        if (!this.edgeIndex.has(id)) this.edgeIndex.set(id, []);
-        this.edgeIndex.get(id).push(g);
-      }
+      const el = cell._el;
+      if (el.dataset.index !== String(i)) el.dataset.index = i;
+      el.classList.toggle("selected", this.selectedEdge === i);
+      el.classList.toggle("has-error", this.edgeProblems.has(i));
     });
-    for (const [key, g] of this.edgeEls) {
-      if (!seen.has(key)) { g.remove(); this.edgeEls.delete(key); }
+    for (const [key, cell] of [...this.edgeCells]) {
+      if (!seen.has(key)) {
+        if (this.graph.hasCell(cell.id)) this.graph.removeCell(cell);
+        this.edgeCells.delete(key);
+      }
     }
   }
 
-  _drawEdge(g) {
-    const ends = this._edgeEnds(g._edge);
-    const d = ends ? curve(ends[0], ends[1]) : "";
-    g.firstChild.setAttribute("d", d);
-    g.lastChild.setAttribute("d", d);
+  get edgeEls() {
+    return new Map([...this.edgeCells].map(([k, c]) => [k, c._el]));
+  }
+
+  // ---- selection -------------------------------------------------------------------------
+
+  _syncSelection() {
+    const ids = new Set(this.selectionPlugin.getSelectedCells().filter((c) => c.isNode()).map((c) => c.id));
+    const changed = ids.size !== this.selection.size || [...ids].some((id) => !this.selection.has(id));
+    for (const id of new Set([...ids, ...this.selection])) {
+      const el = this.nodeEls.get(id);
+      if (el) el.classList.toggle("selected", ids.has(id));
+    }
+    this.selection = ids;
+    if (ids.size && this.selectedEdge !== null) this._setEdgeClass(null);
+    if (changed && !this._mute) this._emit("select", { ids: [...ids] });
   }
 
   setSelection(ids, { emit = true } = {}) {
-    this.selection = new Set(ids);
-    if (this.selection.size) this.selectedEdge = null;
-    for (const [id, el] of this.nodeEls) el.classList.toggle("selected", this.selection.has(id));
-    for (const g of this.edgeEls.values()) g.classList.toggle("selected", +g.dataset.index === this.selectedEdge);
+    const cells = [...ids].map((id) => this.nodeCells.get(id)).filter(Boolean);
+    this._mute += 1;
+    try {
+      this.selectionPlugin.reset(cells);
+    } finally {
+      this._mute -= 1;
+    }
+    this._syncSelection();
+    if (this.selection.size) this._setEdgeClass(null);
     if (emit) this._emit("select", { ids: [...this.selection] });
   }
 
-  selectEdge(index) {
+  _setEdgeClass(index) {
     this.selectedEdge = index;
+    for (const cell of this.edgeCells.values()) cell._el.classList.toggle("selected", +cell._el.dataset.index === index);
+  }
+
+  selectEdge(index) {
     if (index !== null) this.setSelection([], { emit: true });
-    for (const g of this.edgeEls.values()) g.classList.toggle("selected", +g.dataset.index === index);
+    this._setEdgeClass(index);
     this._emit("edgeselect", { index });
   }
 
@@ -293,23 +599,39 @@ export class Canvas extends EventTarget {
   setProblems(problems, edges = new Set()) {
     this.problems = problems;
     this.edgeProblems = edges;
-    for (const [id, el] of this.nodeEls) this._decorateNode(el, id);
-    for (const g of this.edgeEls.values()) g.classList.toggle("has-error", edges.has(+g.dataset.index));
+    for (const id of this.nodeEls.keys()) this._decorateNode(id);
+    for (const cell of this.edgeCells.values()) cell._el.classList.toggle("has-error", edges.has(+cell._el.dataset.index));
+  }
+
+  // Run status per node: Map(node id -> status) (queued, running, succeeded, failed, ...); null clears.
+  setStatuses(statuses) {
+    for (const [id, el] of this.nodeEls) {
+      const s = statuses ? statuses.get(id) : undefined;
+      if (s) el.dataset.status = s; else delete el.dataset.status;
+      const badge = el._card.querySelector(".node-status");
+      const text = s ? s.replace("_", " ") : "";
+      if (badge.textContent !== text) badge.textContent = text;
+    }
   }
 
   // ---- viewport --------------------------------------------------------------------------
 
   _applyView() {
     const { x, y, k } = this.view;
-    this.world.style.transform = `translate(${x}px, ${y}px) scale(${k})`;
     this.root.style.backgroundPosition = `${x}px ${y}px`;
     this.root.style.backgroundSize = `${24 * k}px ${24 * k}px`;
-    this._emit("viewport", { ...this.view });
+    this._emit("viewport", { x, y, k });
+  }
+
+  _setView(x, y, k) {
+    this.graph.scale(k, k);
+    this.graph.translate(x, y);
+    this._applyView();
   }
 
   clientToCanvas(cx, cy) {
-    const r = this.root.getBoundingClientRect();
-    return { x: (cx - r.left - this.view.x) / this.view.k, y: (cy - r.top - this.view.y) / this.view.k };
+    const p = this.graph.clientToLocal(cx, cy);
+    return { x: p.x, y: p.y };
   }
 
   zoomAt(k, cx, cy) {
@@ -317,10 +639,7 @@ export class Canvas extends EventTarget {
     const r = this.root.getBoundingClientRect();
     const px = cx ?? r.left + r.width / 2, py = cy ?? r.top + r.height / 2;
     const p = this.clientToCanvas(px, py);
-    this.view.k = k;
-    this.view.x = px - r.left - p.x * k;
-    this.view.y = py - r.top - p.y * k;
-    this._applyView();
+    this._setView(px - r.left - p.x * k, py - r.top - p.y * k, k);
   }
 
   zoomBy(f) { this.zoomAt(this.view.k * f); }
@@ -328,7 +647,7 @@ export class Canvas extends EventTarget {
   fit(padding = 60) {
     const nodes = this.def.nodes;
     const r = this.root.getBoundingClientRect();
-    if (!nodes.length || !r.width) { this.view = { x: 40, y: 40, k: 1 }; this._applyView(); return; }
+    if (!nodes.length || !r.width) { this._setView(40, 40, 1); return; }
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
     for (const n of nodes) {
       const h = nodeHeight(this.types.ports(n.type));
@@ -336,8 +655,7 @@ export class Canvas extends EventTarget {
       x1 = Math.max(x1, n.position.x + NODE_W); y1 = Math.max(y1, n.position.y + h + 24);
     }
     const k = Math.min(1.1, Math.max(MIN_K, Math.min((r.width - 2 * padding) / (x1 - x0), (r.height - 2 * padding) / (y1 - y0))));
-    this.view = { k, x: (r.width - (x1 - x0) * k) / 2 - x0 * k, y: (r.height - (y1 - y0) * k) / 2 - y0 * k };
-    this._applyView();
+    this._setView((r.width - (x1 - x0) * k) / 2 - x0 * k, (r.height - (y1 - y0) * k) / 2 - y0 * k, k);
   }
 
   centerOn(id) {
@@ -345,209 +663,6 @@ export class Canvas extends EventTarget {
     if (!n) return;
     const r = this.root.getBoundingClientRect();
     const k = this.view.k;
-    this.view.x = r.width / 2 - (n.position.x + NODE_W / 2) * k;
-    this.view.y = r.height / 2 - (n.position.y + HEAD_H) * k;
-    this._applyView();
-  }
-
-  _onWheel(e) {
-    e.preventDefault();
-    if (e.ctrlKey || e.metaKey || !e.shiftKey) {
-      const f = Math.exp(-e.deltaY * (e.ctrlKey ? 0.01 : 0.0015));
-      this.zoomAt(this.view.k * f, e.clientX, e.clientY);
-    } else {
-      this.view.x -= e.deltaX || e.deltaY;
-      this._applyView();
-    }
-  }
-
-  // ---- pointer interaction ---------------------------------------------------------------
-
-  _onPointerDown(e) {
-    if (e.button !== 0 && e.button !== 1) return;
-    const port = e.target.closest(".port");
-    const nodeEl = e.target.closest(".node");
-    const edgeEl = e.target.closest(".edge");
-    this.root.focus({ preventScroll: true });
-    if (e.target.closest(".node-delete") && nodeEl) {
-      e.preventDefault();
-      this._emit("deleterequest", { ids: [nodeEl.dataset.id] });
-      return;
-    }
-    if (port && port.dataset.side === "out" && e.button === 0) return this._startConnect(e, nodeEl, port);
-    if (port && port.dataset.side === "in" && e.button === 0) {
-      // Dragging from a connected input detaches its edge (and lets you re-attach it elsewhere).
-      const id = nodeEl.dataset.id;
-      const idx = this.def.edges.findIndex((ed) => ed.target === id && (ed.target_port ?? "in") === port.dataset.port);
-      if (idx >= 0) {
-        const ed = this.def.edges[idx];
-        const srcEl = this.nodeEls.get(ed.source);
-        const srcPort = srcEl && srcEl.querySelector(`.port-out[data-port="${CSS.escape(ed.source_port ?? "out")}"]`);
-        if (srcPort) return this._startConnect(e, srcEl, srcPort, idx);
-      }
-      return;
-    }
-    if (nodeEl && e.button === 0) return this._startDrag(e, nodeEl);
-    if (edgeEl && e.button === 0) {
-      e.preventDefault();
-      this.selectEdge(+edgeEl.dataset.index);
-      return;
-    }
-    if (e.shiftKey && e.button === 0) return this._startMarquee(e);
-    this._startPan(e);
-  }
-
-  _track(onMove, onUp) {
-    const move = (ev) => onMove(ev);
-    const up = (ev) => {
-      window.removeEventListener("pointermove", move);
-      window.removeEventListener("pointerup", up);
-      window.removeEventListener("pointercancel", up);
-      this.root.classList.remove("interacting");
-      onUp(ev);
-    };
-    this.root.classList.add("interacting");
-    window.addEventListener("pointermove", move);
-    window.addEventListener("pointerup", up);
-    window.addEventListener("pointercancel", up);
-  }
-
-  _startPan(e) {
-    e.preventDefault();
-    const sx = e.clientX, sy = e.clientY, vx = this.view.x, vy = this.view.y;
-    let moved = false;
-    this.root.classList.add("panning");
-    this._track((ev) => {
-      if (Math.abs(ev.clientX - sx) + Math.abs(ev.clientY - sy) > 3) moved = true;
-      this.view.x = vx + ev.clientX - sx;
-      this.view.y = vy + ev.clientY - sy;
-      this._applyView();
-    }, () => {
-      this.root.classList.remove("panning");
-      if (!moved) {
-        if (this.selectedEdge !== null) this.selectEdge(null);
-        if (this.selection.size) this.setSelection([]);
-      }
-    });
-  }
-
-  _startMarquee(e) {
-    e.preventDefault();
-    const r = this.root.getBoundingClientRect();
-    const sx = e.clientX, sy = e.clientY;
-    const m = this.marquee;
-    const base = new Set(this.selection);
-    m.style.display = "block";
-    const update = (ev) => {
-      const x0 = Math.min(sx, ev.clientX), y0 = Math.min(sy, ev.clientY);
-      const x1 = Math.max(sx, ev.clientX), y1 = Math.max(sy, ev.clientY);
-      Object.assign(m.style, { left: `${x0 - r.left}px`, top: `${y0 - r.top}px`, width: `${x1 - x0}px`, height: `${y1 - y0}px` });
-      const a = this.clientToCanvas(x0, y0), b = this.clientToCanvas(x1, y1);
-      const ids = new Set(base);
-      for (const n of this.def.nodes) {
-        const h = nodeHeight(this.types.ports(n.type));
-        if (n.position.x < b.x && n.position.x + NODE_W > a.x && n.position.y < b.y && n.position.y + h > a.y) ids.add(n.id);
-      }
-      this.setSelection(ids, { emit: false });
-    };
-    this._track(update, () => {
-      m.style.display = "none";
-      this.setSelection(this.selection);
-    });
-  }
-
-  _startDrag(e, nodeEl) {
-    e.preventDefault();
-    const id = nodeEl.dataset.id;
-    if (e.shiftKey || e.metaKey || e.ctrlKey) {
-      const ids = new Set(this.selection);
-      if (ids.has(id)) ids.delete(id); else ids.add(id);
-      this.setSelection(ids);
-      return;
-    }
-    if (!this.selection.has(id)) this.setSelection([id]);
-    else if (this.selectedEdge !== null) this.selectEdge(null);
-    const start = this.clientToCanvas(e.clientX, e.clientY);
-    const moving = [...this.selection].map((nid) => this.byId.get(nid)).filter(Boolean)
-      .map((n) => ({ node: n, x: n.position.x, y: n.position.y, el: this.nodeEls.get(n.id) }));
-    let moved = false;
-    let frame = 0, last = null;
-    const apply = () => {
-      frame = 0;
-      const p = this.clientToCanvas(last.clientX, last.clientY);
-      const dx = p.x - start.x, dy = p.y - start.y;
-      if (!moved && Math.abs(dx) + Math.abs(dy) < 3 / this.view.k) return;
-      moved = true;
-      const touched = new Set();
-      for (const m of moving) {
-        // Positions are updated on a private copy of the node; the definition changes on "move".
-        m.node = { ...m.node, position: { x: snap(m.x + dx), y: snap(m.y + dy) } };
-        this.byId.set(m.node.id, m.node);
-        this._placeNode(m.el, m.node);
-        for (const g of this.edgeIndex.get(m.node.id) || []) touched.add(g);
-      }
-      for (const g of touched) this._drawEdge(g);
-    };
-    this._track((ev) => {
-      last = ev;
-      if (!frame) frame = requestAnimationFrame(apply);
-    }, (ev) => {
-      if (frame) cancelAnimationFrame(frame);
-      if (last) apply();
-      if (!moved) {
-        // A plain click on a node of a multi-selection selects just that node.
-        if (this.selection.size > 1) this.setSelection([id]);
-        return;
-      }
-      const positions = {};
-      for (const m of moving) positions[m.node.id] = m.node.position;
-      this._emit("move", { positions });
-    });
-  }
-
-  _startConnect(e, nodeEl, portEl, detachIndex = null) {
-    e.preventDefault();
-    const src = this.byId.get(nodeEl.dataset.id);
-    const sport = portEl.dataset.port;
-    const a = portPoint(src, this.types.ports(src.type), "out", sport);
-    this.root.classList.add("connecting");
-    if (detachIndex !== null) {
-      const g = this.svg.querySelector(`.edge[data-index="${detachIndex}"]`);
-      if (g) g.style.display = "none";
-    }
-    let hover = null;
-    this._track((ev) => {
-      const b = this.clientToCanvas(ev.clientX, ev.clientY);
-      this.tempPath.setAttribute("d", curve(a, b));
-      const under = document.elementFromPoint(ev.clientX, ev.clientY);
-      const p = under && under.closest(".port-in");
-      if (hover && hover !== p) hover.classList.remove("port-hover");
-      hover = p;
-      if (p) p.classList.add("port-hover");
-    }, (ev) => {
-      this.tempPath.setAttribute("d", "");
-      this.root.classList.remove("connecting");
-      if (hover) hover.classList.remove("port-hover");
-      const under = document.elementFromPoint(ev.clientX, ev.clientY);
-      const target = under && (under.closest(".port-in") || null);
-      const tnode = under && under.closest(".node");
-      let detail = null;
-      if (target && tnode) {
-        detail = { source: src.id, source_port: sport, target: tnode.dataset.id, target_port: target.dataset.port };
-      } else if (tnode && tnode.dataset.id !== src.id) {
-        // Dropped on a node body: use its first input.
-        const ins = this.types.ports(tnode.dataset.type).inputs;
-        if (ins.length) detail = { source: src.id, source_port: sport, target: tnode.dataset.id, target_port: ins[0] };
-      }
-      if (detachIndex !== null) {
-        const g = this.svg.querySelector(`.edge[data-index="${detachIndex}"]`);
-        if (g) g.style.display = "";
-        const old = this.def.edges[detachIndex];
-        if (detail && edgeKey(detail) === edgeKey(old)) return;
-        this._emit("disconnect", { index: detachIndex, then: detail });
-        return;
-      }
-      if (detail) this._emit("connect", detail);
-    });
+    this._setView(r.width / 2 - (n.position.x + NODE_W / 2) * k, r.height / 2 - (n.position.y + HEAD_H) * k, k);
   }
 }
