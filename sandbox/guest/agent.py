@@ -22,6 +22,8 @@ sys.path.insert(0, "/opt/stepwell")
 
 import base64  # noqa: E402
 import ctypes  # noqa: E402
+import random  # noqa: E402,F401 - imported before the snapshot, used per request
+import resource  # noqa: E402
 import errno  # noqa: E402
 import fcntl  # noqa: E402
 import json  # noqa: E402
@@ -119,21 +121,21 @@ def _drop_privileges(uid: int = USER_ID) -> None:
     data = struct.pack("6I", bit, bit, 0, 0, 0, 0)  # effective, permitted, inheritable x2
     hbuf = ctypes.create_string_buffer(hdr, len(hdr))
     dbuf = ctypes.create_string_buffer(data, len(data))
-    if rehearsal:
+    if rehearsal:  # same calls with the values we already have
         libc.capget(hbuf, dbuf)
+        libc.capset(hbuf, dbuf)
         libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
-        return
-    if libc.capset(hbuf, dbuf) != 0:
+    elif libc.capset(hbuf, dbuf) != 0:
         log(f"capset failed: errno {ctypes.get_errno()}")
-    import resource
-
     for res, want in ((resource.RLIMIT_NPROC, 1024), (resource.RLIMIT_CORE, 0)):
         try:  # RLIMIT_NPROC binds for non-root: fork bombs fail instead of filling memory
-            _soft, hard = resource.getrlimit(res)
+            soft, hard = resource.getrlimit(res)
             lim = want if hard == resource.RLIM_INFINITY else min(want, hard)
-            resource.setrlimit(res, (lim, lim))
+            resource.setrlimit(res, (soft, hard) if rehearsal else (lim, lim))
         except (OSError, ValueError):
             pass
+    if rehearsal:
+        return
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
@@ -188,6 +190,7 @@ def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
         except protocol.ChannelClosed:
             os._exit(0)
         seq += 1
+        t_recv = time.monotonic()
         req = msg["request"]
         _reseed(base64.b64decode(msg.get("entropy", "")))
         warm = bool(msg.get("warm"))
@@ -218,7 +221,8 @@ def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
             chunks.append(b)
         os.close(rfd)
         payload = b"".join(chunks).decode("utf-8", "replace")
-        out.send({"op": "done", "exit_code": code, "payload": payload, "exec_s": elapsed})
+        out.send({"op": "done", "exit_code": code, "payload": payload, "exec_s": elapsed,
+                  "prep_s": t - t_recv})
 
 
 # ----------------------------------------------------------------------------- supervisor ---
@@ -596,6 +600,7 @@ class Supervisor:
                             done = {"op": "died"}
                     poller.unregister(self.pidfd)
         elapsed = time.monotonic() - t
+        t_collect = time.monotonic()
         self.out.drain()
         self.err.drain()
         stdout, stderr = self.out.text(), self.err.text()
@@ -648,6 +653,12 @@ class Supervisor:
         except Exception:  # noqa: BLE001
             res["result"] = None
         res["files"] = self._collect(int(req.get("file_cap", 8 << 20)))
+        res["guest_timing_ms"] = {
+            "worker_prep": round(float(done.get("prep_s", 0)) * 1000, 2),
+            "user_code": round(float(done.get("exec_s", 0)) * 1000, 2),
+            "collect": round((time.monotonic() - t_collect) * 1000, 2),
+            "total": round((time.monotonic() - t) * 1000, 2),
+        }
         return res
 
 

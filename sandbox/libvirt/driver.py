@@ -584,6 +584,8 @@ class LibvirtDriver:
             return ExecutionResult(status=Status.ERROR, message=f"guest protocol error: {exc}",
                                    duration_ms=(time.monotonic() - t_exec) * 1000, metadata=meta)
         meta["guest_exec_ms"] = reply.get("guest_exec_ms")
+        if isinstance(reply.get("guest_timing_ms"), dict):
+            meta["guest_timing_ms"] = reply["guest_timing_ms"]
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
         return _result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
 
