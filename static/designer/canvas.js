@@ -169,6 +169,7 @@ export class Canvas extends EventTarget {
     this.nodeEls = new Map();       // id -> view container (the `.node` element)
     this.byId = new Map();
     this.cards = new Map();         // id -> the node's HTML card
+    this.statuses = null;           // node id -> run status (setStatuses)
     this._mute = 0;
 
     root.classList.add("canvas");
@@ -504,6 +505,7 @@ export class Canvas extends EventTarget {
     const el = this.nodeEls.get(id);
     if (!el) return;
     el.classList.toggle("selected", this.selection.has(id));
+    if (this.statuses || el.dataset.status) this._decorateStatus(id);
     const msgs = this.problems.get(id);
     el.classList.toggle("has-error", !!msgs);
     const err = el._card.querySelector(".node-error");
@@ -605,13 +607,16 @@ export class Canvas extends EventTarget {
 
   // Run status per node: Map(node id -> status) (queued, running, succeeded, failed, ...); null clears.
   setStatuses(statuses) {
-    for (const [id, el] of this.nodeEls) {
-      const s = statuses ? statuses.get(id) : undefined;
-      if (s) el.dataset.status = s; else delete el.dataset.status;
-      const badge = el._card.querySelector(".node-status");
-      const text = s ? s.replace("_", " ") : "";
-      if (badge.textContent !== text) badge.textContent = text;
-    }
+    this.statuses = statuses || null;
+    for (const id of this.nodeEls.keys()) this._decorateStatus(id);
+  }
+
+  _decorateStatus(id) {
+    const el = this.nodeEls.get(id);
+    const s = this.statuses ? this.statuses.get(id) : undefined;
+    if ((el.dataset.status || undefined) === s) return;
+    if (s) el.dataset.status = s; else delete el.dataset.status;
+    el._card.querySelector(".node-status").textContent = s ? s.replace("_", " ") : "";
   }
 
   // ---- viewport --------------------------------------------------------------------------

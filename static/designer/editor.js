@@ -19,6 +19,8 @@ import {
   problemTarget, removeNodes,
 } from "./model.js";
 import { PropertiesPanel } from "./panel.js";
+import { LiveRun } from "./live-run.js";
+import { StepTools } from "./step-tools.js";
 import { hydrateIcons, setIcon } from "./icons.js";
 import { confirmDialog, h, modal, relativeTime, toast } from "./ui.js";
 
@@ -44,7 +46,14 @@ const history = new History();
 // ---- canvas & panel --------------------------------------------------------------------------
 
 const canvas = new Canvas($("#canvas"), types);
+const stepTools = new StepTools({
+  workflowId: boot.workflow.id, types,
+  getDefinition: () => state.def,
+  savedNode: (id) => JSON.parse(state.saved).nodes.find((n) => n.id === id) || null,
+  ensureSaved: () => ensureSaved(),
+});
 const panel = new PropertiesPanel($("#props"), types, {
+  tools: stepTools,
   onEdit: (nodeId, mutate, mergeKey) => commit((d) => {
     const n = d.nodes.find((x) => x.id === nodeId);
     if (n) mutate(n);
@@ -74,7 +83,7 @@ function refreshPanel() {
 }
 
 window.stepwell = {
-  canvas, types, state, history, monaco: null,
+  canvas, types, state, history, stepTools, monaco: null,
   get definition() { return state.def; },
   save: () => save(), undo: () => undo(), redo: () => redo(),
 };
@@ -104,6 +113,7 @@ function changed(source) {
   updateStatus();
   scheduleValidation();
   if (jsonOpen && source !== "json") fillJson();
+  stepTools.notify();
   $("#empty-canvas").hidden = state.def.nodes.length > 0;
 }
 
@@ -316,6 +326,7 @@ async function save() {
     state.saved = sent;
     toast(`Saved as version ${res.version}`, "success");
     showProblems([]);
+    stepTools.refresh();  // pins go stale against the saved version
   } catch (err) {
     if (err instanceof ApiError && err.status === 400 && err.errors.length) {
       showProblems(err.errors);
@@ -565,6 +576,84 @@ async function restoreVersion(n) {
 
 $("#btn-history").addEventListener("click", () => ($("#history").hidden ? openHistory() : ($("#history").hidden = true)));
 $("#history-close").addEventListener("click", () => { $("#history").hidden = true; });
+
+// ---- runs from the canvas -----------------------------------------------------------------------
+
+let liveRun = null;
+const RUN_LABEL = { queued: "queued", running: "running", succeeded: "succeeded", failed: "failed",
+  cancelled: "cancelled", timed_out: "timed out", skipped: "skipped" };
+
+// Runs and step tests use the saved version: save first when there are changes.
+async function ensureSaved() {
+  if (!isDirty()) return true;
+  await save();
+  return !isDirty();
+}
+
+async function runWorkflow() {
+  const trigger = state.def.nodes.find((n) => types.get(n.type)?.category === "trigger");
+  const sample = trigger?.parameters?.sample_payload;
+  const ta = h("textarea", { id: "run-payload", class: "mono", rows: 8, spellcheck: "false", "aria-label": "Payload" });
+  ta.value = JSON.stringify(sample ?? {}, null, 2);
+  const err = h("div", { class: "field-error" });
+  let payload = {};
+  const choice = await modal({
+    title: "Run workflow",
+    body: h("div", { class: "run-dialog" },
+      h("p", { class: "muted small" }, "The trigger's body, as JSON (steps read it as ", h("code", {}, "{{ trigger.body }}"), ").",
+        isDirty() ? " Your changes are saved first." : ""),
+      ta, err),
+    buttons: [{ label: "Cancel", value: "cancel" }, { label: "Run", value: "run", kind: "primary" }],
+    onSubmit: (value) => {
+      if (value !== "run") return true;
+      try {
+        payload = ta.value.trim() ? JSON.parse(ta.value) : {};
+      } catch (e) {
+        err.textContent = `Invalid JSON: ${e.message}`;
+        return false;
+      }
+      return true;
+    },
+  });
+  if (choice !== "run") return;
+  if (!(await ensureSaved())) { toast("Not run: the workflow could not be saved", "error"); return; }
+  $("#btn-run").disabled = true;
+  try {
+    followRun(await api.startRun(state.id, payload));
+  } catch (e) {
+    toast(`The run did not start: ${e.message}`, "error");
+  } finally {
+    $("#btn-run").disabled = false;
+  }
+}
+
+function followRun(run) {
+  if (liveRun) liveRun.close();
+  liveRun = new LiveRun(run);
+  const link = $("#run-link");
+  $("#run-indicator").hidden = false;
+  const show = ({ statuses, run: r }) => {
+    canvas.setStatuses(statuses);
+    link.href = liveRun.page;
+    link.dataset.status = r.status;
+    link.textContent = `Run ${r.id} · ${RUN_LABEL[r.status] || r.status}`;
+  };
+  liveRun.addEventListener("statuses", (e) => show(e.detail));
+  liveRun.addEventListener("finished", (e) => {
+    const ok = e.detail.status === "succeeded";
+    toast(`Run ${run.id} ${RUN_LABEL[e.detail.status] || e.detail.status}`, ok ? "success" : "error", { timeout: 2500 });
+    stepTools.refresh();
+  });
+  show({ statuses: liveRun.statuses, run: { id: run.id, status: run.status } });
+}
+
+$("#btn-run").addEventListener("click", runWorkflow);
+$("#run-clear").addEventListener("click", () => {
+  if (liveRun) liveRun.close();
+  liveRun = null;
+  canvas.setStatuses(null);
+  $("#run-indicator").hidden = true;
+});
 
 // ---- start -------------------------------------------------------------------------------------
 

@@ -25,8 +25,10 @@ function label(key) {
 
 export class PropertiesPanel {
   // onEdit(nodeId, mutate(node), mergeKey); onEditSettings(mutate(settings), mergeKey); onDelete(ids?)
-  constructor(root, types, { onEdit, onEditSettings, onDelete }) {
+  // tools: StepTools (field picker, step tests), optional
+  constructor(root, types, { onEdit, onEditSettings, onDelete, tools = null }) {
     this.root = root;
+    this.tools = tools;
     this.types = types;
     this.onEdit = onEdit;
     this.onEditSettings = onEditSettings;
@@ -199,9 +201,17 @@ export class PropertiesPanel {
     this.fields.push({ sync: (n) => { if (document.activeElement !== notes) notes.value = n.notes || ""; } });
     const notesSec = h("section", { class: "props-section" }, h("h4", {}, "Notes"), notes);
 
+    let testSec = null;
+    if (this.tools && type && type.category !== "trigger") {
+      const t = this.tools.testSection(node);
+      this.fields.push({ sync: () => t.sync() });
+      testSec = t.el;
+    }
+
     this.root.classList.toggle("props-wide", node.type === "action.python");
     this.root.classList.remove("props-xwide");
-    this.root.replaceChildren(h("div", { class: "props-form", "data-node-id": node.id }, header, problemBox, general, params, retry, notesSec));
+    this.root.replaceChildren(h("div", { class: "props-form", "data-node-id": node.id }, header, problemBox, general, params,
+      ...(testSec ? [testSec] : []), retry, notesSec));
     this.sync(node, problems);
   }
 
@@ -267,7 +277,7 @@ export class PropertiesPanel {
       const input = h("input", { type: "text", id, "data-param": key, maxlength: spec.maxLength, placeholder: spec.default ?? "" });
       input.addEventListener("input", () => setParam(input.value === "" && !req ? undefined : input.value));
       this.fields.push({ sync: (n) => { if (document.activeElement !== input) input.value = get(n) ?? ""; } });
-      return this._row(label(key), input, req, hint);
+      return this._withPicker(this._row(label(key), input, req, hint), node, input);
     }
     if (kind === "number") {
       const lim = [spec.minimum ?? spec.exclusiveMinimum, spec.maximum].map((v) => v ?? "").join("–");
@@ -288,6 +298,7 @@ export class PropertiesPanel {
     let mode = kind === "json" ? "json" : (typeof get(node) === "string" || get(node) === undefined ? "text" : "json");
     const modeBtn = kind === "any" ? h("button", { type: "button", class: "mode-toggle", title: "Switch between plain text and a JSON value" }) : null;
     const show = (v) => {
+      ta.dataset.mode = mode;
       if (mode === "text") ta.value = v === undefined ? "" : (typeof v === "string" ? v : JSON.stringify(v));
       else ta.value = v === undefined ? "" : JSON.stringify(v, null, 2);
       if (modeBtn) modeBtn.textContent = mode === "text" ? "Text" : "JSON";
@@ -327,6 +338,13 @@ export class PropertiesPanel {
     const row = this._row(label(key), ta, req, hint);
     if (modeBtn) row.querySelector(".field-label").append(modeBtn);
     row.insertBefore(err, row.querySelector(".field-hint"));
+    return this._withPicker(row, node, ta);
+  }
+
+  // A field picker ({ }) in the label of a field that takes {{ mappings }}.
+  _withPicker(row, node, field) {
+    if (!this.tools) return row;
+    row.querySelector(".field-label").append(this.tools.pickerButton(node.id, field));
     return row;
   }
 
