@@ -4,10 +4,12 @@ Two processes:
 - the *supervisor* (PID 1) owns the virtio-serial channel to the host, speaks length-prefixed
   frames (protocol.py), writes input files, reads the worker's stdout/stderr pipes with caps,
   collects produced files and always answers, even when the worker dies;
-- the *worker*, forked at boot, imports numpy, pandas and matplotlib (Agg) once, before the
-  host saves the VM for its warm pool. Per request it reseeds the kernel CRNG and Python's and
-  numpy's generators from host entropy, drops to uid 65534 (keeping only CAP_SYS_BOOT, so a
-  reboot or power-off from inside ends the VM), and runs harness.execute in /mnt/data.
+- the *worker*, forked at boot, imports numpy, pandas and matplotlib (Agg) once and then drops
+  for good to uid 65534 (keeping only CAP_SYS_BOOT, so a reboot or power-off from inside ends
+  the VM; no_new_privs; RLIMIT_NPROC), all before the host saves the VM for its warm pool.
+  Per request the supervisor (root) mixes host entropy into the kernel pool and forces a CRNG
+  reseed; the worker then reseeds Python's and numpy's generators from it, applies the env and
+  runs harness.execute in /mnt/data.
 
 User output never reaches the channel: fds 1 and 2 of the worker are pipes read by the
 supervisor, whose results travel inside JSON payloads. When the host end of the channel goes
@@ -86,7 +88,9 @@ def poweroff() -> None:
 
 # --------------------------------------------------------------------------------- worker ---
 
-def _reseed(entropy: bytes) -> None:
+def reseed_kernel(entropy: bytes) -> None:
+    """Mix host entropy into the kernel pool, credit it and force a CRNG reseed (root only).
+    Every restore of one saved state would otherwise hand out the same random bytes."""
     if not entropy:
         return
     try:
@@ -100,8 +104,10 @@ def _reseed(entropy: bytes) -> None:
             os.close(fd)
     except OSError as exc:
         log(f"reseed kernel CRNG: {exc}")
-    import random
 
+
+def _reseed_userspace() -> None:
+    """Python's and numpy's global generators, from the freshly reseeded kernel CRNG."""
     random.seed(os.urandom(32))
     np = sys.modules.get("numpy")
     if np is not None:
@@ -109,9 +115,8 @@ def _reseed(entropy: bytes) -> None:
 
 
 def _drop_privileges(uid: int = USER_ID) -> None:
-    """Become `uid` keeping only CAP_SYS_BOOT. With uid 0 (warm-up) it only rehearses the
-    same calls reversibly, so their code is already translated (TCG) and paged in."""
-    rehearsal = uid == 0
+    """Become `uid` for good, keeping only CAP_SYS_BOOT (a reboot or power-off from inside
+    then ends the VM), with no_new_privs and an RLIMIT_NPROC that binds for non-root."""
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)
@@ -121,21 +126,15 @@ def _drop_privileges(uid: int = USER_ID) -> None:
     data = struct.pack("6I", bit, bit, 0, 0, 0, 0)  # effective, permitted, inheritable x2
     hbuf = ctypes.create_string_buffer(hdr, len(hdr))
     dbuf = ctypes.create_string_buffer(data, len(data))
-    if rehearsal:  # same calls with the values we already have
-        libc.capget(hbuf, dbuf)
-        libc.capset(hbuf, dbuf)
-        libc.prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)
-    elif libc.capset(hbuf, dbuf) != 0:
+    if libc.capset(hbuf, dbuf) != 0:
         log(f"capset failed: errno {ctypes.get_errno()}")
     for res, want in ((resource.RLIMIT_NPROC, 1024), (resource.RLIMIT_CORE, 0)):
-        try:  # RLIMIT_NPROC binds for non-root: fork bombs fail instead of filling memory
-            soft, hard = resource.getrlimit(res)
+        try:
+            _soft, hard = resource.getrlimit(res)
             lim = want if hard == resource.RLIM_INFINITY else min(want, hard)
-            resource.setrlimit(res, (soft, hard) if rehearsal else (lim, lim))
+            resource.setrlimit(res, (lim, lim))
         except (OSError, ValueError):
             pass
-    if rehearsal:
-        return
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
@@ -180,6 +179,9 @@ def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
         import traceback  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - report, keep serving plain Python
         log(f"worker preload failed: {exc!r}")
+    # Unprivileged from here on, before the host saves the VM: no request ever runs as root.
+    if os.getuid() == 0:
+        _drop_privileges(USER_ID)
     chan = protocol.FdChannel(req_r)
     out = protocol.FdChannel(resp_w)
     out.send({"op": "ready", "import_s": round(time.monotonic() - t, 3), "preload": preload})
@@ -192,17 +194,14 @@ def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
         seq += 1
         t_recv = time.monotonic()
         req = msg["request"]
-        _reseed(base64.b64decode(msg.get("entropy", "")))
-        warm = bool(msg.get("warm"))
+        _reseed_userspace()
+        t_seed = time.monotonic()
         os.environ.clear()
         os.environ.update(BASE_ENV)
         os.environ.update(req.get("env") or {})
-        os.makedirs(RESULT_DIR, exist_ok=True)
-        path = f"{RESULT_DIR}/result.{seq}"
-        rfd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        os.unlink(path)
-        if os.getuid() == 0:
-            _drop_privileges(0 if warm else USER_ID)
+        t_env = time.monotonic()
+        rfd = os.memfd_create(f"result.{seq}", os.MFD_CLOEXEC)
+        t_drop = time.monotonic()
         os.chdir(WORKDIR)
         t = time.monotonic()
         code = harness.execute(req.get("code", ""), req.get("inputs"), rfd)
@@ -222,7 +221,8 @@ def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
         os.close(rfd)
         payload = b"".join(chunks).decode("utf-8", "replace")
         out.send({"op": "done", "exit_code": code, "payload": payload, "exec_s": elapsed,
-                  "prep_s": t - t_recv})
+                  "prep_s": t - t_recv, "prep_seed_env_memfd_chdir_ms": [round((a - b) * 1000, 2) for a, b in (
+                      (t_seed, t_recv), (t_env, t_seed), (t_drop, t_env), (t, t_drop))]})
 
 
 # ----------------------------------------------------------------------------- supervisor ---
@@ -565,8 +565,9 @@ class Supervisor:
             self._write_inputs(files)
         oom_before = _oom_kills()
         t = time.monotonic()
+        reseed_kernel(base64.b64decode(m.get("entropy", "")))
         protocol.write_all(self.to_worker, protocol.encode(
-            {"op": "exec", "request": req, "entropy": m.get("entropy", ""), "warm": warm}))
+            {"op": "exec", "request": req, "warm": warm}))
         done = None
         poller = select.poll()
         for fd in (self.from_worker, self.out.fd, self.err.fd, self.pidfd):
@@ -655,6 +656,7 @@ class Supervisor:
         res["files"] = self._collect(int(req.get("file_cap", 8 << 20)))
         res["guest_timing_ms"] = {
             "worker_prep": round(float(done.get("prep_s", 0)) * 1000, 2),
+            "worker_prep_detail": done.get("prep_seed_env_memfd_chdir_ms"),
             "user_code": round(float(done.get("exec_s", 0)) * 1000, 2),
             "collect": round((time.monotonic() - t_collect) * 1000, 2),
             "total": round((time.monotonic() - t) * 1000, 2),
