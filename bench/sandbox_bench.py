@@ -84,6 +84,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.n, args.cold_n, args.sustain = 10, 4, 15.0
+    load0 = os.getloadavg()
     config = SandboxConfig.from_env()
     pool = args.pool if args.pool is not None else max(2, config.pool_size)
     rows: list[tuple[str, str, str, str]] = []
@@ -177,7 +178,9 @@ def main() -> int:
     rows.append(("host RSS per idle pooled VM", f"{rss_row:.0f} MiB", "", ""))
 
     w = max(len(r[0]) for r in rows)
-    print(f"\nSandbox benchmark (libvirt, accel={drv.accel}, {os.cpu_count()} CPUs, pool {pool})")
+    thp = drv.status().get("host_thp", "?")
+    print(f"\nSandbox benchmark (libvirt, accel={drv.accel}, {os.cpu_count()} CPUs, pool {pool}, "
+          f"host THP {thp}, load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f})")
     print(f"{'measurement':<{w}}  {'p50 / value':>12}  {'p95 / detail':>22}  {'vs bare':>10}")
     print("-" * (w + 52))
     for r in rows:
