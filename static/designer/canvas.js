@@ -281,17 +281,6 @@ export class Canvas extends EventTarget {
     g.on("edge:connected", ({ edge, isNew }) => { this._connected = { edge, isNew }; });
     g.on("scale", () => this._applyView());
     g.on("translate", () => this._applyView());
-    // Keep the middle of the view in the middle when the canvas is resized (the properties panel
-    // widens for code, the window changes size).
-    let size = null;
-    new ResizeObserver(() => {
-      const r = root.getBoundingClientRect();
-      if (size && r.width && size.width) {
-        const { x, y, k } = this.view;
-        this._setView(x + (r.width - size.width) / 2, y + (r.height - size.height) / 2, k);
-      }
-      size = { width: r.width, height: r.height };
-    }).observe(root);
 
     root.addEventListener("dragover", (e) => {
       if ([...e.dataTransfer.types].includes("application/x-stepwell-node")) {

@@ -237,14 +237,15 @@ export class StepTools {
       const ok = res.status === "succeeded";
       const block = (title, content, open = false, cls = "") => h("details", { class: `test-block ${cls}`, open },
         h("summary", {}, title), content);
-      result.replaceChildren(
+      result.replaceChildren(...[
         h("div", { class: "test-status" }, h("span", { class: `status-badge`, "data-status": res.status }, res.status.replace("_", " ")),
           res.run?.duration_ms != null ? h("span", { class: "muted small" }, ` ${Math.round(res.run.duration_ms)} ms`) : null,
           res.run?.page ? h("a", { class: "small", href: res.run.page, target: "_blank" }, " test run ↗") : null),
         res.error ? h("div", { class: "alert alert-error test-error" }, res.error) : null,
         block("Output", h("div", { class: "test-output" }, jsonTree(res.output ?? null, { openDepth: 2 })), true, "test-output-block"),
         block(`stdout${res.stdout ? "" : " (empty)"}`, h("pre", { class: "test-log test-stdout" }, res.stdout || ""), !!res.stdout),
-        block(`stderr${res.stderr ? "" : " (empty)"}`, h("pre", { class: "test-log test-stderr" }, res.stderr || ""), !!res.stderr));
+        block(`stderr${res.stderr ? "" : " (empty)"}`, h("pre", { class: "test-log test-stderr" }, res.stderr || ""), !!res.stderr),
+      ].filter(Boolean));
       pinBtn.disabled = !ok;
     };
 

@@ -12,8 +12,9 @@ def test_it_pastes_copies_with_new_ids_and_their_edge(signed_in, make_workflow):
     page = signed_in
     w = make_workflow("Clipboard", linear_definition("action.python", "action.compose"))
     open_editor(page, w.pk)
-    page.click(".node[data-id=python_1] .node-name")
-    page.click(".node[data-id=compose_2] .node-name", modifiers=["Shift"])
+    # compose_2 first: selecting python_1 alone widens the panel (code editor) over compose_2.
+    page.click(".node[data-id=compose_2] .node-name")
+    page.click(".node[data-id=python_1] .node-name", modifiers=["Shift"])
     page.keyboard.press("Control+C")
     page.keyboard.press("Control+V")
     page.wait_for_selector(".node[data-id=python_2]")

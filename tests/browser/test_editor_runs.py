@@ -68,6 +68,13 @@ def open_editor(page, wf_id):
     page.wait_for_selector("#validation-status:not([data-state=checking])")
 
 
+def select_node(page, node_id):
+    """Click a node; first clear the selection so that a wide panel (Python code) does not cover it."""
+    page.locator("#canvas").click(position={"x": 20, "y": 20})
+    page.wait_for_selector(".settings-form")
+    page.click(f".node[data-id={node_id}] .node-name")
+
+
 def definition(page):
     return page.evaluate("JSON.parse(JSON.stringify(window.stepwell.definition))")
 
@@ -124,7 +131,7 @@ def test_it_runs_from_the_canvas_and_picks_inferred_fields(page, stack):
 
     # Back in the editor, the report node's field picker offers parse's inferred fields.
     open_editor(page, wf["id"])
-    page.click(".node[data-id=report] .node-name")
+    select_node(page, "report")
     value = page.locator("#param-value")
     value.fill('{"total": }')
     value.evaluate("ta => ta.setSelectionRange(10, 10)")  # the caret before the closing brace
@@ -172,7 +179,7 @@ def test_it_tests_a_step_and_pins_its_output(page, stack):
     pins = stack.api().get(f"/api/workflows/{wf['id']}/pins/")[1]
     assert pins["parse"]["output"]["total"] == 8
 
-    page.click(".node[data-id=report] .node-name")
+    select_node(page, "report")
     page.click(".pick-field[data-for=param-value]")
     group = page.locator(".field-picker .picker-group[data-node=parse]")
     group.wait_for()
