@@ -1,9 +1,12 @@
 // Editor page controller: owns the definition, undo/redo, clipboard, save and validation, and
-// wires the palette, canvas, properties panel, JSON view and version history together.
+// wires the palette, canvas, properties panel, JSON view, version history and runs together.
 //
 // Modules (plain ES modules, no bundler):
 //   model.js    the definition JSON (the API's format) and pure helpers over it; node types by key
-//   canvas.js   renders a definition, turns pointer input into events; never mutates it
+//   canvas.js   renders a definition with AntV X6 and turns X6's interaction into events; never
+//               mutates the definition
+//   live-run.js a run started from the editor, followed over ws/runs/<id>/ (node statuses)
+//   step-tools.js  the field picker and "Test step" / pinned outputs of the properties panel
 //   panel.js    properties form generated from a node type's parameters schema
 //   monaco.js   the only place that loads Monaco (AMD build from <static>/vendor/monaco/vs)
 //   history.js  undo/redo over JSON snapshots

@@ -1,0 +1,63 @@
+"""The pure helpers of static/designer/live-run.js and step-tools.js, run in the browser."""
+from __future__ import annotations
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def run(page, live_server, body):
+    page.goto(f"{live_server.url}/static/designer/app.css")  # any same-origin page
+    return page.evaluate(f"""async () => {{
+        const live = await import("/static/designer/live-run.js");
+        const tools = await import("/static/designer/step-tools.js");
+        {body}
+    }}""")
+
+
+def test_a_node_shows_its_most_telling_status(page, live_server):
+    out = run(page, live_server, """
+        const s = (id, node_id, status, extra = {}) => ({id, node_id, status, attempt: 1, item_index: null, ...extra});
+        const m = live.nodeStatuses([
+            s(1, "a", "succeeded"),
+            s(2, "b", "failed"), s(3, "b", "succeeded", {attempt: 2}),              // a retry that worked
+            s(4, "c", "succeeded", {item_index: 0}), s(5, "c", "running", {item_index: 1}),
+            s(6, "d", "succeeded", {item_index: 0}), s(7, "d", "queued", {item_index: 1}),
+            s(8, "e", "skipped"), s(9, null, "running"),
+        ]);
+        return Object.fromEntries(m);
+    """)
+    assert out == {"a": "succeeded", "b": "succeeded", "c": "running", "d": "running", "e": "skipped"}
+
+
+def test_upstream_nodes_nearest_first_including_the_loop(page, live_server):
+    out = run(page, live_server, """
+        const def = {nodes: ["t", "a", "b", "loop", "body", "after", "other"].map((id) => ({id, ...(id === "body" ? {parent: "loop"} : {})})),
+          edges: [{source: "t", target: "a"}, {source: "a", target: "b"}, {source: "b", target: "loop"},
+                  {source: "loop", source_port: "done", target: "after"}, {source: "t", target: "other"}]};
+        return [tools.upstreamOf(def, "b"), tools.upstreamOf(def, "body"), tools.upstreamOf(def, "after"), tools.upstreamOf(def, "t")];
+    """)
+    assert out == [["a", "t"], ["loop", "b", "a", "t"], ["loop", "b", "a", "t"], []]
+
+
+def test_an_expression_goes_in_at_the_caret_quoted_in_json_outside_strings(page, live_server):
+    out = run(page, live_server, """
+        const put = (value, caret, mode) => {
+            const ta = document.createElement("textarea");
+            document.body.append(ta);
+            ta.value = value;
+            if (mode) ta.dataset.mode = mode;
+            ta.setSelectionRange(caret, caret);
+            let events = 0;
+            ta.addEventListener("input", () => events++);
+            tools.insertAtCursor(ta, "{{ steps.a.output.x }}");
+            return [ta.value, events];
+        };
+        return [put('{"x": }', 6, "json"), put('{"x": "total: "}', 14, "json"), put("Hello ", 6, "text"), put("ab", 1)];
+    """)
+    assert out == [
+        ['{"x": "{{ steps.a.output.x }}"}', 1],
+        ['{"x": "total: {{ steps.a.output.x }}"}', 1],
+        ["Hello {{ steps.a.output.x }}", 1],
+        ["a{{ steps.a.output.x }}b", 1],
+    ]
