@@ -180,7 +180,7 @@ export class Canvas extends EventTarget {
       async: false,
       grid: { size: GRID, visible: false },
       background: false,
-      panning: { enabled: true, eventTypes: ["leftMouseDown"] },
+      panning: { enabled: true, eventTypes: ["leftMouseDown", "mouseWheelDown"] },
       mousewheel: {
         enabled: true, zoomAtMousePosition: true, factor: 1.1, minScale: MIN_K, maxScale: MAX_K,
         guard: (e) => !(e.shiftKey && !e.ctrlKey && !e.metaKey),
@@ -249,6 +249,13 @@ export class Canvas extends EventTarget {
     root.addEventListener("mousedown", (e) => {
       if (!e.target.closest("input, textarea, select")) root.focus({ preventScroll: true });
     }, true);
+    // Shift+wheel scrolls sideways (X6 zooms on the other wheel events).
+    root.addEventListener("wheel", (e) => {
+      if (!e.shiftKey || e.ctrlKey || e.metaKey) return;
+      e.preventDefault();
+      const { x, y, k } = this.view;
+      this._setView(x - (e.deltaX || e.deltaY), y, k);
+    }, { passive: false });
     g.on("selection:changed", () => this._syncSelection());
     g.on("node:mousedown", ({ e, node }) => {
       if (e.target.closest && e.target.closest(".node-delete")) return;

@@ -51,3 +51,24 @@ def test_a_rectangle_selects_and_the_selection_moves_together(signed_in, make_wo
     assert selected(page) == ["compose_1"]
     page.keyboard.press("Escape")
     assert selected(page) == []
+
+
+def test_shift_wheel_scrolls_sideways_and_the_middle_button_pans(signed_in, make_workflow):
+    page = signed_in
+    w = make_workflow("Pan", linear_definition("action.compose"))
+    open_editor(page, w.pk)
+    box = page.locator("#canvas").bounding_box()
+    view = lambda: page.evaluate("({...window.stepwell.canvas.view})")  # noqa: E731
+    v0 = view()
+    page.mouse.move(box["x"] + 40, box["y"] + box["height"] - 60)
+    page.keyboard.down("Shift")
+    page.mouse.wheel(0, 120)
+    page.keyboard.up("Shift")
+    v1 = view()
+    assert v1["x"] == pytest.approx(v0["x"] - 120) and v1["y"] == v0["y"] and v1["k"] == v0["k"]
+
+    page.mouse.down(button="middle")
+    page.mouse.move(box["x"] + 90, box["y"] + box["height"] - 30, steps=4)
+    page.mouse.up(button="middle")
+    v2 = view()
+    assert v2["x"] == pytest.approx(v1["x"] + 50) and v2["y"] == pytest.approx(v1["y"] + 30)
