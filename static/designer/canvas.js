@@ -38,15 +38,6 @@ export function nodeHeight(ports) {
   return HEAD_H + PAD * 2 + portRows(ports) * ROW_H;
 }
 
-export function portPoint(node, ports, side, name) {
-  const list = side === "in" ? ports.inputs : ports.outputs;
-  const i = Math.max(0, list.indexOf(name));
-  return {
-    x: node.position.x + (side === "in" ? 0 : NODE_W),
-    y: node.position.y + HEAD_H + PAD + i * ROW_H + ROW_H / 2,
-  };
-}
-
 function curve(a, b) {
   const dx = Math.max(40, Math.abs(b.x - a.x) * 0.5);
   return `M ${a.x} ${a.y} C ${a.x + dx} ${a.y}, ${b.x - dx} ${b.y}, ${b.x} ${b.y}`;
@@ -549,10 +540,6 @@ export class Canvas extends EventTarget {
         this.edgeCells.delete(key);
       }
     }
-  }
-
-  get edgeEls() {
-    return new Map([...this.edgeCells].map(([k, c]) => [k, c._el]));
   }
 
   // ---- selection -------------------------------------------------------------------------
