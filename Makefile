@@ -33,8 +33,9 @@ assets: node_modules/.installed venv
 db: venv
 	@$(PY) manage.py migrate --noinput -v0
 
-image: venv libvirtd          ## guest VM image, cached by a hash of its recipe
+image: venv libvirtd db       ## guest VM image (cached by recipe hash) + package layer of the allow-list
 	@$(PY) manage.py sandbox_build_image
+	@$(PY) manage.py runtime_build --if-missing
 
 run: assets db image
 	@$(PY) manage.py ensure_admin

@@ -207,6 +207,7 @@ class Execution:
             retrying = final in (Status.FAILED, Status.TIMED_OUT) and attempt < max_attempts
             fields = dict(inputs=params, output=outcome.output, stdout=outcome.stdout, stderr=outcome.stderr,
                           error=outcome.error, sandbox=outcome.sandbox,
+                          runtime_id=(outcome.sandbox or {}).get("runtime_id"),
                           files=[{"name": f.name, "size": f.size, "truncated": f.truncated} for f in outcome.files])
             data = {"retry_in_s": delay, "next_attempt": attempt + 1} if retrying else {}
             if outcome.error:

@@ -98,6 +98,8 @@ class StepRun(FrozenWhenFinished):
     stderr = models.TextField(blank=True, default="")
     error = models.TextField(blank=True, default="")
     sandbox = models.JSONField(default=dict, blank=True, help_text="Sandbox status, timings and metadata.")
+    runtime_id = models.IntegerField(null=True, blank=True, db_index=True,
+                                     help_text="runtimes.Runtime the code ran on (Python steps); null otherwise.")
     files = models.JSONField(default=list, blank=True, help_text="[{name, size, truncated}]")
     created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)

@@ -44,7 +44,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import harness
+from sandbox import harness, layers
 from sandbox.config import SandboxConfig
 from sandbox.contract import (
     WORKDIR,
@@ -295,6 +295,10 @@ class ProcessDriver:
             self._share.mkdir(exist_ok=True)
             os.chmod(self._share, 0o755)
             self._install_share()
+            active = layers.active_layer(self.config)
+            # Layer mounts are per runtime and shared by this host's driver processes; drop
+            # those of other runtimes (lazily: sandboxes still using one keep it).
+            layers.unexpose_layers(self._share, keep=layers.exposed_path(active, self._share) if active else None)
             self.sweep()
             self._probe()
             self._started = True
@@ -479,7 +483,8 @@ class ProcessDriver:
         with self._lock:
             self._uids_in_use.discard(uid)
 
-    def _bwrap_args(self, request: ExecutionRequest, workdir: Path, tmp_bytes: int, exec_dir: Path) -> list[str]:
+    def _bwrap_args(self, request: ExecutionRequest, workdir: Path, tmp_bytes: int, exec_dir: Path,
+                    layer: layers.Layer | None = None) -> list[str]:
         assert self._share is not None
         args = [
             self._bwrap,
@@ -512,6 +517,10 @@ class ProcessDriver:
         env.update(request.env)
         for k, v in env.items():
             args += ["--setenv", k, v]
+        # The package layer of the active runtime, read-only at /opt/stepwell/packages (on
+        # PYTHONPATH); the host's own dist-packages are hidden, so only the allow-list imports.
+        source = layers.expose_layer(layer, self._share) if layer is not None else None
+        args += layers.process_bwrap_args(layer, source)
         return args
 
     def _execute(self, request: ExecutionRequest) -> ExecutionResult:
@@ -524,6 +533,8 @@ class ProcessDriver:
         proc = None
         mounted = False
         uid = gid = self._acquire_uid()
+        # Read the active runtime once per execution: one activated meanwhile applies to the next.
+        layer = layers.active_layer(self.config)
         try:
             exec_dir.mkdir(mode=0o711)
             os.chmod(exec_dir, 0o711)
@@ -567,7 +578,7 @@ class ProcessDriver:
                 str(cg.freezer / "cgroup.procs") if cg.freezer else "",
                 self._setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
                 "--no-new-privs", "--",
-                *self._bwrap_args(request, workdir, mem_bytes // 4, exec_dir),
+                *self._bwrap_args(request, workdir, mem_bytes // 4, exec_dir, layer),
                 "--json-status-fd", str(st_w),
                 "--", SYSTEM_PYTHON, GUEST_HARNESS,
             ]
@@ -610,6 +621,7 @@ class ProcessDriver:
             rc = proc.returncode
             metadata = {
                 "driver": self.name, "execution_id": exec_id,
+                "runtime_id": layer.runtime_id if layer else None,
                 "cgroup": f"{CGROUP_PARENT}/{exec_id}", "uid": uid,
                 "returncode": rc, "pids_max": self.pids_max,
                 "memory_limit_bytes": mem_bytes,

@@ -42,6 +42,8 @@ PORT_NAME = "org.stepwell.agent.0"
 WORKDIR = "/mnt/data"
 USER_ID = 65534
 MPL_SRC = "/opt/stepwell/mplconfig"
+PACKAGES_DIR = "/opt/stepwell/packages"   # the runtime's package layer (vdb), see sandbox/layers.py
+PRELOAD = ("numpy", "pandas", "matplotlib")  # imported before the state is saved, when present
 MPL_DIR = "/tmp/.mpl"
 RESULT_DIR = "/run/stepwell"
 TOTAL_FILES_BUDGET = 64 * 1024 * 1024
@@ -168,12 +170,27 @@ def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
             for root, dirs, names in os.walk(MPL_DIR):
                 for n in [root] + [os.path.join(root, x) for x in dirs + names]:
                     os.chown(n, USER_ID, USER_ID)
-        import numpy  # noqa: F401
-        import pandas  # noqa: F401
-        import matplotlib
+        import importlib.util
+        import site
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot  # noqa: F401
+        if os.path.ismount(PACKAGES_DIR):
+            # ahead of the (empty) system dist-packages; addsitedir also runs the layer's .pth files
+            sys.path.insert(1, PACKAGES_DIR)
+            site.addsitedir(PACKAGES_DIR)
+            BASE_ENV["PYTHONPATH"] = PACKAGES_DIR  # for `python3` subprocesses of user code
+            os.environ["PYTHONPATH"] = PACKAGES_DIR
+        for name in PRELOAD:
+            if importlib.util.find_spec(name) is not None:
+                __import__(name)
+        if "matplotlib" in sys.modules:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot  # noqa: F401
+            # the font cache was just built (as root) in MPL_DIR: let the code's uid use it
+            for root, dirs, names in os.walk(MPL_DIR):
+                for n in [root] + [os.path.join(root, x) for x in dirs + names]:
+                    os.chown(n, USER_ID, USER_ID)
         import random  # noqa: F401
         import tempfile  # noqa: F401
         import traceback  # noqa: F401

@@ -16,6 +16,14 @@ while [ ! -b /dev/vda ]; do
   usleep 10000
 done
 mount -t ext4 -o ro,noatime /dev/vda /newroot || { echo "init: cannot mount root"; poweroff -f; }
+# The package layer of the active runtime (attached read-only as vdb when the host passes
+# stepwell.packages=1): only these third-party packages exist in the guest.
+if grep -q 'stepwell.packages=1' /proc/cmdline; then
+  i=0
+  while [ ! -b /dev/vdb ] && [ $i -lt 500 ]; do i=$((i + 1)); usleep 10000; done
+  mount -t ext4 -o ro,noatime,nosuid,nodev /dev/vdb /newroot/opt/stepwell/packages \
+    || echo "init: cannot mount the package layer (/dev/vdb)"
+fi
 mount -t tmpfs -o mode=1777,size=25%,nosuid,nodev tmpfs /newroot/tmp
 mount -t tmpfs -o mode=0755,size=25%,nosuid,nodev tmpfs /newroot/mnt/data
 mount -t tmpfs -o mode=0755,size=16m,nosuid,nodev tmpfs /newroot/run

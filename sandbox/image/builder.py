@@ -8,10 +8,10 @@ it and is renamed into place, so a half-built image is never used. Downloaded .d
 kept in <cache_dir>/debs so a rebuild after a recipe change does not download again.
 
 Steps (no mounting, no loop devices):
- 1. debootstrap --variant=minbase with python3, numpy, pandas, matplotlib (package cache kept)
+ 1. debootstrap --variant=minbase with python3 only (packages come from the runtime's layer)
  2. fetch Debian's linux-image-cloud-amd64 .deb (apt-get download, cached) and unpack it
  3. decompress the LZ4 frame inside vmlinuz to an ELF vmlinux (QEMU boots it through PVH)
- 4. install the guest agent, pre-build matplotlib's font cache, byte-compile, trim the tree
+ 4. install the guest agent, byte-compile, trim the tree
  5. busybox-static initramfs with the virtio modules and init.sh as /init
  6. mke2fs -t ext4 -d rootfs (read-only root image shared by every VM)
 """
@@ -31,7 +31,9 @@ from pathlib import Path
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
-PACKAGES = ("python3", "python3-numpy", "python3-pandas", "python3-matplotlib")
+# Only the interpreter: third-party packages come from the runtime's package layer (runtimes/),
+# attached as a second read-only disk, so only the staff allow-list is importable.
+PACKAGES = ("python3",)
 KERNEL_PACKAGE = "linux-image-cloud-amd64"
 # Load order matters: each module needs the ones before it.
 MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev",
@@ -236,14 +238,8 @@ def _make_initramfs(kroot: Path, work: Path, dest: Path) -> None:
 
 def _prepare_base(root: Path, progress: Progress, log) -> None:
     """Agent-independent finishing of the debootstrapped tree (cached as the base rootfs)."""
-    for d in ("mnt/data", "tmp", "run", "proc", "sys", "dev", "opt/stepwell"):
+    for d in ("mnt/data", "tmp", "run", "proc", "sys", "dev", "opt/stepwell", "opt/stepwell/packages"):
         (root / d).mkdir(parents=True, exist_ok=True)
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
-           "MPLCONFIGDIR": "/opt/stepwell/mplconfig", "MPLBACKEND": "Agg"}
-    _run(["chroot", str(root), "python3", "-c",
-          "import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as p; "
-          "import pandas, numpy; p.figure(); p.plot([1, 2]); "
-          "import io; p.savefig(io.BytesIO(), format='png')"], progress, log, env=env)
     (root / "etc/hostname").write_text("sandbox\n")
     for rel in TRIM:
         p = root / rel
@@ -265,7 +261,7 @@ def _install_guest(root: Path, progress: Progress, log) -> None:
 
 def base_id() -> str:
     """Identity of the agent-independent root tree (debootstrap + font cache + trim)."""
-    return hashlib.sha256(json.dumps(["base-v1", SUITE, PACKAGES, TRIM]).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(["base-v2", SUITE, PACKAGES, TRIM]).encode()).hexdigest()
 
 
 def _base_rootfs(cache_dir: Path, deb_dir: Path, mirror: str, progress: Progress, log) -> Path:

@@ -9,6 +9,13 @@ Paths of one execution:
   boot) and wait for the agent's imports (several seconds under TCG); a template for that
   memory is then made in the background so the next cold request restores instead.
 
+Package layer: the active runtime's ext4 image (sandbox.layers.active_layer) is attached
+read-only as vdb; the guest mounts it at /opt/stepwell/packages. Saved templates and identities
+are kept per layer, so every VM is restored with the disk it was saved with. A watcher notices
+an activation, makes the new layer's template and recycles READY slots of the old layer; an
+execution only takes a slot of the active layer (else the cold path), and executions already
+running finish on the VM (and layer) they started on.
+
 The host enforces the wall-clock timeout by destroying the domain (status `timeout`). When the
 channel closes before a result (guest powered off, rebooted or crashed: on_* = destroy), the
 status is `killed`. Destroys run on background threads, off the request path.
@@ -30,7 +37,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox import protocol
+from sandbox import layers, protocol
 from sandbox.config import SandboxConfig
 from sandbox.contract import (
     DEFAULT_MEMORY_MIB, ExecutionRequest, ExecutionResult, OutputFile, SandboxError,
@@ -47,10 +54,14 @@ log = logging.getLogger("sandbox.libvirt")
 PREFIX = "stepwell-"
 BOOT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 15.0
-WARMUP_CODE = (
-    "import pandas as pd\n"
-    "df = pd.DataFrame({'k': ['a', 'b', 'a', 'c'] * 5, 'v': range(20)})\n"
-    "result = df.groupby('k')['v'].sum().to_dict()\n"
+WARMUP_CODE = (  # pandas only when the active runtime has it
+    "try:\n"
+    "    import pandas as pd\n"
+    "except ImportError:\n"
+    "    result = {'k': sum(range(20))}\n"
+    "else:\n"
+    "    df = pd.DataFrame({'k': ['a', 'b', 'a', 'c'] * 5, 'v': range(20)})\n"
+    "    result = df.groupby('k')['v'].sum().to_dict()\n"
 )
 # The first requests after a restore pay for page faults and (TCG) translating code again;
 # a slot is READY only after these ran.
@@ -107,6 +118,8 @@ class VM:
     session: AgentSession | None
     origin: str                      # "restore" or "boot"
     identity: object | None = None   # pool.Identity for restored domains
+    store: object | None = None      # the pool.SaveStore the identity belongs to
+    layer: object | None = None      # sandbox.layers.Layer attached as vdb (None: no packages)
     started: float = field(default_factory=time.monotonic)
     timings: dict = field(default_factory=dict)
     broken: bool = False
@@ -126,7 +139,10 @@ class LibvirtDriver:
         self.image = None
         self.host: Host | None = None
         self.pool: WarmPool | None = None
-        self.store: SaveStore | None = None
+        self.store: SaveStore | None = None      # the store of the active layer
+        self._stores: dict[str, SaveStore] = {}
+        self._tpl_base: Path | None = None
+        self._layer_key = "nolayer"
         self._pid = os.getpid()
         self._instance = next(LibvirtDriver._instances)
         # stepwell-<pid>-<instance>-...: fixed width, so a template's domain name can be
@@ -139,9 +155,9 @@ class LibvirtDriver:
             Path(tempfile.gettempdir()) / f"stepwell-{self._pid}-{self._instance}"
         self._destroy_q: queue.Queue = queue.Queue()
         self._destroyers: list[threading.Thread] = []
-        self._tpl_locks: dict[int, threading.Lock] = {}
+        self._tpl_locks: dict[tuple, threading.Lock] = {}
         self._tpl_lock = threading.Lock()
-        self._tpl_pending: set[int] = set()
+        self._tpl_pending: set[tuple] = set()
         self._cold_sem = threading.BoundedSemaphore(MAX_COLD_CONCURRENCY)
         self._live: dict[str, VM] = {}
         self._live_lock = threading.Lock()
@@ -164,9 +180,11 @@ class LibvirtDriver:
             self.host.conn()
             self._run_dir.mkdir(parents=True, exist_ok=True)
             self._sock_dir.mkdir(parents=True, exist_ok=True)
-            tpl_dir = (Path(self.config.cache_dir) / "saves"
-                       / f"v3-{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
-            self.store = SaveStore(tpl_dir, self._run_dir / "identities")
+            self._tpl_base = (Path(self.config.cache_dir) / "saves"
+                              / f"v4-{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
+            layer = layers.active_layer(self.config)
+            self._layer_key = _layer_key(layer)
+            self.store = self._store_for(layer)
             self.sweep()
             for i in range(DESTROYER_THREADS):
                 t = threading.Thread(target=self._destroyer, name=f"libvirt-destroy-{i}", daemon=True)
@@ -178,11 +196,12 @@ class LibvirtDriver:
                 threading.Thread(target=self._start_pool, name="libvirt-pool-start",
                                  daemon=True).start()
             else:
-                self._schedule_template(self.pool_memory_mib)
+                self._schedule_template(self.pool_memory_mib, layer)
+            threading.Thread(target=self._watch_layer, name="libvirt-layer-watch", daemon=True).start()
 
     def _start_pool(self) -> None:
         try:
-            self._ensure_template(self.pool_memory_mib)
+            self._ensure_template(self.pool_memory_mib, layers.active_layer(self.config))
         except Exception as exc:  # noqa: BLE001 - slots retry on their own
             log.warning("could not make the pool template: %s", exc)
         if not self._closed and self.pool is not None:
@@ -228,8 +247,8 @@ class LibvirtDriver:
             for name, _active in self.host.list_domains(self._prefix):
                 self._kill_domain(name)
             self.host.close()
-        if self.store is not None:
-            self.store.close()
+        for store in list(self._stores.values()):
+            store.close()
         shutil.rmtree(self._run_dir, ignore_errors=True)
         shutil.rmtree(self._sock_dir, ignore_errors=True)
 
@@ -266,8 +285,8 @@ class LibvirtDriver:
             pid = d.name.split("-")[1]
             if d.is_dir() and pid.isdigit() and int(pid) != self._pid and not _pid_alive(int(pid)):
                 shutil.rmtree(d, ignore_errors=True)
-        if self.store is not None and self.store.template_dir.is_dir():
-            for p in self.store.template_dir.glob("*.partial*"):
+        if self._tpl_base is not None and self._tpl_base.is_dir():
+            for p in self._tpl_base.glob("*/*.partial*"):
                 pid = p.name.rsplit(".", 1)[-1]
                 if not pid.isdigit() or not _pid_alive(int(pid)):
                     p.unlink(missing_ok=True)
@@ -276,15 +295,30 @@ class LibvirtDriver:
         return removed
 
     # ---------------------------------------------------------------------- domains ---
-    def _spec(self, name: str, uid: str, memory_mib: int) -> DomainSpec:
+    def _spec(self, name: str, uid: str, memory_mib: int, layer=None) -> DomainSpec:
         img = self.image
+        packages = str(layer.image_path) if layer is not None and layer.image_path else None
+        meta = {"owner": str(self._pid), "image": img.id[:16]}
+        if packages:
+            meta["runtime"] = str(layer.runtime_id)
         return DomainSpec(
             name=name, uuid=uid, memory_mib=memory_mib, kernel=str(img.kernel),
-            initrd=str(img.initrd), cmdline=img.cmdline, rootfs=str(img.rootfs),
+            initrd=str(img.initrd), rootfs=str(img.rootfs), packages=packages,
+            cmdline=img.cmdline + (" stepwell.packages=1" if packages else ""),
             channel_path=str(self._sock_dir / f"{next(self._seq)}.sock"),
             serial_log=str(self._run_dir / f"{name}.log"), accel=self.accel,
-            metadata={"owner": str(self._pid), "image": img.id[:16]},
+            metadata=meta,
         )
+
+    def _store_for(self, layer) -> SaveStore:
+        """Templates and identities of one package layer (a saved VM keeps its disks)."""
+        key = _layer_key(layer)
+        with self._tpl_lock:
+            store = self._stores.get(key)
+            if store is None:
+                store = SaveStore(self._tpl_base / key, self._run_dir / "identities" / key)
+                self._stores[key] = store
+            return store
 
     def _new_name(self, kind: str) -> str:
         return f"{self._prefix}{kind}{next(self._seq)}"
@@ -297,13 +331,13 @@ class LibvirtDriver:
         # Fixed length, so a template's name can be rewritten in place in cloned save files.
         return f"{self._prefix}{uid}"
 
-    def _boot(self, memory_mib: int, kind: str, autodestroy: bool = True) -> VM:
+    def _boot(self, memory_mib: int, kind: str, autodestroy: bool = True, layer=None) -> VM:
         uid = str(uuidlib.uuid4())
         name = self._identity_name(uid) if kind == "t" else self._new_name(kind)
-        spec = self._spec(name, uid, memory_mib)
+        spec = self._spec(name, uid, memory_mib, layer)
         t = time.monotonic()
         self.host.create(spec.render(), autodestroy=autodestroy)
-        vm = VM(name, spec, None, "boot")
+        vm = VM(name, spec, None, "boot", layer=layer)
         self._register(vm)
         try:
             vm.session = AgentSession(spec.channel_path)
@@ -320,24 +354,25 @@ class LibvirtDriver:
         vm.timings["boot_ms"] = round((time.monotonic() - t) * 1000, 1)
         return vm
 
-    def _restore(self, memory_mib: int, kind: str) -> VM | None:
-        ident = self.store.acquire(memory_mib, self._identity_name)
+    def _restore(self, memory_mib: int, kind: str, layer=None) -> VM | None:
+        store = self._store_for(layer)
+        ident = store.acquire(memory_mib, self._identity_name)
         if ident is None:
             return None
         name = ident.name
-        spec = self._spec(name, ident.uuid, memory_mib)
+        spec = self._spec(name, ident.uuid, memory_mib, layer)
         t = time.monotonic()
         try:
             self.host.restore(str(ident.path), spec.render())
         except RestoreRejected as exc:
-            self.store.release(ident, broken=True)
+            store.release(ident, broken=True)
             log.warning("restore rejected, dropping template %d MiB: %s", memory_mib, exc)
-            self.store.drop_template(memory_mib, ident.template)
+            store.drop_template(memory_mib, ident.template)
             raise
         except BaseException:
-            self.store.release(ident, broken=True)
+            store.release(ident, broken=True)
             raise
-        vm = VM(name, spec, None, "restore", identity=ident)
+        vm = VM(name, spec, None, "restore", identity=ident, store=store, layer=layer)
         self._register(vm)
         try:
             t1 = time.monotonic()
@@ -435,59 +470,82 @@ class LibvirtDriver:
                         except OSError:
                             pass
                 if vm.identity is not None:
-                    self.store.release(vm.identity, broken=vm.broken)
+                    (vm.store or self.store).release(vm.identity, broken=vm.broken)
 
     # -------------------------------------------------------------------- templates ---
-    def _lock_for(self, memory_mib: int) -> threading.Lock:
+    def _lock_for(self, memory_mib: int, layer=None) -> threading.Lock:
         with self._tpl_lock:
-            return self._tpl_locks.setdefault(memory_mib, threading.Lock())
+            return self._tpl_locks.setdefault((memory_mib, _layer_key(layer)), threading.Lock())
 
-    def _ensure_template(self, memory_mib: int) -> None:
-        if self.store.template(memory_mib) is not None:
+    def _ensure_template(self, memory_mib: int, layer=None) -> None:
+        store = self._store_for(layer)
+        if store.template(memory_mib) is not None:
             return
-        with self._lock_for(memory_mib):
-            if self.store.template(memory_mib) is not None:
+        with self._lock_for(memory_mib, layer):
+            if store.template(memory_mib) is not None:
                 return
             t = time.monotonic()
-            vm = self._boot(memory_mib, "t", autodestroy=False)
+            vm = self._boot(memory_mib, "t", autodestroy=False, layer=layer)
             try:
                 self._warm(vm)
                 vm.session.request({"op": "disarm", "drop_caches": True}, time.monotonic() + 30)
                 vm.session.close()
                 vm.session = None
-                self.store.template_dir.mkdir(parents=True, exist_ok=True)
-                partial = self.store.template_dir / f"tpl-{memory_mib}.save.partial.{self._pid}"
+                store.template_dir.mkdir(parents=True, exist_ok=True)
+                partial = store.template_dir / f"tpl-{memory_mib}.save.partial.{self._pid}"
                 self.host.save(vm.name, str(partial))
-                self.store.install_template(memory_mib, partial, vm.spec.uuid, vm.name)
+                store.install_template(memory_mib, partial, vm.spec.uuid, vm.name)
             finally:
                 self._retire(vm)
-            log.info("template for %d MiB made in %.1f s", memory_mib, time.monotonic() - t)
+            log.info("template for %d MiB (%s) made in %.1f s", memory_mib, _layer_key(layer),
+                     time.monotonic() - t)
 
-    def _schedule_template(self, memory_mib: int) -> None:
+    def _schedule_template(self, memory_mib: int, layer=None) -> None:
+        key = (memory_mib, _layer_key(layer))
         with self._tpl_lock:
-            if memory_mib in self._tpl_pending:
+            if key in self._tpl_pending:
                 return
-            self._tpl_pending.add(memory_mib)
+            self._tpl_pending.add(key)
 
         def run():
             try:
-                self._ensure_template(memory_mib)
+                self._ensure_template(memory_mib, layer)
             except Exception as exc:  # noqa: BLE001
                 log.warning("background template %d MiB failed: %s", memory_mib, exc)
             finally:
                 with self._tpl_lock:
-                    self._tpl_pending.discard(memory_mib)
+                    self._tpl_pending.discard(key)
 
         threading.Thread(target=run, name=f"libvirt-template-{memory_mib}", daemon=True).start()
 
     # ------------------------------------------------------------------------- pool ---
+    def _watch_layer(self) -> None:
+        """Roll the pool onto a newly activated layer: make its template, then recycle READY
+        slots of the old layer so they refill from it (take() already skips them meanwhile)."""
+        while not self._closed:
+            time.sleep(1.0)
+            try:
+                layer = layers.active_layer(self.config)
+                key = _layer_key(layer)
+                if key == self._layer_key:
+                    continue
+                log.info("package layer changed: %s -> %s", self._layer_key, key)
+                self._layer_key = key
+                self.store = self._store_for(layer)
+                if self.pool is not None:
+                    self._ensure_template(self.pool_memory_mib, layer)
+                    self.pool.recycle(lambda vm, key=key: _layer_key(vm.layer) != key)
+            except Exception as exc:  # noqa: BLE001 - keep watching
+                log.warning("package layer watch: %s", exc)
+
     def _prepare_slot(self, slot) -> VM:
         if self._closed:
             raise SandboxError("driver closed")
         vm = None
+        layer = layers.active_layer(self.config)
         for _ in range(2):
-            self._ensure_template(self.pool_memory_mib)
-            vm = self._restore(self.pool_memory_mib, f"p{slot.index}-")
+            self._ensure_template(self.pool_memory_mib, layer)
+            vm = self._restore(self.pool_memory_mib, f"p{slot.index}-", layer)
             if vm is not None:
                 break
         if vm is None:
@@ -517,9 +575,12 @@ class LibvirtDriver:
             raise SandboxUnavailable("the libvirt driver is closed")
         t0 = time.monotonic()
         meta = {"driver": self.name, "accel": self.accel, "image_id": self.image.id}
+        layer = layers.active_layer(self.config)
+        key = _layer_key(layer)
         taken = None
         if self.pool is not None and int(request.memory_mib) == self.pool_memory_mib:
-            taken = self.pool.take()
+            # only a slot of the active layer; stale ones are recycled (they refill from it)
+            taken = self.pool.take(accept=lambda vm: _layer_key(vm.layer) == key)
         if taken is not None:
             slot, vm = taken
             self.stats["warm"] += 1
@@ -531,13 +592,13 @@ class LibvirtDriver:
         meta.update(path="cold", slot=None)
         with self._cold_sem:
             try:
-                vm = self._restore(int(request.memory_mib), "c")
+                vm = self._restore(int(request.memory_mib), "c", layer)
                 if vm is not None:
                     self.stats["cold_restore"] += 1
                     meta["start"] = "restore"
                 else:
-                    self._schedule_template(int(request.memory_mib))
-                    vm = self._boot(int(request.memory_mib), "b")
+                    self._schedule_template(int(request.memory_mib), layer)
+                    vm = self._boot(int(request.memory_mib), "b", layer=layer)
                     self.stats["cold_boot"] += 1
                     meta["start"] = "boot"
             except SandboxUnavailable:
@@ -553,6 +614,7 @@ class LibvirtDriver:
 
     def _run(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float) -> ExecutionResult:
         meta["domain"] = vm.name
+        meta["runtime_id"] = vm.layer.runtime_id if vm.layer is not None else None
         meta.update({k: v for k, v in vm.timings.items()})
         req = request.to_dict()
         req.pop("timeout_s", None)
@@ -643,6 +705,13 @@ def _thp_mode() -> str:
         return text[text.index("[") + 1:text.index("]")]
     except (OSError, ValueError):
         return "unknown"
+
+
+def _layer_key(layer) -> str:
+    """Key of a package layer for templates and slots ("nolayer" when none is active)."""
+    if layer is None or not layer.image_path:
+        return "nolayer"
+    return f"rt{layer.runtime_id}-{layer.layer_dir.parent.name[:12]}"
 
 
 def _pid_alive(pid: int) -> bool:

@@ -313,21 +313,51 @@ class WarmPool:
             self._cv.wait_for(lambda: self._stop, timeout=seconds)
             return self._stop
 
-    def take(self, wait_s: float = 0.0):
-        """(slot, vm) of a READY slot, now BUSY; None when none is ready within wait_s."""
+    def take(self, wait_s: float = 0.0, accept=None):
+        """(slot, vm) of a READY slot, now BUSY; None when none is ready within wait_s.
+
+        With `accept(vm) -> bool`, READY slots whose VM is not accepted (e.g. of a package
+        layer that is no longer active) are recycled instead of taken.
+        """
         deadline = time.monotonic() + wait_s
+        stale: list = []
+        try:
+            with self._cv:
+                while True:
+                    if accept is not None:
+                        stale += self._recycle_locked(lambda vm: not accept(vm))
+                    ready = [s for s in self._slots if s.state == READY]
+                    if ready:
+                        s = min(ready, key=lambda x: x.ready_at)
+                        s.state = BUSY
+                        vm, s.vm = s.vm, None
+                        return s, vm
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._stop:
+                        return None
+                    self._cv.wait(left)
+        finally:
+            for vm in stale:
+                self._retire(vm)
+
+    def recycle(self, stale) -> int:
+        """Retire the VMs of READY slots for which `stale(vm)` is true; those slots refill."""
         with self._cv:
-            while True:
-                ready = [s for s in self._slots if s.state == READY]
-                if ready:
-                    s = min(ready, key=lambda x: x.ready_at)
-                    s.state = BUSY
-                    vm, s.vm = s.vm, None
-                    return s, vm
-                left = deadline - time.monotonic()
-                if left <= 0 or self._stop:
-                    return None
-                self._cv.wait(left)
+            vms = self._recycle_locked(stale)
+        for vm in vms:
+            self._retire(vm)
+        return len(vms)
+
+    def _recycle_locked(self, stale) -> list:
+        vms = []
+        for s in self._slots:
+            if s.state == READY and s.vm is not None and stale(s.vm):
+                vms.append(s.vm)
+                s.vm = None
+                s.state = REFILLING
+        if vms:
+            self._cv.notify_all()
+        return vms
 
     def give_back(self, slot: Slot, vm) -> None:
         """The execution on `vm` finished: retire it and refill the slot."""

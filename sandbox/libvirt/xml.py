@@ -24,7 +24,11 @@ class DomainSpec:
     cmdline: str
     rootfs: str
     channel_path: str
+    packages: str | None = None      # ext4 image of the package layer, attached read-only as vdb
     accel: str = "qemu"              # libvirt domain type: "qemu" (TCG) or "kvm"
+    # Guest CPU model. QEMU's default (qemu64) lacks SSSE3/SSE4.x/POPCNT, which NumPy 2.x
+    # wheels require (x86-64-v2 baseline): the import dies with SIGILL. Nehalem is x86-64-v2.
+    cpu_model: str | None = "Nehalem"
     vcpus: int = 1
     channel_name: str = CHANNEL_NAME
     serial_log: str | None = None    # file receiving the guest console, or None
@@ -54,6 +58,9 @@ class DomainSpec:
             mb = ET.SubElement(d, "memoryBacking")
             ET.SubElement(mb, "source", type=self.memory_source)
         ET.SubElement(d, "vcpu", placement="static").text = str(int(self.vcpus))
+        if self.cpu_model:
+            cpu = ET.SubElement(d, "cpu", mode="custom", match="exact")
+            ET.SubElement(cpu, "model", fallback="forbid").text = self.cpu_model
         os_ = ET.SubElement(d, "os")
         ET.SubElement(os_, "type", arch="x86_64", machine=self.machine).text = "hvm"
         ET.SubElement(os_, "kernel").text = self.kernel
@@ -72,6 +79,12 @@ class DomainSpec:
         ET.SubElement(disk, "source", file=self.rootfs)
         ET.SubElement(disk, "target", dev="vda", bus="virtio")
         ET.SubElement(disk, "readonly")
+        if self.packages:
+            pk = ET.SubElement(dev, "disk", type="file", device="disk")
+            ET.SubElement(pk, "driver", name="qemu", type="raw")
+            ET.SubElement(pk, "source", file=self.packages)
+            ET.SubElement(pk, "target", dev="vdb", bus="virtio")
+            ET.SubElement(pk, "readonly")
         ET.SubElement(dev, "controller", type="usb", model="none")
         ch = ET.SubElement(dev, "channel", type="unix")
         ET.SubElement(ch, "source", mode="bind", path=self.channel_path)
@@ -111,11 +124,13 @@ class DomainSpec:
                 break
         if ch is None:
             raise ValueError("domain XML has no virtio unix channel")
-        disk = None
+        disk = packages = None
         for dk in d.findall("devices/disk"):
             t = dk.find("target")
             if t is not None and t.get("dev") == "vda":
                 disk = dk
+            elif t is not None and t.get("dev") == "vdb":
+                packages = dk.find("source").get("file")
         if disk is None:
             raise ValueError("domain XML has no vda disk")
         serial_log = None
@@ -135,6 +150,8 @@ class DomainSpec:
             cmdline=req("os/cmdline").text or "",
             rootfs=disk.find("source").get("file"),
             channel_path=ch.find("source").get("path"),
+            packages=packages,
+            cpu_model=d.findtext("cpu/model") or None,
             channel_name=ch.find("target").get("name"),
             accel=d.get("type", "qemu"),
             vcpus=int(req("vcpu").text or 1),

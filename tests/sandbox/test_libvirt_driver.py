@@ -262,7 +262,7 @@ def test_start_sweeps_domains_left_by_a_dead_process(cold):
     try:
         assert host.is_running(name)
         drv = LibvirtDriver(cold.config, pool_size=0)
-        drv._schedule_template = lambda m: None
+        drv._schedule_template = lambda *args: None
         drv.start()
         try:
             assert not host.is_running(name)
