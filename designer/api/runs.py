@@ -255,7 +255,11 @@ def _api_user(request):
     from rest_framework.request import Request
     from rest_framework.settings import api_settings
 
-    drf = Request(request, authenticators=[a() for a in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    from rest_framework.parsers import JSONParser
+
+    request.body  # noqa: B018 - cache the body: the CSRF check below reads request.POST through DRF
+    drf = Request(request, parsers=[JSONParser()],
+                  authenticators=[a() for a in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
     try:
         user = drf.user
     except exceptions.APIException as exc:

@@ -17,14 +17,11 @@ function csrfToken() {
   return input ? input.value : "";
 }
 
-// untyped: send the JSON body without a Content-Type (see testNode below).
-export async function request(method, url, body, { untyped = false } = {}) {
+export async function request(method, url, body) {
   const headers = { Accept: "application/json" };
   const init = { method, headers, credentials: "same-origin" };
   if (method !== "GET" && method !== "HEAD") headers["X-CSRFToken"] = csrfToken();
-  if (body !== undefined && untyped) {
-    init.body = new Blob([JSON.stringify(body)]);  // a Blob without a type sends no Content-Type
-  } else if (body !== undefined) {
+  if (body !== undefined) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
@@ -67,10 +64,7 @@ export const api = {
   latestRuns: (id) => request("GET", `${wf(id)}runs/?limit=1`),
   schemas: (id) => request("GET", `${wf(id)}schemas/`),
   pins: (id) => request("GET", `${wf(id)}pins/`),
-  // The step-test view is a plain async Django view that checks the session's CSRF token through
-  // DRF without parsers: a JSON Content-Type makes that check fail ("Unsupported media type"),
-  // so the JSON body goes untyped (the view reads the raw body).
-  testNode: (id, nodeId, body) => request("POST", `${wf(id)}nodes/${encodeURIComponent(nodeId)}/test/`, body, { untyped: true }),
+  testNode: (id, nodeId, body) => request("POST", `${wf(id)}nodes/${encodeURIComponent(nodeId)}/test/`, body),
   pin: (id, nodeId, body) => request("POST", `${wf(id)}nodes/${encodeURIComponent(nodeId)}/pin/`, body),
   unpin: (id, nodeId) => request("DELETE", `${wf(id)}nodes/${encodeURIComponent(nodeId)}/pin/`),
 };

@@ -203,9 +203,6 @@ def test_it_tests_a_step_and_pins_its_output(page, stack):
     assert page.console_errors == []
 
 
-@pytest.mark.xfail(reason="POST .../nodes/<id>/test/ with a JSON body and session auth answers 415: "
-                          "designer/api/runs.py _api_user builds a DRF Request without parsers, and "
-                          "the CSRF check reads request.POST", strict=False)
 def test_it_tests_a_step_with_a_typed_sample_input(page, stack):
     wf = stack.api().create_workflow(_definition(), name="Typed input")
     open_editor(page, wf["id"])
