@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from sandbox.envparse import env_int  # noqa: F401 - re-exported for settings
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -17,19 +19,6 @@ def env_bool(name: str, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ValueError(f"{name} must be one of {sorted(_TRUE | _FALSE - {''})}, got {raw!r}")
-
-
-def env_int(name: str, default: int, lo: int = 0, hi: int = 2**31) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

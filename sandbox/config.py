@@ -9,18 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-
-def _env_int(name: str, default: int, lo: int, hi: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {value}")
-    return value
+from sandbox.envparse import env_int
 
 
 def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -53,7 +42,7 @@ class SandboxConfig:
             driver=_env_choice("SANDBOX_DRIVER", "libvirt", ("libvirt", "process")),
             accel=_env_choice("SANDBOX_ACCEL", "auto", ("auto", "kvm", "qemu")),
             libvirt_uri=os.environ.get("SANDBOX_LIBVIRT_URI") or "qemu:///system",
-            pool_size=_env_int("SANDBOX_POOL_SIZE", 2, 0, 64),
+            pool_size=env_int("SANDBOX_POOL_SIZE", 2, 0, 64),
             cache_dir=cache,
             run_dir=run,
             socket_path=Path(os.environ.get("SANDBOX_SOCKET") or run / "sandbox.sock"),
