@@ -171,6 +171,8 @@ def main():
     ap.add_argument("-c", type=int, default=8, help="concurrent callers (default 8)")
     ap.add_argument("--per-caller", type=int, default=10, help="requests per concurrent caller")
     ap.add_argument("--pool", type=int, default=4, help="sandbox pool size / worker concurrency")
+    ap.add_argument("--pace", type=float, default=0.0,
+                    help="seconds between sequential requests (a single-use VM pool refills in ~1 s per slot)")
     ap.add_argument("--no-python", action="store_true",
                     help="replace the Python step with a Compose step (measures the engine alone)")
     args = ap.parse_args()
@@ -189,6 +191,8 @@ def main():
             call(conn, path, i)
         lat, ids = [], []
         for i in range(args.n):
+            if args.pace:
+                time.sleep(args.pace)
             ms, rid = call(conn, path, i)
             lat.append(ms)
             ids.append(rid)
@@ -220,14 +224,23 @@ def main():
     finally:
         stack.close()
 
+    bare = os.path.realpath(shutil.which("python3", path="/usr/bin:/bin") or sys.executable)
+    base = []
+    for _ in range(30):
+        t = time.perf_counter()
+        subprocess.run([bare, "-c", "print(1)"], capture_output=True, check=True)
+        base.append((time.perf_counter() - t) * 1000)
+
     print()
     print(f"HTTP trigger -> {'Compose' if args.no_python else 'Python'} step -> Response   (driver: {args.driver}, "
           f"{'sandbox service' if args.service else 'worker-local driver'})")
     print(f"{'metric':<44}{'value':>12}")
     print("-" * 56)
     rows = [
-        (f"sequential requests", f"{len(lat)}"),
+        (f"sequential requests", f"{len(lat)}" + (f" (one per {args.pace:g} s)" if args.pace else "")),
         ("p50 latency (ms)", f"{statistics.median(lat):.1f}"),
+        ("baseline: bare python3 -c 'print(1)' p50 (ms)", f"{statistics.median(base):.1f}"),
+        ("ratio p50 / baseline", f"{statistics.median(lat) / statistics.median(base):.2f}x"),
         ("p95 latency (ms)", f"{pct(lat, 95):.1f}"),
         ("min / max (ms)", f"{min(lat):.1f} / {max(lat):.1f}"),
         (f"concurrent callers", f"{args.c}"),

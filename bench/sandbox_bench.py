@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -92,11 +93,14 @@ def main() -> int:
     def log(msg):
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
-    # baseline
+    # baseline: the real interpreter, not a version-manager shim (a pyenv shim is a shell
+    # script that adds ~100 ms and would flatter every ratio below)
+    bare = os.path.realpath(shutil.which("python3", path="/usr/bin:/bin") or sys.executable)
+    log(f"baseline interpreter: {bare}")
     base = []
     for _ in range(args.n):
         t = time.perf_counter()
-        subprocess.run(["python3", "-c", "print(1)"], capture_output=True, check=True)
+        subprocess.run([bare, "-c", "print(1)"], capture_output=True, check=True)
         base.append((time.perf_counter() - t) * 1000)
     b50 = statistics.median(base)
     rows.append(("bare python3 -c 'print(1)' (host)", f"{b50:.1f} ms", f"{pct(base, 95):.1f} ms", "1.00x"))
