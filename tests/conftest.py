@@ -1,5 +1,6 @@
 """Fixtures shared by every test folder."""
 import copy
+import os
 
 import pytest
 from rest_framework.test import APIClient
@@ -36,3 +37,34 @@ def api(alice):
     client = APIClient()
     client.force_authenticate(alice)
     return client
+
+
+CHROMIUM = os.environ.get("STEPWELL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def pw_browser():
+    """Debian's Chromium through Playwright, for one test module.
+
+    Playwright's sync API keeps an asyncio loop running in the main thread while it is started,
+    which makes Django refuse synchronous ORM calls and breaks `asyncio.run`. So it lives only as
+    long as one module of browser tests, and only then are the tests' own (synchronous) ORM calls
+    allowed through DJANGO_ALLOW_ASYNC_UNSAFE.
+    """
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if saved is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved

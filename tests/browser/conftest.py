@@ -1,41 +1,9 @@
-"""Fixtures for the browser tests: headless Chromium per test module, a page per test, a user."""
+"""Fixtures for the browser tests: a page per test and a user (Chromium itself comes from tests/conftest.py)."""
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from tests.browser.helpers import PASSWORD, login, settle
-
-CHROMIUM = os.environ.get("STEPWELL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def pw_browser():
-    """Chromium for one test module.
-
-    Playwright's sync API keeps an asyncio loop running in the main thread while it is started,
-    which makes Django refuse synchronous ORM calls and breaks `asyncio.run`. So it lives only as
-    long as one module of browser tests, and only then are the tests' own (synchronous) ORM calls
-    allowed through DJANGO_ALLOW_ASYNC_UNSAFE.
-    """
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if saved is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
 
 
 @pytest.fixture
@@ -77,3 +45,30 @@ def make_workflow(user):
     def make(name="Demo", definition=None, description=""):
         return actions.do_create_workflow(user, name, description, definition)
     return make
+
+@pytest.fixture(scope="module")
+def stack():
+    """uvicorn + one worker on a file database; DJANGO_DEBUG lets WhiteNoise serve static files
+    from the source folders (no collectstatic)."""
+    from tests.engine.conftest import Stack
+
+    s = Stack(env={"DJANGO_DEBUG": "1", "STEPWELL_WORKER_INTERVAL_MS": "200"})
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def stack_page(pw_browser, stack):
+    """A page signed in as the stack's user (alice), collecting page errors in `console_errors`."""
+    context = pw_browser.new_context(base_url=stack.base, viewport={"width": 1440, "height": 1000})
+    context.set_default_timeout(20_000)
+    pg = context.new_page()
+    pg.console_errors = []
+    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    pg.goto("/login/")
+    pg.fill("#id_username", "alice")
+    pg.fill("#id_password", "pw-alice-123")
+    pg.click("button[type=submit]")
+    pg.wait_for_url("**/workflows/")
+    yield pg
+    context.close()

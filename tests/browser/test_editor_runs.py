@@ -35,31 +35,9 @@ def _definition() -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def stack():
-    """uvicorn + one worker on a file database; DJANGO_DEBUG lets WhiteNoise serve static files
-    from the source folders (no collectstatic)."""
-    from tests.engine.conftest import Stack
-
-    s = Stack(env={"DJANGO_DEBUG": "1", "STEPWELL_WORKER_INTERVAL_MS": "200"})
-    yield s
-    s.close()
-
-
 @pytest.fixture
-def page(pw_browser, stack):
-    context = pw_browser.new_context(base_url=stack.base, viewport={"width": 1440, "height": 1000})
-    context.set_default_timeout(20_000)
-    pg = context.new_page()
-    pg.console_errors = []
-    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
-    pg.goto("/login/")
-    pg.fill("#id_username", "alice")
-    pg.fill("#id_password", "pw-alice-123")
-    pg.click("button[type=submit]")
-    pg.wait_for_url("**/workflows/")
-    yield pg
-    context.close()
+def page(stack_page):
+    return stack_page
 
 
 def open_editor(page, wf_id):
