@@ -284,6 +284,8 @@ def test_network_is_unreachable(sx, loopback_listener):
 def test_host_files_are_not_reachable(sx, tmp_path):
     token = secrets.token_hex(16)
     secret_paths = ["/root/stepwell-test-secret.txt", "/tmp/stepwell-test-secret.txt", str(tmp_path / "secret.txt")]
+    project_file = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "designer", "settings.py")
     for p in secret_paths:
         with open(p, "w") as fh:
             fh.write(token)
@@ -291,13 +293,13 @@ def test_host_files_are_not_reachable(sx, tmp_path):
         code = (
             "import os\n"
             "found = []\n"
-            f"for p in {secret_paths!r} + ['/etc/shadow', '/root/.bash_history', '/work/main/designer/settings.py', '/proc/1/environ']:\n"
+            f"for p in {secret_paths!r} + ['/etc/shadow', '/root/.bash_history', {project_file!r}, '/proc/1/environ']:\n"
             "    try:\n"
             "        found.append((p, open(p).read()[:200]))\n"
             "    except OSError as exc:\n"
             "        pass\n"
             "hits = []\n"
-            "for top in ('/', '/tmp', '/root', '/work', '/home', '/mnt'):\n"
+            f"for top in ('/', '/tmp', '/root', '/home', '/mnt', {os.path.dirname(os.path.dirname(project_file))!r}):\n"
             "    for root, dirs, files in os.walk(top):\n"
             "        if root.startswith(('/proc', '/sys', '/usr', '/dev')):\n"
             "            dirs[:] = []\n"
