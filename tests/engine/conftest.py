@@ -120,6 +120,17 @@ class Stack:
     def shell(self, code: str) -> str:
         return self.manage("shell", "-v0", "-c", code)
 
+    def session_key(self, username: str = "alice") -> str:
+        """A signed-in session of `username` in the stack's database (for websocket cookies)."""
+        return self.shell(
+            "from django.contrib.auth.models import User;"
+            "from django.contrib.sessions.backends.db import SessionStore;"
+            f"u=User.objects.get(username={username!r}); s=SessionStore();"
+            "s['_auth_user_id']=str(u.pk);"
+            "s['_auth_user_backend']='django.contrib.auth.backends.ModelBackend';"
+            "s['_auth_user_hash']=u.get_session_auth_hash(); s.create(); print(s.session_key)"
+        ).strip().splitlines()[-1]
+
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         log = open(self.dir / f"{name}.log", "w")
         proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,

@@ -98,13 +98,7 @@ def test_events_from_the_worker_process_reach_the_web_process(stack, wf):
         [wf.node("trigger", "trigger.manual"),
          wf.node("calc", "action.python", {"code": "result = 1"})],
         [wf.edge("trigger", "calc")]))
-    key = stack.shell(
-        "from django.contrib.auth.models import User;"
-        "from django.contrib.sessions.backends.db import SessionStore;"
-        "u=User.objects.get(username='alice'); s=SessionStore();"
-        "s['_auth_user_id']=str(u.pk);"
-        "s['_auth_user_backend']='django.contrib.auth.backends.ModelBackend';"
-        "s['_auth_user_hash']=u.get_session_auth_hash(); s.create(); print(s.session_key)").strip().splitlines()[-1]
+    key = stack.session_key("alice")
     url = f"ws://127.0.0.1:{stack.port}/ws/workflows/{w['id']}/"
     with connect(url, additional_headers={"Cookie": f"sessionid={key}", "Origin": stack.base}) as ws:
         time.sleep(0.3)  # subscribed from "now"

@@ -38,13 +38,7 @@ def test_events_arrive_through_redis_once_each(private_stack, redis_url, wf):
     w = api.create_workflow(wf.definition(
         [wf.node("trigger", "trigger.manual"), wf.node("c", "action.compose", {"value": 1})],
         [wf.edge("trigger", "c")]))
-    key = stack.shell(
-        "from django.contrib.auth.models import User;"
-        "from django.contrib.sessions.backends.db import SessionStore;"
-        "u=User.objects.get(username='alice'); s=SessionStore();"
-        "s['_auth_user_id']=str(u.pk);"
-        "s['_auth_user_backend']='django.contrib.auth.backends.ModelBackend';"
-        "s['_auth_user_hash']=u.get_session_auth_hash(); s.create(); print(s.session_key)").strip().splitlines()[-1]
+    key = stack.session_key("alice")
     url = f"ws://127.0.0.1:{stack.port}/ws/workflows/{w['id']}/"
     with connect(url, additional_headers={"Cookie": f"sessionid={key}", "Origin": stack.base}) as ws:
         api.start(w["id"])
