@@ -40,11 +40,26 @@ def is_terminal(status: str) -> bool:
     return status in TERMINAL
 
 
+
+def _append_event(record, to: Status, data: dict | None):
+    """The StepEvent recording that `record` (a Run or StepRun) entered status `to`."""
+    from engine.models import Run, StepEvent
+
+    is_run = isinstance(record, Run)
+    return StepEvent.objects.create(
+        run_id=record.pk if is_run else record.run_id,
+        step_id=None if is_run else record.pk,
+        node_id="" if is_run else record.node_id,
+        item_index=None if is_run else record.item_index,
+        attempt=None if is_run else record.attempt,
+        status=to,
+        data=data or {},
+    )
+
 def begin(model, to: str = Status.QUEUED, data: dict | None = None, **fields):
     """Create a record (Run or StepRun) in its initial status, `queued` (or `running` / `skipped`
     for a step that starts or is skipped at once), and append its first StepEvent, atomically."""
     from engine.events import notify
-    from engine.models import Run, StepEvent
 
     to = Status(to)
     if to not in (Status.QUEUED, Status.RUNNING, Status.SKIPPED):
@@ -56,15 +71,7 @@ def begin(model, to: str = Status.QUEUED, data: dict | None = None, **fields):
         fields.setdefault("finished", now)
     with transaction.atomic():
         record = model.objects.create(status=to, **fields)
-        is_run = isinstance(record, Run)
-        event = StepEvent.objects.create(
-            run_id=record.pk if is_run else record.run_id,
-            step_id=None if is_run else record.pk,
-            node_id="" if is_run else record.node_id,
-            item_index=None if is_run else record.item_index,
-            attempt=None if is_run else record.attempt,
-            status=to, data=data or {},
-        )
+        event = _append_event(record, to, data)
     notify(event)
     return record
 
@@ -80,7 +87,6 @@ def transition(record, to: str, *, expect: str | tuple[str, ...] | None = None, 
     :raises TransitionError: `to` is not reachable from any expected status.
     """
     from engine.events import notify
-    from engine.models import Run, StepEvent
 
     to = Status(to)
     froms = {expect} if isinstance(expect, str) else set(expect or ALLOWED)
@@ -97,16 +103,7 @@ def transition(record, to: str, *, expect: str | tuple[str, ...] | None = None, 
         n = model.objects.filter(pk=record.pk, status__in=froms).update(status=to, **fields)
         if not n:
             return False
-        is_run = isinstance(record, Run)
-        event = StepEvent.objects.create(
-            run_id=record.pk if is_run else record.run_id,
-            step_id=None if is_run else record.pk,
-            node_id="" if is_run else record.node_id,
-            item_index=None if is_run else record.item_index,
-            attempt=None if is_run else record.attempt,
-            status=to,
-            data=data or {},
-        )
+        event = _append_event(record, to, data)
     record.status = to
     for k, v in fields.items():
         setattr(record, k, v)
