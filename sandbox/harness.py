@@ -28,30 +28,24 @@ def _exit_code_of(exc: SystemExit) -> int:
     return 1
 
 
-def _write_result(fd: int, namespace: dict) -> None:
-    payload: dict
+def _result_payload(namespace: dict) -> dict:
     if "result" not in namespace:
-        payload = {"has_result": False}
-    else:
-        try:
-            text = json.dumps(namespace["result"], allow_nan=False)
-            if len(text) > RESULT_MAX_BYTES:
-                raise ValueError(f"result is larger than {RESULT_MAX_BYTES} bytes as JSON")
-            payload = {"has_result": True, "result_json": text}
-        except (TypeError, ValueError) as exc:
-            print(f"warning: `result` is not JSON-serialisable and was dropped: {exc}", file=sys.stderr)
-            payload = {"has_result": False}
-    data = json.dumps(payload).encode()
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
+        return {"has_result": False}
+    try:
+        text = json.dumps(namespace["result"], allow_nan=False)
+        if len(text) > RESULT_MAX_BYTES:
+            raise ValueError(f"result is larger than {RESULT_MAX_BYTES} bytes as JSON")
+        return {"has_result": True, "result_json": text}
+    except (TypeError, ValueError) as exc:
+        print(f"warning: `result` is not JSON-serialisable and was dropped: {exc}", file=sys.stderr)
+        return {"has_result": False}
 
 
-def execute(code: str, inputs, result_fd: int, filename: str = "<step>") -> int:
-    """Run `code` in a fresh namespace of this process and return the exit code to use.
+def run(code: str, inputs, filename: str = "<step>") -> tuple[int, dict]:
+    """Run `code` in a fresh namespace of this process; return (exit code, result payload).
 
-    stdout/stderr are whatever fds 1 and 2 are; the caller captures them.
+    stdout/stderr are whatever fds 1 and 2 are; the caller captures them. The payload is
+    {"has_result": bool, "result_json": str} (see result_from_payload).
     """
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "inputs": inputs}
     exit_code = 0
@@ -73,7 +67,21 @@ def execute(code: str, inputs, result_fd: int, filename: str = "<step>") -> int:
     except Exception:  # noqa: BLE001 - user may have closed/replaced the streams
         pass
     try:
-        _write_result(result_fd, namespace)
+        payload = _result_payload(namespace)
+    except Exception:  # noqa: BLE001
+        payload = {"has_result": False}
+    return exit_code, payload
+
+
+def execute(code: str, inputs, result_fd: int, filename: str = "<step>") -> int:
+    """run(), then the payload as JSON to `result_fd` (the process driver reads it from there
+    after the child exited); returns the exit code to use."""
+    exit_code, payload = run(code, inputs, filename)
+    try:
+        view = memoryview(json.dumps(payload).encode())
+        while view:
+            n = os.write(result_fd, view)
+            view = view[n:]
     except Exception:  # noqa: BLE001
         pass
     return exit_code

@@ -86,8 +86,9 @@ class FdChannel:
     recv() waits with an optional deadline (time.monotonic() based) and returns one message.
     """
 
-    def __init__(self, fd: int, max_frame: int = MAX_FRAME):
+    def __init__(self, fd: int, max_frame: int = MAX_FRAME, read_chunk: int = 1 << 20):
         self.fd = fd
+        self._chunk = read_chunk
         self._dec = FrameDecoder(max_frame)
         self._ready: list[dict] = []
 
@@ -104,7 +105,7 @@ class FdChannel:
                 if not r:
                     raise FrameTimeout("no frame before the deadline")
             try:
-                data = os.read(self.fd, 1 << 20)
+                data = os.read(self.fd, self._chunk)
             except BlockingIOError:
                 select.select([self.fd], [], [], 0.05)
                 continue
