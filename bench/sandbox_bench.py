@@ -182,9 +182,12 @@ def main() -> int:
     rows.append(("host RSS per idle pooled VM", f"{rss_row:.0f} MiB", "", ""))
 
     w = max(len(r[0]) for r in rows)
-    thp = drv.status().get("host_thp", "?")
+    st = drv.status()
+    thp = st.get("host_thp", "?")
+    qemu_thp = {True: "off", False: "on", None: "unknown"}[st.get("libvirtd_thp_disabled")]
     print(f"\nSandbox benchmark (libvirt, accel={drv.accel}, {os.cpu_count()} CPUs, pool {pool}, "
-          f"host THP {thp}, load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f})")
+          f"host THP {thp}, THP for libvirt's QEMUs {qemu_thp}, "
+          f"load average at start {load0[0]:.1f}, at end {os.getloadavg()[0]:.1f})")
     print(f"{'measurement':<{w}}  {'p50 / value':>12}  {'p95 / detail':>22}  {'vs bare':>10}")
     print("-" * (w + 52))
     for r in rows:

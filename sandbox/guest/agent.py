@@ -1,20 +1,39 @@
 """Stepwell guest agent: PID 1 of the sandbox VM after switch_root (stdlib only).
 
-Two processes:
-- the *supervisor* (PID 1) owns the virtio-serial channel to the host, speaks length-prefixed
-  frames (protocol.py), writes input files, reads the worker's stdout/stderr pipes with caps,
-  collects produced files and always answers, even when the worker dies;
-- the *worker*, forked at boot, imports numpy, pandas and matplotlib (Agg) once and then drops
-  for good to uid 65534 (keeping only CAP_SYS_BOOT, so a reboot or power-off from inside ends
-  the VM; no_new_privs; RLIMIT_NPROC), all before the host saves the VM for its warm pool.
-  Per request the supervisor (root) mixes host entropy into the kernel pool and forces a CRNG
-  reseed; the worker then reseeds Python's and numpy's generators from it, applies the env and
-  runs harness.execute in /mnt/data.
+Two processes share the one virtio-serial channel to the host (length-prefixed frames,
+protocol.py), under a lock, so that a request costs one process and no hand-off:
 
-User output never reaches the channel: fds 1 and 2 of the worker are pipes read by the
-supervisor, whose results travel inside JSON payloads. When the host end of the channel goes
-away while the agent is armed, the VM powers itself off (restored domains outlive the host
-process that restored them).
+- the *worker*, forked at boot, imports numpy, pandas and matplotlib (Agg) once, freezes that
+  heap for the cyclic GC and drops for good to uid 65534 (keeping only CAP_SYS_BOOT, so a reboot
+  or power-off from inside ends the VM; no_new_privs; RLIMIT_NPROC), all before the host saves
+  the VM for its warm pool. It then owns the channel: it reads a request, answers "accepted",
+  runs the code (harness.run) and sends the result itself. Under TCG every guest instruction
+  costs about ten host ones, and a hand-off between two processes cost more than the rest of
+  a hello world together, so the request path stays inside this one process.
+- the *supervisor* (PID 1, root) is the safety net and does what needs root. It answers for
+  the worker when the worker dies (`os._exit`, a segfault, the OOM killer) with the exit status
+  and the output so far; it answers "partial" (the host asks at a timeout, before the kill)
+  while the code runs; it drains the output pipes while the code prints a lot; it mixes host
+  entropy into the kernel pool and forces a CRNG reseed, and drops caches before a save.
+
+The channel lock (flock on RESULT_DIR/channel.lock): the worker holds it whenever it may read
+the channel (idle, and while answering) and gives it up only while user code runs, with
+Shared.busy set. The supervisor reads the channel only while it holds the lock and busy is set,
+which is exactly while the code runs and no answer can have left: then the only frame the host
+can send is "partial". So each frame has one reader.
+
+User output never reaches the channel as frames: fds 1 and 2 of the worker are pipes. Whoever
+holds the lock drains them into a shared buffer (Shared) with caps; the worker finishes the
+drain and ships the text *inside* the JSON result, so nothing the code prints can forge a
+result. (The code runs in the worker, which holds the channel: it can answer its own request
+with anything it likes, as it can with `result`; the VM is single-use and the host checks
+every frame. It cannot reach root's operations or outlive the VM.)
+
+Requests that carry host entropy (the warm-ups after every restore, a cold VM's only request)
+make the supervisor reseed the kernel CRNG and the worker reseed Python's and numpy's
+generators, so every restored clone has its own RNG state. When the host end of the channel
+goes away while the agent is armed, the VM powers itself off (restored domains outlive the
+host process that restored them).
 """
 from __future__ import annotations
 
@@ -24,13 +43,16 @@ sys.path.insert(0, "/opt/stepwell")
 
 import base64  # noqa: E402
 import ctypes  # noqa: E402
-import random  # noqa: E402,F401 - imported before the snapshot, used per request
-import resource  # noqa: E402
 import errno  # noqa: E402
 import fcntl  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
+import mmap  # noqa: E402
 import os  # noqa: E402
+import random  # noqa: E402,F401 - imported before the snapshot, used per request
+import resource  # noqa: E402
 import select  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
 import struct  # noqa: E402
 import time  # noqa: E402
@@ -47,6 +69,8 @@ PRELOAD = ("numpy", "pandas", "matplotlib")  # imported before the state is save
 MPL_DIR = "/tmp/.mpl"
 RESULT_DIR = "/run/stepwell"
 TOTAL_FILES_BUDGET = 64 * 1024 * 1024
+READ_CHUNK = 1 << 16  # below malloc's mmap threshold: no mmap/munmap per read
+PIPE_SIZE = 1 << 20   # the worker's stdout/stderr pipes (the default pipe-max-size)
 PRELOAD_MIN_MIB = 300  # below this, importing numpy+pandas+matplotlib up front thrashes
 BASE_ENV = {
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -68,6 +92,11 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
 CAP_SYS_BOOT = 22
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+LOCK_PATH = RESULT_DIR + "/channel.lock"
+KEEP_MAX = 32 * 1024 * 1024   # output bytes kept per stream in the guest (the host caps again)
+DEFAULT_CAP = 1024 * 1024
+DRAIN_POLL_MS = (2, 100)      # supervisor: while the code prints / otherwise
 
 libc = ctypes.CDLL(None, use_errno=True)
 T0 = time.monotonic()
@@ -140,7 +169,248 @@ def _drop_privileges(uid: int = USER_ID) -> None:
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
+
+# ----------------------------------------------------------------------------- shared state ---
+
+class Shared:
+    """State shared by the supervisor and the worker: an anonymous MAP_SHARED mapping made
+    before the fork. Header fields (int64) then the kept stdout and stderr bytes."""
+
+    FIELDS = ("busy", "armed", "req_id", "sent_id", "out_cap", "err_cap", "file_cap",
+              "out_len", "out_total", "err_len", "err_total", "oom_base")
+    HEADER = struct.Struct(f"<{len(FIELDS)}q")
+
+    def __init__(self):
+        self.map = mmap.mmap(-1, self.HEADER.size + 2 * KEEP_MAX)  # MAP_SHARED | MAP_ANONYMOUS
+        self._index = {name: i * 8 for i, name in enumerate(self.FIELDS)}
+        self.base = {"out": self.HEADER.size, "err": self.HEADER.size + KEEP_MAX}
+        self["req_id"] = self["sent_id"] = -2  # no request yet (and none unanswered)
+
+    def __getitem__(self, name: str) -> int:
+        return struct.unpack_from("<q", self.map, self._index[name])[0]
+
+    def __setitem__(self, name: str, value: int) -> None:
+        struct.pack_into("<q", self.map, self._index[name], int(value))
+
+    def begin(self, req_id: int, req: dict) -> None:
+        for stream in ("out", "err"):
+            self[f"{stream}_cap"] = min(int(req.get(f"std{stream}_cap", DEFAULT_CAP)), KEEP_MAX)
+            self[f"{stream}_len"] = 0
+            self[f"{stream}_total"] = 0
+        self["file_cap"] = int(req.get("file_cap", 8 << 20))
+        self["req_id"] = req_id
+
+    def keep(self, stream: str, data: bytes) -> None:
+        n, cap = self[f"{stream}_len"], self[f"{stream}_cap"]
+        take = max(0, min(len(data), cap - n))
+        if take:
+            start = self.base[stream] + n
+            self.map[start:start + take] = data[:take]
+            self[f"{stream}_len"] = n + take
+        self[f"{stream}_total"] = self[f"{stream}_total"] + len(data)
+
+    def text(self, stream: str) -> tuple[str, bool]:
+        start = self.base[stream]
+        data = self.map[start:start + self[f"{stream}_len"]]
+        return data.decode("utf-8", "replace"), self[f"{stream}_total"] > self[f"{stream}_len"]
+
+
+def drain(fd: int, shared: Shared, stream: str) -> int:
+    """Move what the pipe holds into the shared buffer (a pipe read returns all it has up to
+    the size asked for: a short read means it is empty). Caller holds the channel lock."""
+    n = 0
+    while True:
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return n
+        if not data:
+            return n
+        shared.keep(stream, data)
+        n += len(data)
+        if len(data) < READ_CHUNK:
+            return n
+
+
+def collect_result(shared: Shared, out_fd: int, err_fd: int, inputs_written: dict) -> dict:
+    """stdout/stderr (drained to the end), produced files: the parts of a result that do not
+    depend on how the code ended. Caller holds the channel lock."""
+    drain(out_fd, shared, "out")
+    drain(err_fd, shared, "err")
+    stdout, out_trunc = shared.text("out")
+    stderr, err_trunc = shared.text("err")
+    return {"stdout": stdout, "stderr": stderr, "stdout_truncated": out_trunc,
+            "stderr_truncated": err_trunc,
+            "files": _collect(shared["file_cap"], inputs_written)}
+
+
+def status_of_exit(code: int) -> dict:
+    if code == 0:
+        return {"exit_code": 0, "status": "succeeded", "message": ""}
+    if code == harness.EXIT_MEMORY_ERROR:
+        return {"exit_code": code, "status": "out_of_memory",
+                "message": "MemoryError: the code ran out of memory"}
+    return {"exit_code": code, "status": "failed", "message": f"the code exited with code {code}"}
+
+
+# --------------------------------------------------------------------------------- worker ---
+
+class Worker:
+    """Owns the channel (under the lock) and runs every request in this process."""
+
+    def __init__(self, port: int, ctl_r: int, ctl_w: int, out_r: int, err_r: int,
+                 shared: Shared, ready: dict):
+        self.port, self.ctl_r, self.ctl_w = port, ctl_r, ctl_w
+        self.out_r, self.err_r = out_r, err_r
+        self.shared = shared
+        self.ready = ready
+        self.dec = protocol.FrameDecoder()
+        self.ctl = protocol.FdChannel(ctl_r)
+        self.inputs_written: dict[str, bytes] = {}
+        self.lock = os.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)  # its own open file: flock
+        # excludes the supervisor's
+
+    def send(self, message: dict) -> None:
+        protocol.write_all(self.port, protocol.encode(message))
+
+    def ask_supervisor(self, message: dict) -> dict:
+        """Root's operations (kernel reseed, drop caches): off the request path of a warm slot."""
+        protocol.write_all(self.ctl_w, protocol.encode(message))
+        return self.ctl.recv(time.monotonic() + 60)
+
+    def serve(self) -> None:
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
+        poller = select.poll()
+        poller.register(self.port, select.POLLIN)
+        while True:
+            ev = poller.poll()[0][1]
+            data = None
+            if ev & select.POLLIN:
+                try:
+                    data = os.read(self.port, READ_CHUNK)
+                except BlockingIOError:
+                    pass
+            if not data:
+                if ev & select.POLLHUP:  # no host on the other end (yet, or any more)
+                    if self.shared["armed"]:
+                        log("host went away: powering off")
+                        poweroff()
+                    time.sleep(0.02)
+                continue
+            try:
+                msgs = self.dec.feed(data)
+            except protocol.ProtocolError as exc:
+                log(f"bad frame from host: {exc}")
+                self.dec = protocol.FrameDecoder()
+                continue
+            for m in msgs:
+                self.handle(m)
+
+    def handle(self, m: dict) -> None:
+        op = m.get("op")
+        if op == "exec":
+            self.execute(m)
+        elif op == "hello":
+            if m.get("arm"):
+                self.shared["armed"] = 1
+            self.send({"op": "hello", "ready": True, "worker": self.ready,
+                       "uptime_s": round(time.monotonic() - T0, 3), "mem_mib": _meminfo_mib(),
+                       "armed": bool(self.shared["armed"])})
+        elif op == "ping":
+            self.send({"op": "pong", "t": m.get("t")})
+        elif op == "disarm":
+            # Before the host saves this VM: stop powering off on disconnect, and drop clean
+            # caches (freed pages are zeroed, init_on_free=1) so the saved state stays small.
+            self.shared["armed"] = 0
+            reply = self.ask_supervisor({"op": "drop_caches"} if m.get("drop_caches") else {"op": "noop"})
+            self.send({"op": "disarmed", "mem_free_mib": reply.get("mem_free_mib", _memfree_mib())})
+        elif op == "partial":  # only while idle: nothing runs
+            self.send({"op": "partial", "stdout": "", "stderr": "",
+                       "stdout_truncated": False, "stderr_truncated": False})
+        elif op == "poweroff":
+            poweroff()
+        else:
+            self.send({"op": "error", "message": f"unknown op {op!r}"})
+
+    def execute(self, m: dict) -> None:
+        t = time.monotonic()
+        req_id = m.get("id")
+        self.send({"op": "accepted", "id": req_id})
+        req = m.get("request") or {}
+        shared = self.shared
+        shared.begin(req_id if isinstance(req_id, int) else -1, req)
+        res: dict
+        try:
+            if m.get("entropy"):
+                self.ask_supervisor({"op": "reseed", "entropy": m["entropy"]})
+                _reseed_userspace()
+            if req.get("files"):
+                self._write_inputs(req["files"])
+            if req.get("env"):
+                os.environ.update(req["env"])
+        except Exception as exc:  # noqa: BLE001 - bad input files: answer, run nothing
+            res = {"status": "error", "message": f"could not prepare the request: {exc}",
+                   "stdout": "", "stderr": "", "stdout_truncated": False,
+                   "stderr_truncated": False, "files": []}
+        else:
+            shared["busy"] = 1
+            fcntl.flock(self.lock, fcntl.LOCK_UN)    # the supervisor may watch the channel now
+            t_code = time.monotonic()
+            code, payload = harness.run(req.get("code", ""), req.get("inputs"))
+            t_end = time.monotonic()
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+            shared["busy"] = 0
+            res = collect_result(shared, self.out_r, self.err_r, self.inputs_written)
+            res.update(status_of_exit(code))
+            res["result"] = _result_value(payload, res["stdout"])
+            res["guest_timing_ms"] = {
+                "prepare": round((t_code - t) * 1000, 2),
+                "user_code": round((t_end - t_code) * 1000, 2),
+                "collect": round((time.monotonic() - t_end) * 1000, 2),
+            }
+        res["op"], res["id"] = "result", req_id
+        try:
+            self.send(res)
+        except (ValueError, TypeError, RecursionError, protocol.ProtocolError) as exc:
+            self.send({"op": "result", "id": req_id, "status": "error",
+                       "message": f"guest agent could not encode the result: {exc!r}"})
+        shared["sent_id"] = shared["req_id"]
+        self.after(scrub=bool(m.get("scrub")))
+
+    def after(self, scrub: bool) -> None:
+        """Ready the next request once this answer is out: the base environment, the working
+        directory, the OOM-kill baseline and, after a warm-up, an empty /mnt/data again."""
+        os.environ.clear()
+        os.environ.update(BASE_ENV)
+        try:
+            os.chdir(WORKDIR)
+        except OSError:
+            pass
+        self.shared["oom_base"] = _oom_kills()
+        if scrub:
+            for entry in os.scandir(WORKDIR):
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.unlink(entry.path)
+                except OSError as exc:
+                    log(f"scrub {entry.path}: {exc}")
+            self.inputs_written.clear()
+
+    def _write_inputs(self, files: list[dict]) -> None:
+        for f in files:
+            name = f["name"]
+            if not name or "/" in name or name in (".", ".."):
+                raise ValueError(f"bad input file name {name!r}")
+            data = base64.b64decode(f.get("content_b64", ""))
+            with open(os.path.join(WORKDIR, name), "wb") as fh:
+                fh.write(data)
+            self.inputs_written[name] = data
+
+
+def worker_main(port: int, ctl_r: int, ctl_w: int, out_r: int, err_r: int, shared: Shared,
+                preload: bool = True) -> None:
     try:
         with open("/proc/self/oom_score_adj", "w") as fh:
             fh.write("1000")
@@ -196,90 +466,21 @@ def worker_main(req_r: int, resp_w: int, preload: bool = True) -> None:
         import traceback  # noqa: F401
     except Exception as exc:  # noqa: BLE001 - report, keep serving plain Python
         log(f"worker preload failed: {exc!r}")
+    worker = Worker(port, ctl_r, ctl_w, out_r, err_r, shared, {})
     # Unprivileged from here on, before the host saves the VM: no request ever runs as root.
     if os.getuid() == 0:
         _drop_privileges(USER_ID)
-    chan = protocol.FdChannel(req_r)
-    out = protocol.FdChannel(resp_w)
-    out.send({"op": "ready", "import_s": round(time.monotonic() - t, 3), "preload": preload})
-    seq = 0
-    while True:
-        try:
-            msg = chan.recv()
-        except protocol.ChannelClosed:
-            os._exit(0)
-        seq += 1
-        t_recv = time.monotonic()
-        req = msg["request"]
-        _reseed_userspace()
-        t_seed = time.monotonic()
-        os.environ.clear()
-        os.environ.update(BASE_ENV)
-        os.environ.update(req.get("env") or {})
-        t_env = time.monotonic()
-        rfd = os.memfd_create(f"result.{seq}", os.MFD_CLOEXEC)
-        t_drop = time.monotonic()
-        os.chdir(WORKDIR)
-        t = time.monotonic()
-        code = harness.execute(req.get("code", ""), req.get("inputs"), rfd)
-        elapsed = time.monotonic() - t
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001
-            pass
-        os.lseek(rfd, 0, os.SEEK_SET)
-        chunks = []
-        while True:
-            b = os.read(rfd, 1 << 20)
-            if not b:
-                break
-            chunks.append(b)
-        os.close(rfd)
-        payload = b"".join(chunks).decode("utf-8", "replace")
-        out.send({"op": "done", "exit_code": code, "payload": payload, "exec_s": elapsed,
-                  "prep_s": t - t_recv, "prep_seed_env_memfd_chdir_ms": [round((a - b) * 1000, 2) for a, b in (
-                      (t_seed, t_recv), (t_env, t_seed), (t_drop, t_env), (t, t_drop))]})
+    # Everything imported so far lives as long as the VM: keep the cyclic GC from ever walking
+    # it again (a full collection over the pandas heap costs tens of ms under TCG).
+    gc.collect()
+    gc.freeze()
+    worker.after(scrub=False)
+    worker.ready = {"op": "ready", "import_s": round(time.monotonic() - t, 3), "preload": preload}
+    protocol.write_all(ctl_w, protocol.encode(worker.ready))
+    worker.serve()
 
 
 # ----------------------------------------------------------------------------- supervisor ---
-
-class Capture:
-    def __init__(self, fd: int, cap: int):
-        self.fd = fd
-        self.cap = cap
-        self.buf = bytearray()
-        self.truncated = False
-
-    def read(self) -> bool:
-        try:
-            data = os.read(self.fd, 1 << 16)
-        except BlockingIOError:
-            return True
-        if not data:
-            return False
-        room = self.cap - len(self.buf)
-        if room > 0:
-            self.buf += data[:room]
-        if len(data) > max(room, 0):
-            self.truncated = True
-        return True
-
-    def drain(self) -> None:
-        while True:
-            r, _, _ = select.select([self.fd], [], [], 0)
-            if not r or not self.read():
-                return
-
-    def reset(self, cap: int) -> None:
-        self.drain()
-        self.buf = bytearray()
-        self.truncated = False
-        self.cap = cap
-
-    def text(self) -> str:
-        return bytes(self.buf).decode("utf-8", "replace")
-
 
 def _oom_kills() -> int:
     try:
@@ -311,31 +512,40 @@ def _meminfo_mib() -> int:
         return 0
 
 
+
 class Supervisor:
+    """PID 1: starts the worker, does its root operations, and stands in for it (see above)."""
+
     def __init__(self, port_path: str):
         self.port = os.open(port_path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.shared = Shared()
+        self.shared["oom_base"] = _oom_kills()
+        os.close(os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o600))
+        self.lock = os.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)
         self.dec = protocol.FrameDecoder()
-        self.armed = False
-        self.worker_pid = 0
         self.worker_ready: dict | None = None
         self.worker_status: int | None = None
-        self.inputs_written: dict[str, bytes] = {}
         self.spawn_worker()
 
-    # -- worker
     def spawn_worker(self, preload: bool = True) -> None:
         self.preload = preload
         self.worker_ready = None
         self.worker_status = None
-        req_r, req_w = os.pipe()
-        resp_r, resp_w = os.pipe()
+        to_sup_r, to_sup_w = os.pipe()
+        to_wrk_r, to_wrk_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        for fd in (out_r, err_r):
+            os.set_blocking(fd, False)
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass
         pid = os.fork()
         if pid == 0:
             try:
-                os.close(self.port)
-                for fd in (req_w, resp_r, out_r, err_r):
+                os.close(self.lock)
+                for fd in (to_sup_r, to_wrk_w):
                     os.close(fd)
                 devnull = os.open("/dev/null", os.O_RDONLY)
                 os.dup2(devnull, 0)
@@ -344,22 +554,20 @@ class Supervisor:
                 for fd in (devnull, out_w, err_w):
                     os.close(fd)
                 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-                worker_main(req_r, resp_w, preload)
+                os.set_inheritable(self.port, False)
+                worker_main(self.port, to_wrk_r, to_sup_w, out_r, err_r, self.shared, preload)
             finally:
                 os._exit(70)
-        for fd in (req_r, resp_w, out_w, err_w):
+        for fd in (to_sup_w, to_wrk_r, out_w, err_w):
             os.close(fd)
-        for fd in (resp_r, out_r, err_r):
-            os.set_blocking(fd, False)
         self.worker_pid = pid
         self.pidfd = os.pidfd_open(pid)
-        self.to_worker = req_w
-        self.from_worker = resp_r
-        self.wdec = protocol.FrameDecoder()
-        self.out = Capture(out_r, 0)
-        self.err = Capture(err_r, 1 << 16)
+        self.from_worker = to_sup_r
+        self.to_worker = to_wrk_w
+        self.wchan = protocol.FdChannel(to_sup_r)
+        self.out_r, self.err_r = out_r, err_r
 
-    def _worker_exited(self) -> bool:
+    def _reap(self) -> bool:
         if self.worker_status is not None:
             return True
         pid, status = os.waitpid(self.worker_pid, os.WNOHANG)
@@ -367,17 +575,6 @@ class Supervisor:
             return False
         self.worker_status = status
         return True
-
-    def _read_worker(self) -> list[dict]:
-        msgs = []
-        while True:
-            try:
-                data = os.read(self.from_worker, 1 << 20)
-            except BlockingIOError:
-                return msgs
-            if not data:
-                return msgs
-            msgs.extend(self.wdec.feed(data))
 
     def wait_ready(self, deadline: float) -> dict | None:
         """Wait until the worker finished its imports. A worker that died while importing
@@ -392,25 +589,30 @@ class Supervisor:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            r, _, _ = select.select([self.from_worker, self.pidfd, self.err.fd], [], [], left)
-            if self.err.fd in r:
-                self.err.read()  # keep import warnings from blocking the worker
+            r, _, _ = select.select([self.from_worker, self.pidfd, self.err_r], [], [], left)
+            if self.err_r in r:
+                try:
+                    os.read(self.err_r, READ_CHUNK)  # keep import warnings from blocking it
+                except BlockingIOError:
+                    pass
             if self.from_worker in r:
-                for m in self._read_worker():
-                    if m.get("op") == "ready":
-                        self.worker_ready = m
+                try:
+                    m = self.wchan.recv(time.monotonic() + 1)
+                except protocol.ProtocolError:
+                    m = {}
+                if m.get("op") == "ready":
+                    self.worker_ready = m
             if self.pidfd in r and self.worker_ready is None:
-                self._worker_exited()
+                self._reap()
         return self.worker_ready
 
     def _close_worker_fds(self) -> None:
-        for fd in (self.to_worker, self.from_worker, self.out.fd, self.err.fd, self.pidfd):
+        for fd in (self.to_worker, self.from_worker, self.out_r, self.err_r, self.pidfd):
             try:
                 os.close(fd)
             except OSError:
                 pass
 
-    # -- channel
     def send(self, message: dict) -> None:
         data = protocol.encode(message)
         view = memoryview(data)
@@ -419,100 +621,75 @@ class Supervisor:
                 n = os.write(self.port, view)
                 view = view[n:]
             except BlockingIOError:
-                _, w, _ = select.select([], [self.port], [], 1.0)
+                select.select([], [self.port], [], 1.0)
             except OSError as exc:
                 if exc.errno in (errno.EPIPE, errno.ENODEV, errno.EIO):
-                    if self.armed:
+                    if self.shared["armed"]:
                         poweroff()
                     return
                 raise
 
-    def host_gone(self, revents: int) -> bool:
-        return bool(revents & select.POLLHUP)
-
+    # -- while the worker lives
     def serve(self) -> None:
+        if self.wait_ready(time.monotonic() + 600) is None:
+            log("no worker could start: answering errors")
+            return self.stand_in()
         poller = select.poll()
-        poller.register(self.port, select.POLLIN)
+        poller.register(self.from_worker, select.POLLIN)
+        poller.register(self.pidfd, select.POLLIN)
+        wait_ms = DRAIN_POLL_MS[1]
         while True:
-            events = poller.poll(1000)
-            if not events:
-                continue
-            ev = events[0][1]
-            got = False
-            if ev & select.POLLIN:
-                try:
-                    data = os.read(self.port, 1 << 20)
-                except BlockingIOError:
-                    data = None
-                if data:
-                    got = True
-                    try:
-                        msgs = self.dec.feed(data)
-                    except protocol.ProtocolError as exc:
-                        log(f"bad frame from host: {exc}")
-                        self.dec = protocol.FrameDecoder()
-                        msgs = []
-                    for m in msgs:
-                        self.handle(m)
-            if not got and self.host_gone(ev):
-                if self.armed:
-                    log("host went away: powering off")
-                    poweroff()
-                time.sleep(0.02)
+            for fd, _ev in poller.poll(wait_ms):
+                if fd == self.from_worker:
+                    self.root_request()
+                elif fd == self.pidfd and self._reap():
+                    return self.stand_in()
+            wait_ms = DRAIN_POLL_MS[0] if self.watch() else DRAIN_POLL_MS[1]
 
-    def handle(self, m: dict) -> None:
-        op = m.get("op")
-        if op == "hello":
-            ready = self.wait_ready(time.monotonic() + float(m.get("wait_s", 120)))
-            if m.get("arm"):
-                self.armed = True
-            self.send({
-                "op": "hello", "ready": ready is not None, "worker": ready,
-                "uptime_s": round(time.monotonic() - T0, 3), "mem_mib": _meminfo_mib(),
-                "armed": self.armed,
-            })
-        elif op == "disarm":
-            # Before the host saves this VM: stop powering off on disconnect, and drop clean
-            # caches (freed pages are zeroed, init_on_free=1) so the saved state stays small.
-            self.armed = False
-            if m.get("drop_caches"):
-                try:
-                    os.sync()
-                    with open("/proc/sys/vm/drop_caches", "w") as fh:
-                        fh.write("3")
-                except OSError as exc:
-                    log(f"drop_caches: {exc}")
-            self.send({"op": "disarmed", "mem_free_mib": _memfree_mib()})
-        elif op == "ping":
-            self.send({"op": "pong", "t": m.get("t")})
-        elif op == "exec":
-            self.send({"op": "accepted", "id": m.get("id")})
-            try:
-                res = self.execute(m)
-            except Exception as exc:  # noqa: BLE001 - the host must always get an answer
-                res = {"status": "error", "message": f"guest agent error: {exc!r}"}
-            res["op"] = "result"
-            res["id"] = m.get("id")
-            try:
-                self.send(res)
-            except (ValueError, TypeError, RecursionError, protocol.ProtocolError) as exc:
-                self.send({"op": "result", "id": m.get("id"), "status": "error",
-                           "message": f"guest agent could not encode the result: {exc!r}"})
-        elif op == "poweroff":
-            poweroff()
-        else:
-            self.send({"op": "error", "message": f"unknown op {op!r}"})
-
-    def _answer_during_exec(self) -> None:
-        """The host may ask for the output so far (it does at a timeout, before the kill)."""
+    def root_request(self) -> None:
         try:
-            data = os.read(self.port, 1 << 16)
+            m = self.wchan.recv(time.monotonic() + 5)
+        except protocol.ProtocolError:
+            return
+        op = m.get("op")
+        reply: dict = {"op": op}
+        if op == "reseed":
+            reseed_kernel(base64.b64decode(m.get("entropy", "")))
+        elif op == "drop_caches":
+            try:
+                os.sync()
+                with open("/proc/sys/vm/drop_caches", "w") as fh:
+                    fh.write("3")
+            except OSError as exc:
+                log(f"drop_caches: {exc}")
+            reply["mem_free_mib"] = _memfree_mib()
+        protocol.write_all(self.to_worker, protocol.encode(reply))
+
+    def watch(self) -> bool:
+        """While the code runs (lock free, busy set): drain its output, answer "partial", notice
+        the host going away. True when output was moving (poll again soon)."""
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # the worker holds the channel
+        try:
+            if not self.shared["busy"]:
+                return False
+            moved = drain(self.out_r, self.shared, "out") + drain(self.err_r, self.shared, "err")
+            self.read_channel()
+            return moved > 0
+        finally:
+            fcntl.flock(self.lock, fcntl.LOCK_UN)
+
+    def read_channel(self) -> None:
+        try:
+            data = os.read(self.port, READ_CHUNK)
         except BlockingIOError:
             return
         if not data:
-            if self.armed:
+            if self.shared["armed"]:
+                log("host went away during execution: powering off")
                 poweroff()
-            time.sleep(0.02)
             return
         try:
             msgs = self.dec.feed(data)
@@ -521,168 +698,137 @@ class Supervisor:
             return
         for m in msgs:
             if m.get("op") == "partial":
-                self.out.drain()
-                self.err.drain()
-                self.send({"op": "partial", "stdout": self.out.text(), "stderr": self.err.text(),
-                           "stdout_truncated": self.out.truncated,
-                           "stderr_truncated": self.err.truncated})
+                out, out_trunc = self.shared.text("out")
+                err, err_trunc = self.shared.text("err")
+                self.send({"op": "partial", "stdout": out, "stderr": err,
+                           "stdout_truncated": out_trunc, "stderr_truncated": err_trunc})
+            elif m.get("op") == "poweroff":
+                poweroff()
 
-    def _write_inputs(self, files: list[dict]) -> None:
-        for f in files:
-            name = f["name"]
-            if not name or "/" in name or name in (".", ".."):
-                raise ValueError(f"bad input file name {name!r}")
-            data = base64.b64decode(f.get("content_b64", ""))
-            path = os.path.join(WORKDIR, name)
-            with open(path, "wb") as fh:
-                fh.write(data)
-            os.chown(path, USER_ID, USER_ID)
-            self.inputs_written[name] = data
-
-    def _collect(self, file_cap: int) -> list[dict]:
-        out = []
-        budget = TOTAL_FILES_BUDGET
-        for entry in _walk_files(WORKDIR, max_files=200):
-            name, size = entry["name"], entry["size"]
-            path = os.path.join(WORKDIR, name)
-            if name in self.inputs_written and size == len(self.inputs_written[name]):
-                try:
-                    with open(path, "rb") as fh:
-                        if fh.read() == self.inputs_written[name]:
-                            continue
-                except OSError:
-                    pass
-            item = {"name": name, "size": size, "truncated": True, "content_b64": None}
-            if size <= file_cap and size <= budget:
-                try:
-                    with open(path, "rb") as fh:
-                        data = fh.read(file_cap + 1)
-                    if len(data) <= file_cap:
-                        item = {"name": name, "size": len(data), "truncated": False,
-                                "content_b64": base64.b64encode(data).decode()}
-                        budget -= len(data)
-                except OSError:
-                    pass
-            out.append(item)
-            if len(out) >= 100:
-                break
-        return out
-
-    def execute(self, m: dict) -> dict:
-        req = dict(m.get("request") or {})
-        warm = bool(m.get("warm"))
-        if self.worker_ready is None and self.worker_status is None:
-            self.wait_ready(time.monotonic() + 120)
-        if self._worker_exited():
-            return {"status": "error", "message": "the guest worker is not running"}
-        self.out.reset(int(req.get("stdout_cap", harness_cap())))
-        self.err.reset(int(req.get("stderr_cap", harness_cap())))
-        files = req.pop("files", None) or []
-        if not warm:
-            self._write_inputs(files)
-        oom_before = _oom_kills()
-        t = time.monotonic()
-        reseed_kernel(base64.b64decode(m.get("entropy", "")))
-        protocol.write_all(self.to_worker, protocol.encode(
-            {"op": "exec", "request": req, "warm": warm}))
-        done = None
-        poller = select.poll()
-        for fd in (self.from_worker, self.out.fd, self.err.fd, self.pidfd):
-            poller.register(fd, select.POLLIN)
-        poller.register(self.port, select.POLLIN)  # POLLHUP is always reported
-        open_fds = {self.out.fd, self.err.fd}
-        while done is None:
-            for fd, ev in poller.poll(1000):
-                if fd == self.port:
-                    if ev & select.POLLIN:
-                        self._answer_during_exec()
-                    elif ev & select.POLLHUP and self.armed:
-                        log("host went away during execution: powering off")
-                        poweroff()
-                    continue
-                if fd == self.from_worker:
-                    for msg in self._read_worker():
-                        if msg.get("op") == "done":
-                            done = msg
-                elif fd in open_fds:
-                    cap = self.out if fd == self.out.fd else self.err
-                    if not cap.read():
-                        poller.unregister(fd)
-                        open_fds.discard(fd)
-                elif fd == self.pidfd:
-                    if self._worker_exited():
-                        for msg in self._read_worker():
-                            if msg.get("op") == "done":
-                                done = msg
-                        if done is None:
-                            done = {"op": "died"}
-                    poller.unregister(self.pidfd)
-        elapsed = time.monotonic() - t
-        t_collect = time.monotonic()
-        self.out.drain()
-        self.err.drain()
-        stdout, stderr = self.out.text(), self.err.text()
-        res: dict = {
-            "stdout": stdout, "stderr": stderr,
-            "stdout_truncated": self.out.truncated, "stderr_truncated": self.err.truncated,
-            "guest_exec_ms": round(elapsed * 1000, 3),
-        }
-        if done.get("op") == "done":
-            code = int(done.get("exit_code", 1))
+    # -- after the worker died
+    def stand_in(self) -> None:
+        """Answer for a dead worker: the result of the request it was running, if it had not
+        answered it, then an error for every later request (the host retires the VM)."""
+        # Free once the worker is dead, unless a process the code forked shares its lock's
+        # open file: then go on without it after a moment (the worker is gone either way).
+        deadline = time.monotonic() + 0.5
+        while True:
             try:
-                payload = json.loads(done["payload"]) if done.get("payload") else None
-            except ValueError:
-                payload = None
-            res["exit_code"] = code
-            if code == 0:
-                res["status"], res["message"] = "succeeded", ""
-            elif code == harness.EXIT_MEMORY_ERROR:
-                res["status"], res["message"] = "out_of_memory", "MemoryError: the code ran out of memory"
-            else:
-                res["status"], res["message"] = "failed", f"the code exited with code {code}"
-        else:
-            payload = None
-            status = self.worker_status or 0
-            if os.WIFSIGNALED(status):
-                sig = os.WTERMSIG(status)
-                res["exit_code"] = -sig
+                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
+        sh = self.shared
+        if self.worker_ready is not None and sh["req_id"] != sh["sent_id"]:
+            res = collect_result(sh, self.out_r, self.err_r, {})
+            res.update(self._death_status())
+            res["result"] = _result_value(None, res["stdout"])
+            res["op"], res["id"] = "result", sh["req_id"]
+            sh["sent_id"] = sh["req_id"]
+            self.send(res)
+        poller = select.poll()
+        poller.register(self.port, select.POLLIN)
+        while True:
+            ev = poller.poll()[0][1]
+            data = None
+            if ev & select.POLLIN:
                 try:
-                    signame = signal.Signals(sig).name
-                except ValueError:
-                    signame = f"signal {sig}"
-                if sig == signal.SIGKILL and _oom_kills() > oom_before:
-                    res["status"] = "out_of_memory"
-                    res["message"] = f"killed by the out-of-memory killer ({signame})"
-                else:
-                    res["status"] = "failed"
-                    res["message"] = f"the process was killed by signal {signame}"
-            else:
-                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
-                res["exit_code"] = code
-                if code == 0:
-                    res["status"], res["message"] = "succeeded", "the process exited early with code 0"
-                elif code == harness.EXIT_MEMORY_ERROR:
-                    res["status"], res["message"] = "out_of_memory", "MemoryError"
-                else:
-                    res["status"] = "failed"
-                    res["message"] = f"the process exited with code {code} before finishing"
-        try:
-            res["result"] = _result_value(payload, stdout)
-        except Exception:  # noqa: BLE001
-            res["result"] = None
-        res["files"] = self._collect(int(req.get("file_cap", 8 << 20)))
-        res["guest_timing_ms"] = {
-            "worker_prep": round(float(done.get("prep_s", 0)) * 1000, 2),
-            "worker_prep_detail": done.get("prep_seed_env_memfd_chdir_ms"),
-            "user_code": round(float(done.get("exec_s", 0)) * 1000, 2),
-            "collect": round((time.monotonic() - t_collect) * 1000, 2),
-            "total": round((time.monotonic() - t) * 1000, 2),
-        }
-        return res
+                    data = os.read(self.port, READ_CHUNK)
+                except BlockingIOError:
+                    pass
+            if not data:
+                if ev & select.POLLHUP:
+                    if sh["armed"]:
+                        poweroff()
+                    time.sleep(0.02)
+                continue
+            try:
+                msgs = self.dec.feed(data)
+            except protocol.ProtocolError:
+                self.dec = protocol.FrameDecoder()
+                continue
+            for m in msgs:
+                op = m.get("op")
+                if op == "hello":
+                    if m.get("arm"):
+                        sh["armed"] = 1
+                    self.send({"op": "hello", "ready": False, "worker": None,
+                               "uptime_s": round(time.monotonic() - T0, 3),
+                               "mem_mib": _meminfo_mib(), "armed": bool(sh["armed"])})
+                elif op == "exec":
+                    self.send({"op": "accepted", "id": m.get("id")})
+                    self.send({"op": "result", "id": m.get("id"), "status": "error",
+                               "message": "the guest worker is not running"})
+                elif op == "ping":
+                    self.send({"op": "pong", "t": m.get("t")})
+                elif op == "disarm":
+                    sh["armed"] = 0
+                    self.send({"op": "disarmed", "mem_free_mib": _memfree_mib()})
+                elif op == "poweroff":
+                    poweroff()
+
+    def _death_status(self) -> dict:
+        """Status, exit code and message of a worker that died before answering."""
+        status = self.worker_status or 0
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            try:
+                signame = signal.Signals(sig).name
+            except ValueError:
+                signame = f"signal {sig}"
+            if sig == signal.SIGKILL and _oom_kills() > self.shared["oom_base"]:
+                return {"exit_code": -sig, "status": "out_of_memory",
+                        "message": f"killed by the out-of-memory killer ({signame})"}
+            return {"exit_code": -sig, "status": "failed",
+                    "message": f"the process was killed by signal {signame}"}
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+        if code == 0:
+            return {"exit_code": 0, "status": "succeeded",
+                    "message": "the process exited early with code 0"}
+        if code == harness.EXIT_MEMORY_ERROR:
+            return {"exit_code": code, "status": "out_of_memory", "message": "MemoryError"}
+        return {"exit_code": code, "status": "failed",
+                "message": f"the process exited with code {code} before finishing"}
+
+
+def _collect(file_cap: int, inputs_written: dict) -> list[dict]:
+    """Files under /mnt/data, except input files left as they were written."""
+    out = []
+    budget = TOTAL_FILES_BUDGET
+    for entry in _walk_files(WORKDIR, max_files=200):
+        name, size = entry["name"], entry["size"]
+        path = os.path.join(WORKDIR, name)
+        if name in inputs_written and size == len(inputs_written[name]):
+            try:
+                with open(path, "rb") as fh:
+                    if fh.read() == inputs_written[name]:
+                        continue
+            except OSError:
+                pass
+        item = {"name": name, "size": size, "truncated": True, "content_b64": None}
+        if size <= file_cap and size <= budget:
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read(file_cap + 1)
+                if len(data) <= file_cap:
+                    item = {"name": name, "size": len(data), "truncated": False,
+                            "content_b64": base64.b64encode(data).decode()}
+                    budget -= len(data)
+            except OSError:
+                pass
+        out.append(item)
+        if len(out) >= 100:
+            break
+    return out
 
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not JSON")
+
+
+_JSON_START = frozenset('{["-0123456789tfn')
 
 
 def _result_value(payload: dict | None, stdout: str):
@@ -693,15 +839,17 @@ def _result_value(payload: dict | None, stdout: str):
         else:
             value = None
             for line in reversed(stdout.splitlines()):
-                if line.strip():
-                    try:
-                        value = json.loads(line, parse_constant=_reject_constant)
-                    except ValueError:
-                        value = None
+                line = line.strip()
+                if line:
+                    if line[0] in _JSON_START:  # skip the exception for plain text
+                        try:
+                            value = json.loads(line, parse_constant=_reject_constant)
+                        except ValueError:
+                            value = None
                     break
         json.dumps(value, allow_nan=False)  # must survive the frame encoder
         return value
-    except (ValueError, TypeError, RecursionError, KeyError):
+    except (ValueError, TypeError, RecursionError, KeyError, AttributeError):
         return None
 
 
@@ -733,10 +881,6 @@ def _walk_files(top: str, max_files: int = 200, max_entries: int = 100000):
             except OSError:
                 continue
         stack.extend(reversed(subdirs))
-
-
-def harness_cap() -> int:
-    return 1024 * 1024
 
 
 def find_port(timeout: float = 30.0) -> str:

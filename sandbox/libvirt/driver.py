@@ -54,7 +54,7 @@ log = logging.getLogger("sandbox.libvirt")
 PREFIX = "stepwell-"
 BOOT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 15.0
-WARMUP_CODE = (  # pandas only when the active runtime has it
+WARMUP_PANDAS = (  # pandas only when the active runtime has it
     "try:\n"
     "    import pandas as pd\n"
     "except ImportError:\n"
@@ -63,10 +63,39 @@ WARMUP_CODE = (  # pandas only when the active runtime has it
     "    df = pd.DataFrame({'k': ['a', 'b', 'a', 'c'] * 5, 'v': range(20)})\n"
     "    result = df.groupby('k')['v'].sum().to_dict()\n"
 )
-# The first requests after a restore pay for page faults and (TCG) translating code again;
-# a slot is READY only after these ran.
-WARMUPS = ("print(1)", WARMUP_CODE, "print(1)", WARMUP_CODE, "print(1)", "print(1)")
-COLD_WARMUPS = ()
+WARMUP_FILES = (
+    "import json, os\n"
+    "with open('in.txt') as fh:\n"
+    "    text = fh.read()\n"
+    "with open('out.txt', 'w') as fh:\n"
+    "    fh.write(text.upper())\n"
+    "print(json.dumps({'n': inputs['n'], 'files': sorted(os.listdir('.'))}))\n"
+)
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """One request replayed into a restored VM before its slot is READY. Under TCG the first
+    run of any code path pays for translating it again (and for page faults): the warm-ups
+    walk the paths a real request takes (plain and JSON output, a `result`, an exception and
+    its traceback, input and output files, pandas) so the user's request does not."""
+    code: str
+    status: str = "succeeded"
+    inputs: dict = field(default_factory=dict)
+    files: tuple = ()
+
+    def request(self) -> dict:
+        return {"code": self.code, "inputs": self.inputs, "files": [
+            {"name": n, "content_b64": base64.b64encode(c).decode()} for n, c in self.files]}
+
+
+WARMUPS = (
+    Warmup(WARMUP_PANDAS),
+    Warmup(WARMUP_FILES, inputs={"n": 1}, files=(("in.txt", b"warm-up"),)),
+    Warmup("raise ValueError('warm-up')", status="failed"),
+    Warmup("print(1)"),
+    Warmup("print('hello world')"),
+)
 MAX_COLD_CONCURRENCY = 4
 DESTROYER_THREADS = 3
 
@@ -124,6 +153,7 @@ class VM:
     timings: dict = field(default_factory=dict)
     broken: bool = False
     accepted: bool = False          # the agent acknowledged the current request
+    seeded: bool = False            # host entropy reached this VM after its boot or restore
 
 
 class LibvirtDriver:
@@ -226,6 +256,7 @@ class LibvirtDriver:
             "templates": self.store.counts()["templates"] if self.store else [],
             "errors": c.get("last_errors", []),
             "host_thp": _thp_mode(),
+            "libvirtd_thp_disabled": _libvirtd_thp_disabled(),
         }
 
     def close(self) -> None:
@@ -392,22 +423,30 @@ class LibvirtDriver:
         vm.timings["connect_ms"] = round((time.monotonic() - t1) * 1000, 1)
         return vm
 
-    def _warm(self, vm: VM, codes=WARMUPS) -> None:
+    def _warm(self, vm: VM, warmups=WARMUPS) -> None:
         t = time.monotonic()
-        for code in codes:
-            reply = self._exchange(vm, {"code": code, "inputs": {}}, True, time.monotonic() + 60)
-            if reply.get("status") != "succeeded":
+        for w in warmups:
+            reply = self._exchange(vm, w.request(), time.monotonic() + 60, warmup=True)
+            if reply.get("status") != w.status:
                 raise SandboxError(f"warm-up of {vm.name} failed: {reply.get('message')} "
                                    f"{reply.get('stderr', '')[-500:]}")
         vm.timings["warm_ms"] = round((time.monotonic() - t) * 1000, 1)
 
-    def _exchange(self, vm: VM, request: dict, warm: bool, deadline: float) -> dict:
+    def _exchange(self, vm: VM, request: dict, deadline: float, warmup: bool = False) -> dict:
+        """One request to the agent. Host entropy goes with every warm-up and with the first
+        request of a VM that had none: each restored clone reseeds its kernel CRNG and Python's
+        generators after the restore, before its one real request. Warm-ups also ask the agent
+        to empty /mnt/data afterwards."""
         vm.accepted = False
-        msg = {"op": "exec", "id": next(self._seq), "warm": warm, "request": request,
-               "entropy": base64.b64encode(os.urandom(64)).decode()}
+        msg = {"op": "exec", "id": next(self._seq), "request": request}
+        if warmup or not vm.seeded:
+            msg["entropy"] = base64.b64encode(os.urandom(64)).decode()
+        if warmup:
+            msg["scrub"] = True
         reply = vm.session.request(msg, deadline)
         if reply.get("op") == "accepted":
             vm.accepted = True
+            vm.seeded = True
             reply = vm.session.chan.recv(deadline)
         if reply.get("op") != "result":
             raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
@@ -621,7 +660,7 @@ class LibvirtDriver:
         t_exec = time.monotonic()
         deadline = t_exec + float(request.timeout_s)
         try:
-            reply = self._exchange(vm, req, False, deadline)
+            reply = self._exchange(vm, req, deadline)
         except protocol.FrameTimeout:
             partial = self._partial_output(vm)
             self._sigkill(vm.name)  # stops the code now; libvirt's destroy runs in background
@@ -645,7 +684,6 @@ class LibvirtDriver:
         except protocol.ProtocolError as exc:
             return ExecutionResult(status=Status.ERROR, message=f"guest protocol error: {exc}",
                                    duration_ms=(time.monotonic() - t_exec) * 1000, metadata=meta)
-        meta["guest_exec_ms"] = reply.get("guest_exec_ms")
         if isinstance(reply.get("guest_timing_ms"), dict):
             meta["guest_timing_ms"] = reply["guest_timing_ms"]
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
@@ -697,14 +735,36 @@ def _result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: floa
 
 def _thp_mode() -> str:
     """Host transparent-huge-page mode. With `madvise`/`always`, QEMU's guest RAM gets 2 MiB
-    pages and a restored VM's RSS grows by ~60 MiB (sparse pages pull in whole huge pages);
-    `never` keeps idle pooled VMs near 210 MiB instead of 270 MiB."""
+    pages (QEMU madvises it) and a restored VM's RSS grows by ~70 MiB (sparse pages pull in
+    whole huge pages), unless QEMU runs with THP disabled: see _libvirtd_thp_disabled()."""
     try:
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
             text = fh.read()
         return text[text.index("[") + 1:text.index("]")]
     except (OSError, ValueError):
         return "unknown"
+
+
+def _libvirtd_thp_disabled() -> bool | None:
+    """Whether libvirtd (and so every QEMU it starts) runs with prctl(PR_SET_THP_DISABLE), as
+    scripts/start-libvirtd.sh starts it; None when it cannot be told (not visible, old kernel)."""
+    try:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/comm") as fh:
+                    if fh.read().strip() != "libvirtd":
+                        continue
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("THP_enabled:"):
+                            return line.split()[1] == "0"
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return None
 
 
 def _layer_key(layer) -> str:

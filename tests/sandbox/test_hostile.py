@@ -117,7 +117,7 @@ def test_long_sleep_times_out_and_keeps_partial_output(sx):
     r = sx("import time\nprint('before', flush=True)\ntime.sleep(3600)\nprint('after')", timeout_s=3)
     assert r.status == Status.TIMEOUT, sx.describe(r)
     assert r.metadata["_wall_s"] < 3 + sx.margin
-    assert "after" not in r.stdout
+    assert "before" in r.stdout and "after" not in r.stdout, sx.describe(r)
     sx.assert_healthy()
 
 
@@ -386,6 +386,23 @@ def test_os_exit_3(sx):
     assert r.status == Status.FAILED, sx.describe(r)
     assert r.exit_code == 3
     assert "about to exit" in r.stdout
+    sx.assert_healthy()
+
+
+@pytest.mark.timeout(60)
+def test_os_exit_with_a_forked_child_still_running(sx):
+    """The child keeps the dead process's open files (pipes, and in the VM the agent's lock and
+    channel): the answer must still come, promptly, with the parent's exit code."""
+    code = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    time.sleep(3600)\n"
+            "print('parent leaving', flush=True)\n"
+            "os._exit(3)\n")
+    t0 = time.monotonic()
+    r = sx(code, timeout_s=30)
+    assert r.status == Status.FAILED and r.exit_code == 3, sx.describe(r)
+    assert "parent leaving" in r.stdout
+    assert time.monotonic() - t0 < 15
     sx.assert_healthy()
 
 
