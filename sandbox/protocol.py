@@ -38,7 +38,11 @@ def encode(message: dict) -> bytes:
     """One frame carrying `message` (a JSON object)."""
     if not isinstance(message, dict):
         raise TypeError("a frame carries a JSON object")
-    payload = json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+    return frame(json.dumps(message, separators=(",", ":"), allow_nan=False).encode())
+
+
+def frame(payload: bytes) -> bytes:
+    """One frame around an already encoded JSON object."""
     if len(payload) > MAX_FRAME:
         raise ProtocolError(f"frame of {len(payload)} bytes exceeds {MAX_FRAME}")
     return HEADER.pack(MAGIC, len(payload)) + payload

@@ -96,6 +96,7 @@ WARMUPS = (
     Warmup("print(1)"),
     Warmup("print('hello world')"),
 )
+WARMUPS_UNDER_LOAD = (Warmup("print('hello world')"),)  # carries the entropy: never fewer
 MAX_COLD_CONCURRENCY = 4
 DESTROYER_THREADS = 3
 
@@ -195,6 +196,8 @@ class LibvirtDriver:
         self._closed = False
         self._start_lock = threading.Lock()
         self.stats = {"warm": 0, "cold_restore": 0, "cold_boot": 0}
+        self._inflight = 0               # executions in progress (see _prepare_slot)
+        self._inflight_lock = threading.Lock()
 
     # -------------------------------------------------------------------- lifecycle ---
     def start(self) -> None:
@@ -589,23 +592,34 @@ class LibvirtDriver:
                 break
         if vm is None:
             raise SandboxError("no usable template for the pool memory size")
+        # Under load (as many executions running as the pool has slots) a refilled slot is
+        # taken at once: the full warm-ups would cost more CPU than they save, so only the one
+        # that reseeds the RNGs runs.
+        under_load = self._inflight >= max(1, self.pool_size)
         try:
-            self._warm(vm)
+            self._warm(vm, WARMUPS_UNDER_LOAD if under_load else WARMUPS)
         except BaseException:
             vm.broken = True
             self._retire(vm)
             raise
+        vm.timings["warmups"] = "light" if under_load else "full"
         return vm
 
     # -------------------------------------------------------------------- execution ---
     def execute(self, request: ExecutionRequest) -> ExecutionResult:
-        for attempt in range(3):
-            try:
-                return self._execute_once(request)
-            except _NotAccepted as exc:
-                log.warning("VM %s was gone before the request reached it; retrying", exc)
-        return ExecutionResult(status=Status.ERROR, message="sandbox VMs kept failing to start",
-                               metadata={"driver": self.name})
+        with self._inflight_lock:
+            self._inflight += 1
+        try:
+            for attempt in range(3):
+                try:
+                    return self._execute_once(request)
+                except _NotAccepted as exc:
+                    log.warning("VM %s was gone before the request reached it; retrying", exc)
+            return ExecutionResult(status=Status.ERROR, message="sandbox VMs kept failing to start",
+                                   metadata={"driver": self.name})
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
 
     def _execute_once(self, request: ExecutionRequest) -> ExecutionResult:
         if not self._started:

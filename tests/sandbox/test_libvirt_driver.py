@@ -90,6 +90,9 @@ def test_warm_pool_hello_world(pooled):
     assert md["driver"] == "libvirt" and md["path"] == "warm" and md["slot"] in (0, 1)
     assert md["domain"].startswith("stepwell-") and md["image_id"] == st["image_id"]
     assert md["accel"] == st["accel"]
+    # a slot refilled while nothing ran got every warm-up; the agent answered from the worker
+    assert md["warmups"] == "full"
+    assert set(md["guest_timing_ms"]) == {"prepare", "user_code", "collect"}
 
 
 def test_pandas_numpy_matplotlib_and_files(pooled):
@@ -218,6 +221,24 @@ def test_concurrent_executions_beyond_the_pool(pooled):
     assert [r.result["n"] for r in results] == [0, 1, 2, 3]
     assert len({r.result["u"] for r in results}) == 4
     assert len({r.metadata["domain"] for r in results}) == 4
+
+
+@pytest.mark.timeout(300)
+def test_slots_refilled_under_load_get_light_warmups_and_still_reseed(pooled):
+    """With as many executions running as the pool has slots, refills run only the warm-up
+    that carries host entropy. Their executions must still see RNG states of their own."""
+    code = "import os, random\nresult = [os.urandom(8).hex(), random.random()]"
+    results = []
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        for _ in range(8):
+            results += list(ex.map(lambda i: run(pooled, code), range(4)))
+            if any(r.metadata.get("warmups") == "light" for r in results):
+                break
+    assert all(r.status == Status.SUCCEEDED for r in results), [r.to_dict() for r in results]
+    light = [r for r in results if r.metadata.get("warmups") == "light"]
+    assert light, [r.metadata for r in results]
+    assert len({r.result[0] for r in results}) == len(results)
+    assert len({r.result[1] for r in results}) == len(results)
 
 
 def test_cold_path_hello_world(cold):
