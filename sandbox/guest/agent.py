@@ -117,6 +117,38 @@ def poweroff() -> None:
         os._exit(0)
 
 
+def serve_channel(port: int, shared: Shared, handle) -> None:
+    """Read frames from the host for good and pass each to `handle`. When the host end goes
+    away while the agent is armed, power the VM off (restored domains outlive the process that
+    restored them); before the host connects (or while disarmed), just wait."""
+    dec = protocol.FrameDecoder()
+    poller = select.poll()
+    poller.register(port, select.POLLIN)
+    while True:
+        ev = poller.poll()[0][1]
+        data = None
+        if ev & select.POLLIN:
+            try:
+                data = os.read(port, READ_CHUNK)
+            except BlockingIOError:
+                pass
+        if not data:
+            if ev & select.POLLHUP:
+                if shared["armed"]:
+                    log("host went away: powering off")
+                    poweroff()
+                time.sleep(0.02)
+            continue
+        try:
+            msgs = dec.feed(data)
+        except protocol.ProtocolError as exc:
+            log(f"bad frame from host: {exc}")
+            dec = protocol.FrameDecoder()
+            continue
+        for m in msgs:
+            handle(m)
+
+
 # --------------------------------------------------------------------------------- worker ---
 
 def reseed_kernel(entropy: bytes) -> None:
@@ -264,7 +296,6 @@ class Worker:
         self.out_r, self.err_r = out_r, err_r
         self.shared = shared
         self.ready = ready
-        self.dec = protocol.FrameDecoder()
         self.ctl = protocol.FdChannel(ctl_r)
         self.inputs_written: dict[str, bytes] = {}
         self.lock = os.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)  # its own open file: flock
@@ -280,31 +311,7 @@ class Worker:
 
     def serve(self) -> None:
         fcntl.flock(self.lock, fcntl.LOCK_EX)
-        poller = select.poll()
-        poller.register(self.port, select.POLLIN)
-        while True:
-            ev = poller.poll()[0][1]
-            data = None
-            if ev & select.POLLIN:
-                try:
-                    data = os.read(self.port, READ_CHUNK)
-                except BlockingIOError:
-                    pass
-            if not data:
-                if ev & select.POLLHUP:  # no host on the other end (yet, or any more)
-                    if self.shared["armed"]:
-                        log("host went away: powering off")
-                        poweroff()
-                    time.sleep(0.02)
-                continue
-            try:
-                msgs = self.dec.feed(data)
-            except protocol.ProtocolError as exc:
-                log(f"bad frame from host: {exc}")
-                self.dec = protocol.FrameDecoder()
-                continue
-            for m in msgs:
-                self.handle(m)
+        serve_channel(self.port, self.shared, self.handle)
 
     def handle(self, m: dict) -> None:
         op = m.get("op")
@@ -731,46 +738,28 @@ class Supervisor:
             res["op"], res["id"] = "result", sh["req_id"]
             sh["sent_id"] = sh["req_id"]
             self.send(res)
-        poller = select.poll()
-        poller.register(self.port, select.POLLIN)
-        while True:
-            ev = poller.poll()[0][1]
-            data = None
-            if ev & select.POLLIN:
-                try:
-                    data = os.read(self.port, READ_CHUNK)
-                except BlockingIOError:
-                    pass
-            if not data:
-                if ev & select.POLLHUP:
-                    if sh["armed"]:
-                        poweroff()
-                    time.sleep(0.02)
-                continue
-            try:
-                msgs = self.dec.feed(data)
-            except protocol.ProtocolError:
-                self.dec = protocol.FrameDecoder()
-                continue
-            for m in msgs:
-                op = m.get("op")
-                if op == "hello":
-                    if m.get("arm"):
-                        sh["armed"] = 1
-                    self.send({"op": "hello", "ready": False, "worker": None,
-                               "uptime_s": round(time.monotonic() - T0, 3),
-                               "mem_mib": _meminfo_mib(), "armed": bool(sh["armed"])})
-                elif op == "exec":
-                    self.send({"op": "accepted", "id": m.get("id")})
-                    self.send({"op": "result", "id": m.get("id"), "status": "error",
-                               "message": "the guest worker is not running"})
-                elif op == "ping":
-                    self.send({"op": "pong", "t": m.get("t")})
-                elif op == "disarm":
-                    sh["armed"] = 0
-                    self.send({"op": "disarmed", "mem_free_mib": _memfree_mib()})
-                elif op == "poweroff":
-                    poweroff()
+        serve_channel(self.port, sh, self.answer_without_worker)
+
+    def answer_without_worker(self, m: dict) -> None:
+        op = m.get("op")
+        sh = self.shared
+        if op == "hello":
+            if m.get("arm"):
+                sh["armed"] = 1
+            self.send({"op": "hello", "ready": False, "worker": None,
+                       "uptime_s": round(time.monotonic() - T0, 3),
+                       "mem_mib": _meminfo_mib(), "armed": bool(sh["armed"])})
+        elif op == "exec":
+            self.send({"op": "accepted", "id": m.get("id")})
+            self.send({"op": "result", "id": m.get("id"), "status": "error",
+                       "message": "the guest worker is not running"})
+        elif op == "ping":
+            self.send({"op": "pong", "t": m.get("t")})
+        elif op == "disarm":
+            sh["armed"] = 0
+            self.send({"op": "disarmed", "mem_free_mib": _memfree_mib()})
+        elif op == "poweroff":
+            poweroff()
 
     def _death_status(self) -> dict:
         """Status, exit code and message of a worker that died before answering."""
