@@ -38,11 +38,16 @@ def test_it_shows_the_run_with_its_pinned_definition(alice, bob, definition):
     wf = do_create_workflow(alice, "Charts", definition=definition)
     run = do_start_run(wf, trigger_payload({"x": 1}))
     c = Client()
+    assert c.get(f"/runs/{run.pk}/").status_code == 302  # sign in first
     c.force_login(bob)
     assert c.get(f"/runs/{run.pk}/").status_code == 404
     c.force_login(alice)
-    html = c.get(f"/runs/{run.pk}/").content.decode()
+    page = c.get(f"/runs/{run.pk}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert f"Run {run.pk}" in html and 'class="badge queued"' in html
     assert "designer/run-detail.js" in html and f'href="/workflows/{wf.pk}/runs"' in html
+    assert c.get(f"/api/runs/{run.pk}/").json()["page"] == f"/runs/{run.pk}/"
     assert f'href="/workflows/{wf.pk}/edit"' in html
     boot = _boot(html, "run-boot")
     assert boot["id"] == run.pk and boot["workflow"] == wf.pk and boot["version"] == run.version.number
