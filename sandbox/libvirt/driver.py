@@ -197,6 +197,7 @@ class LibvirtDriver:
         self._start_lock = threading.Lock()
         self.stats = {"warm": 0, "cold_restore": 0, "cold_boot": 0}
         self._inflight = 0               # executions in progress (see _prepare_slot)
+        self.libvirtd_thp_disabled: bool | None = None  # set by start()
         self._inflight_lock = threading.Lock()
 
     # -------------------------------------------------------------------- lifecycle ---
@@ -211,6 +212,8 @@ class LibvirtDriver:
                     "build it with `python manage.py sandbox_build_image` (or python -m sandbox.image)")
             self.host = Host(self.config.libvirt_uri)
             self.host.conn()
+            # read once: status() is polled often, and a libvirtd restart is rare
+            self.libvirtd_thp_disabled = _libvirtd_thp_disabled()
             self._run_dir.mkdir(parents=True, exist_ok=True)
             self._sock_dir.mkdir(parents=True, exist_ok=True)
             self._tpl_base = (Path(self.config.cache_dir) / "saves"
@@ -259,7 +262,7 @@ class LibvirtDriver:
             "templates": self.store.counts()["templates"] if self.store else [],
             "errors": c.get("last_errors", []),
             "host_thp": _thp_mode(),
-            "libvirtd_thp_disabled": _libvirtd_thp_disabled(),
+            "libvirtd_thp_disabled": self.libvirtd_thp_disabled,
         }
 
     def close(self) -> None:
