@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from packaging import tags
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
@@ -123,12 +124,33 @@ def validate_wheel(filename: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTE
         declared_tags = {t for d in declared for t in tags.parse_tag(d.strip())}
         if not declared_tags & set(wheel_tags):
             raise WheelError(f"{filename}: the tags in WHEEL ({', '.join(declared)}) do not match the file name.")
+    requires = tuple(metadata.get_all("Requires-Dist") or ())
+    check_requires(filename, requires)
     return WheelInfo(
         filename=filename, name=str(name), version=str(version),
         tags=tuple(sorted(str(t) for t in wheel_tags)),
         sha256=hashlib.sha256(data).hexdigest(), size=len(data),
-        requires=tuple(metadata.get_all("Requires-Dist") or ()),
+        requires=requires,
     )
+
+
+def check_requires(filename: str, requires: tuple[str, ...]) -> None:
+    """Every dependency a wheel declares (extras' ones too) must be a name and version range
+    that the package index resolves: a direct reference (`name @ URL`: https, file, git+...)
+    would make pip fetch an arbitrary archive, and an sdist runs its build code.
+
+    :raises WheelError: a requirement cannot be parsed or names a URL.
+    """
+    for line in requires:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as exc:
+            raise WheelError(f"{filename}: the dependency {line!r} in METADATA cannot be read: {exc}") from None
+        if req.url:
+            raise WheelError(
+                f"{filename} depends on {req.name} through a direct reference ({req.url}). Uploaded wheels may "
+                "only depend on packages by name and version from the package index; upload that dependency "
+                "as a wheel of its own instead.")
 
 
 def _dist_info_matches(dirname: str, name: str, version: Version) -> bool:

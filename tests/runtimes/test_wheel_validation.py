@@ -132,3 +132,43 @@ def test_a_good_upload_is_stored_listed_and_queues_a_build(staff_api, layer_env,
 def test_uploading_requires_staff(api):
     name, data = build_wheel()
     assert _upload(api, name, data).status_code == 403
+
+
+def wheel_requiring(*requires: str, provides_extra: str = "") -> tuple[str, bytes]:
+    """A real wheel whose METADATA declares `requires` (Requires-Dist lines)."""
+    meta = "Metadata-Version: 2.1\nName: stepwell_demo\nVersion: 1.0\n"
+    meta += f"Provides-Extra: {provides_extra}\n" if provides_extra else ""
+    meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+    return build_wheel(extra={"stepwell_demo-1.0.dist-info/METADATA": meta.encode()})
+
+
+@pytest.mark.parametrize("requires, extra", [
+    ("evil @ https://127.0.0.1:1/evil.tar.gz", ""),
+    ("evil @ file:///tmp/x.tar.gz", ""),
+    ("evil@git+https://127.0.0.1:1/evil.git", ""),
+    ("evil @ https://127.0.0.1:1/evil.tar.gz ; extra == 'fast'", "fast"),
+])
+def test_a_wheel_with_a_direct_reference_is_refused_at_upload(staff_api, layer_env, requires, extra):
+    """Attack: pip would fetch and build the referenced sdist (running its setup.py) on the host."""
+    name, data = wheel_requiring("six>=1", requires, provides_extra=extra)
+    r = _upload(staff_api, name, data)
+    assert r.status_code == 400, r.content
+    detail = r.json()["detail"]
+    assert "direct reference" in detail and "evil" in detail
+    assert r.json()["errors"][0]["path"] == "$.file"
+    assert not AllowedPackage.objects.filter(normalized="stepwell-demo").exists()
+    assert not Runtime.objects.exists()
+    assert not (layer_env / "wheels").exists() or not any((layer_env / "wheels").iterdir())
+
+
+def test_a_wheel_with_an_unreadable_requirement_is_refused():
+    name, data = wheel_requiring("evil >>> 1 !!")
+    with pytest.raises(WheelError, match="cannot be read"):
+        validate_wheel(name, data)
+
+
+def test_dependencies_by_name_are_accepted():
+    name, data = wheel_requiring("six>=1.16", "numpy ; extra == 'arrays'", "tzdata ; python_version >= '3.9'",
+                                 provides_extra="arrays")
+    info = validate_wheel(name, data)
+    assert len(info.requires) == 3
