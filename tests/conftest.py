@@ -39,6 +39,14 @@ def api(alice):
     return client
 
 
+@pytest.fixture
+def layer_env(settings, tmp_path):
+    """Layers and wheels go to a temporary directory (not the shared ~/.cache/stepwell)."""
+    settings.STEPWELL_RUNTIME_CACHE_DIR = str(tmp_path / "cache")
+    settings.STEPWELL_WHEEL_DIR = str(tmp_path / "wheels")
+    return tmp_path
+
+
 CHROMIUM = os.environ.get("STEPWELL_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]

@@ -1,5 +1,5 @@
-"""Fixtures for the runtimes tests: staff/regular clients, a private layer cache and wheel dir,
-and a builder of small but real wheels."""
+"""Fixtures for the runtimes tests: a staff client and a builder of small but real wheels (the
+private layer cache and wheel dir, `layer_env`, is in tests/conftest.py: the sandbox tests use it too)."""
 from __future__ import annotations
 
 import base64
@@ -27,14 +27,6 @@ def staff_api(staff):
     client = APIClient()
     client.force_authenticate(staff)
     return client
-
-
-@pytest.fixture
-def layer_env(settings, tmp_path):
-    """Layers and wheels go to a temporary directory (not the shared ~/.cache/stepwell)."""
-    settings.STEPWELL_RUNTIME_CACHE_DIR = str(tmp_path / "cache")
-    settings.STEPWELL_WHEEL_DIR = str(tmp_path / "wheels")
-    return tmp_path
 
 
 def _record_line(name: str, data: bytes) -> str:

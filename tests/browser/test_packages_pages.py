@@ -5,29 +5,9 @@ from __future__ import annotations
 import pytest
 
 from runtimes.models import AllowedPackage, Runtime
+from tests.browser.helpers import PASSWORD, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-PASSWORD = "correct-horse-battery"
-
-
-@pytest.fixture
-def page(pw_browser, live_server):
-    context = pw_browser.new_context(base_url=live_server.url, viewport={"width": 1300, "height": 900})
-    context.set_default_timeout(15_000)
-    pg = context.new_page()
-    pg.errors = []
-    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
-    yield pg
-    context.close()
-
-
-def login(page, username):
-    page.goto("/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/workflows/")
 
 
 FAKE_MONACO = """
@@ -52,14 +32,13 @@ const monaco = {
 """
 
 
-def test_import_help_marks_unknown_imports_and_completes_module_names(page, live_server, django_user_model, settings, tmp_path):
-    django_user_model.objects.create_user("ada", password=PASSWORD)
+def test_import_help_marks_unknown_imports_and_completes_module_names(page, user, settings, tmp_path):
     site = tmp_path / "layer" / "site"
     site.mkdir(parents=True)
     settings.STEPWELL_RUNTIME_CACHE_DIR = str(tmp_path / "cache")
     Runtime.objects.create(status="ready", active=True, layer_dir=str(site), modules=["numpy", "pandas"],
                            lock=[{"name": "numpy", "version": "2.0.0", "requested": True, "sha256": ""}])
-    login(page, "ada")
+    login(page)
     out = page.evaluate("""async () => {
         const m = await import("/static/designer/imports.js");
         """ + FAKE_MONACO + """
@@ -91,17 +70,17 @@ def test_import_help_marks_unknown_imports_and_completes_module_names(page, live
     assert out["afterComma"] is True
     assert out["inFromImport"] == 0
     assert out["imports"] == [["a.b", 1, 8], ["d", 1, 18], ["e.f", 2, 6], ["h", 3, 10], ["i", 3, 20]]
-    assert not page.errors
+    assert not page.console_errors
 
 
-def test_the_staff_page_adds_disables_and_shows_builds(page, live_server, django_user_model):
+def test_the_staff_page_adds_disables_and_shows_builds(page, django_user_model):
     django_user_model.objects.create_user("boss", password=PASSWORD, is_staff=True)
     for name in ("numpy", "pytz"):  # transactional tests flush the default list of the migration
         AllowedPackage.objects.get_or_create(name=name, normalized=name)
     login(page, "boss")
     page.goto("/runtimes/")
     page.wait_for_selector("tr[data-name=numpy]")
-    assert not page.errors
+    assert not page.console_errors
     assert page.locator("#active-card").inner_text().startswith("Active runtime")
     assert "No runtime is active yet" in page.locator("#active-card").inner_text()
 
@@ -126,4 +105,4 @@ def test_the_staff_page_adds_disables_and_shows_builds(page, live_server, django
 
     page.fill("#pkg-search", "tabul")
     page.wait_for_function("() => document.querySelectorAll('#pkg-table tbody tr').length === 1")
-    assert not page.errors
+    assert not page.console_errors
