@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 
 import dj_database_url
 
-from designer.env import env_bool, env_int, env_list, env_str
+from designer.env import env_bool, env_int, env_list, env_str, write_private
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("STEPWELL_VAR_DIR", str(BASE_DIR / "var")))
@@ -21,9 +22,13 @@ def _secret_key() -> str:
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+        write_private(path, secrets.token_urlsafe(50))
+    for _ in range(50):  # another process may have created it a moment ago and be writing it
+        key = path.read_text().strip()
+        if key:
+            return key
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} is empty; delete it to have a new key made")
 
 
 SECRET_KEY = _secret_key()
@@ -56,6 +61,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "designer.middleware.LoginThrottleMiddleware",
 ]
 
 ROOT_URLCONF = "designer.urls"
@@ -91,6 +98,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    "designer.throttling.LoginThrottleBackend",  # refuses sign-ins after too many failures
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -124,6 +135,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "designer.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["designer.throttling.UserRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Stepwell API",
@@ -195,3 +207,47 @@ STEPWELL_RUNTIME_BUILD_TIMEOUT_S = env_int("STEPWELL_RUNTIME_BUILD_TIMEOUT_S", 1
 # Built layers kept besides the active one (older ones are deleted after a build).
 STEPWELL_RUNTIME_KEEP_LAYERS = env_int("STEPWELL_RUNTIME_KEEP_LAYERS", 5, 1, 100)
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RunStatusEnum"] = "engine.states.Status"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["RuntimeStatusEnum"] = "runtimes.models.Runtime.Status"
+
+# --- Deployment: HTTPS, content security policy, rate and size limits (designer/) --------------
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto: secure cookies, HSTS, redirect to
+# https. With it, DEBUG off and a real secret key, `manage.py check --deploy` reports nothing.
+STEPWELL_HTTPS = env_bool("STEPWELL_HTTPS", False)
+if STEPWELL_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("STEPWELL_HSTS_SECONDS", 31_536_000, 0, 63_072_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("STEPWELL_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("STEPWELL_HSTS_PRELOAD", True)
+# Every page gets this policy (django-csp); a response that sets its own (hooks) keeps it.
+# Monaco needs inline styles, data: fonts and images, and its workers start from data: URLs;
+# Redoc's worker starts from a blob: URL. No inline or eval'd script anywhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Rates ("count/period", period in s, m, h, d, e.g. "10/5m" or "600/min"); see designer/throttling.py.
+STEPWELL_LOGIN_FAILURE_RATE = env_str("STEPWELL_LOGIN_FAILURE_RATE", "10/5m")
+STEPWELL_API_RATE = env_str("STEPWELL_API_RATE", "1200/min")
+STEPWELL_HOOK_RATE = env_str("STEPWELL_HOOK_RATE", "120/min")
+if REDIS_URL:  # shared by every process, so the rate limits hold across them
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# Largest request body, refused (413) by designer.middleware.BodyTooLarge before Django reads it:
+# room for the largest definition, and on the wheel-upload paths for the largest wheel.
+STEPWELL_MAX_REQUEST_BYTES = env_int("STEPWELL_MAX_REQUEST_BYTES", DATA_UPLOAD_MAX_MEMORY_SIZE + 1024 * 1024,
+                                     1024, 4 * 1024**3)
+STEPWELL_MAX_UPLOAD_BYTES = STEPWELL_MAX_WHEEL_BYTES + 1024 * 1024
+STEPWELL_UPLOAD_PATH_PREFIXES = ["/api/packages/upload/", "/admin/runtimes/"]

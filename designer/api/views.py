@@ -25,6 +25,7 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     """Workflows of the signed-in user. Updating the definition saves a new version."""
 
     serializer_class = WorkflowSerializer
+    queryset = Workflow.objects.none()  # tells the schema the model (so the id is an integer)
 
     def get_queryset(self):
         return Workflow.objects.filter(owner=self.request.user).select_related("head")

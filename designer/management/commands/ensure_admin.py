@@ -5,6 +5,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from designer.env import write_private
+
 
 class Command(BaseCommand):
     help = "Create an 'admin' superuser with a random password if no superuser exists."
@@ -18,8 +20,8 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser("admin", "admin@localhost", password)
-        note.write_text(f"username: admin\npassword: {password}\n")
-        note.chmod(0o600)
+        note.unlink(missing_ok=True)  # a stale note from an earlier database
+        write_private(note, f"username: admin\npassword: {password}\n")
         bar = "=" * 64
         self.stdout.write(self.style.SUCCESS(
             f"{bar}\nCreated the first admin user.\n  URL:      http://127.0.0.1:8000/login/\n"
