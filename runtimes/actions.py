@@ -30,6 +30,7 @@ from sandbox.layers import Layer, write_active_layer
 log = logging.getLogger(__name__)
 
 _NAME_RE = re.compile(r"^([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9])$")
+_SPEC_RE = re.compile(r"^[A-Za-z0-9.*+!<>=~,_-]+$")
 LOG_CAP = 400_000            # characters of build log kept (the head and the tail)
 LOG_FLUSH_S = 0.75
 
@@ -75,6 +76,8 @@ def check_specifier(spec: str) -> str:
     if spec[0].isdigit():
         spec = "==" + spec
     try:
+        if not _SPEC_RE.match(spec):  # '===' takes any text: no URL, marker or option reaches pip
+            raise InvalidSpecifier(spec)
         SpecifierSet(spec)
     except InvalidSpecifier:
         raise PackageError(f"{spec!r} is not a valid version specifier (for example '>=2.1,<3' or '==1.4.2').") from None
