@@ -189,6 +189,10 @@ STEPWELL_DEFAULT_STEP_TIMEOUT_S = env_int("STEPWELL_DEFAULT_STEP_TIMEOUT_S", 60,
 STEPWELL_DEFAULT_STEP_MEMORY_MIB = env_int("STEPWELL_DEFAULT_STEP_MEMORY_MIB", 512, 128, 8192)
 STEPWELL_MAX_HTTP_TIMEOUT_S = env_int("STEPWELL_MAX_HTTP_TIMEOUT_S", 30, 1, 120)
 STEPWELL_MAX_HTTP_RESPONSE_BYTES = env_int("STEPWELL_MAX_HTTP_RESPONSE_BYTES", 5_000_000, 1_000, 100_000_000)
+# Networks (comma-separated CIDRs) that HTTP steps and code egress may reach although they are
+# loopback, private, link-local...; default none. Parsed by sandbox.egress (shared with the proxy).
+from sandbox.egress import private_networks_from_env  # noqa: E402
+STEPWELL_EGRESS_PRIVATE_NETWORKS = private_networks_from_env()
 STEPWELL_HOOK_TIMEOUT_S = env_int("STEPWELL_HOOK_TIMEOUT_S", 30, 1, 120)
 STEPWELL_MAX_FOREACH_ITEMS = env_int("STEPWELL_MAX_FOREACH_ITEMS", 1000, 1, 100_000)
 STEPWELL_MAX_FOREACH_CONCURRENCY = env_int("STEPWELL_MAX_FOREACH_CONCURRENCY", 4, 1, 64)

@@ -1,73 +1,143 @@
-"""HTTP call steps reach only hosts on the workflow's allow-list."""
+"""HTTP call steps reach only hosts on the workflow's allow-list (loopback allowed for the test)."""
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.engine.conftest import Stack
+
+
+class Server(ThreadingHTTPServer):
+    """A loopback server that records what reaches it; `routes` maps a path to (status, headers)."""
+    daemon_threads = True
+
+    def __init__(self, host="127.0.0.1", routes=None):
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.seen, self.routes = [], routes or {}
+        super().__init__((host, 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+
+class Handler(BaseHTTPRequestHandler):
+    def _answer(self):
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.loads(raw) if raw else None
+        self.server.seen.append({"method": self.command, "path": self.path, "host": self.headers.get("Host"),
+                                 "x_key": self.headers.get("X-Key"), "body": body})
+        status, headers = self.server.routes.get(self.path, (200, {}))
+        out = json.dumps({"echo": body, "path": self.path, "host": self.headers.get("Host")}).encode()
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *a):
+        pass
+
 
 @pytest.fixture
 def server():
-    seen = []
-
-    class Echo(BaseHTTPRequestHandler):
-        def do_POST(self):
-            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            seen.append((self.path, self.headers.get("X-Key"), json.loads(raw)))
-            body = json.dumps({"echo": json.loads(raw), "path": self.path}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    srv.seen = seen
+    srv = Server()
     yield srv
     srv.shutdown()
 
 
-def _flow(wf, port, allowed):
+@pytest.fixture(scope="module")
+def loopback_stack():
+    """A stack whose instance lets HTTP steps reach 127.0.0.1 (and only that address)."""
+    s = Stack(env={"STEPWELL_EGRESS_PRIVATE_NETWORKS": "127.0.0.1/32"})
+    yield s
+    s.close()
+
+
+def _flow(wf, url, allowed, method="POST"):
+    params = {"method": method, "url": url, "headers": {"X-Key": "{{ vars.KEY }}", "Host": "forged.example"}}
+    if method == "POST":
+        params["body"] = {"id": "{{ trigger.body.id }}"}
     return wf.definition(
-        [wf.node("trigger", "trigger.manual"),
-         wf.node("call", "action.http", {"method": "POST", "url": f"http://127.0.0.1:{port}/items",
-                                         "headers": {"X-Key": "{{ vars.KEY }}"},
-                                         "body": {"id": "{{ trigger.body.id }}"}})],
+        [wf.node("trigger", "trigger.manual"), wf.node("call", "action.http", params)],
         [wf.edge("trigger", "call")], allowed_hosts=allowed, variables=[{"name": "KEY", "value": "k1"}])
 
 
-def test_it_calls_an_allowed_host(stack, wf, server):
+def _run(stack, definition):
     api = stack.api()
-    w = api.create_workflow(_flow(wf, server.server_port, ["127.0.0.1"]))
-    run = api.wait(api.start(w["id"], {"id": 7})["id"])
+    w = api.create_workflow(definition)
+    return api.wait(api.start(w["id"], {"id": 7})["id"])
+
+
+def _one_name_for_127_0_0_1():
+    for name in ("localhost", socket.gethostname()):
+        try:
+            if {ai[4][0] for ai in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)} == {"127.0.0.1"}:
+                return name
+        except OSError:
+            pass
+    pytest.skip("no host name here resolves to 127.0.0.1 alone")
+
+
+def test_it_calls_an_allowed_host_under_its_name(loopback_stack, wf, server):
+    name = _one_name_for_127_0_0_1()
+    run = _run(loopback_stack, _flow(wf, f"http://{name}:{server.port}/items", [f"{name}:{server.port}"]))
     assert run["status"] == "succeeded", run
-    call = run["steps"][-1]
-    assert call["output"]["status_code"] == 200 and call["output"]["body"] == {"echo": {"id": 7}, "path": "/items"}
-    assert server.seen == [("/items", "k1", {"id": 7})]
+    out = run["steps"][-1]["output"]
+    assert out["status_code"] == 200 and out["body"]["echo"] == {"id": 7} and out["body"]["path"] == "/items"
+    # the checked address was reached, under the URL's name (a Host header in the step is ignored)
+    assert server.seen == [{"method": "POST", "path": "/items", "host": f"{name}:{server.port}",
+                            "x_key": "k1", "body": {"id": 7}}]
 
 
-def test_it_refuses_a_host_not_on_the_list(stack, wf, server):
-    api = stack.api()
-    w = api.create_workflow(_flow(wf, server.server_port, ["api.example.com"]))
-    run = api.wait(api.start(w["id"], {"id": 7})["id"])
+def test_it_refuses_a_host_not_on_the_list(loopback_stack, wf, server):
+    run = _run(loopback_stack, _flow(wf, f"http://127.0.0.1:{server.port}/items", ["api.example.com"]))
     assert run["status"] == "failed"
     call = run["steps"][-1]
     assert call["status"] == "failed"
-    assert "'127.0.0.1' is not on this workflow's allowed hosts" in call["error"]
+    assert f"egress to 127.0.0.1:{server.port} is not allowed by this workflow" in call["error"]
     assert server.seen == []
 
 
-def test_host_matching_rules():
-    from engine.steps.http_call import host_allowed
+def test_it_refuses_a_port_the_entry_does_not_name(loopback_stack, wf, server):
+    """`127.0.0.1` without a port means 80 and 443 only; before, it let every port through."""
+    run = _run(loopback_stack, _flow(wf, f"http://127.0.0.1:{server.port}/items", ["127.0.0.1"]))
+    assert run["status"] == "failed", run
+    assert f"egress to 127.0.0.1:{server.port} is not allowed by this workflow" in run["steps"][-1]["error"]
+    assert server.seen == []
 
-    assert host_allowed("https://api.example.com/x", ["api.example.com"])
-    assert host_allowed("https://a.example.com/x", ["*.example.com"])
-    assert not host_allowed("https://example.com/x", ["*.example.com"])
-    assert not host_allowed("https://api.example.com.evil.net/", ["api.example.com"])
-    assert host_allowed("http://127.0.0.1:8080/", ["127.0.0.1:8080"])
-    assert not host_allowed("http://127.0.0.1:9090/", ["127.0.0.1:8080"])
-    assert not host_allowed("http://user@evil.net/", ["user"])
+
+def test_it_follows_redirects_it_may_follow(loopback_stack, wf):
+    srv = Server(routes={"/old": (303, {"Location": "/new?x=1"})})
+    try:
+        run = _run(loopback_stack, _flow(wf, f"http://127.0.0.1:{srv.port}/old", [f"127.0.0.1:{srv.port}"]))
+        assert run["status"] == "succeeded", run
+        assert [(s["method"], s["path"]) for s in srv.seen] == [("POST", "/old"), ("GET", "/new?x=1")]
+        assert run["steps"][-1]["output"]["body"]["path"] == "/new?x=1"
+    finally:
+        srv.shutdown()
+
+
+def test_it_refuses_a_redirect_to_a_refused_address(loopback_stack, wf):
+    """An allowed server redirects to 127.0.0.2, which the workflow lists by name but the
+    instance does not let through: the redirect is checked like the first request."""
+    target = Server("127.0.0.2")
+    first = Server(routes={"/go": (302, {"Location": f"http://127.0.0.2:{target.port}/secret"})})
+    try:
+        run = _run(loopback_stack, _flow(wf, f"http://127.0.0.1:{first.port}/go", [
+            f"127.0.0.1:{first.port}", f"127.0.0.2:{target.port}"], method="GET"))
+        assert run["status"] == "failed", run
+        error = run["steps"][-1]["error"]
+        assert f"redirect refused: egress to 127.0.0.2:{target.port} is refused: 127.0.0.2 is a loopback " \
+               "address" in error, error
+        assert [s["path"] for s in first.seen] == ["/go"] and target.seen == []
+    finally:
+        first.shutdown()
+        target.shutdown()
