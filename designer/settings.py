@@ -193,6 +193,10 @@ STEPWELL_MAX_HTTP_RESPONSE_BYTES = env_int("STEPWELL_MAX_HTTP_RESPONSE_BYTES", 5
 # loopback, private, link-local...; default none. Parsed by sandbox.egress (shared with the proxy).
 from sandbox.egress import private_networks_from_env  # noqa: E402
 STEPWELL_EGRESS_PRIVATE_NETWORKS = private_networks_from_env()
+# Mapping caps ({{ expressions }} in parameters): per node, per expression, per interpolated string.
+STEPWELL_MAPPING_MAX_EXPRESSIONS = env_int("STEPWELL_MAPPING_MAX_EXPRESSIONS", 1000, 1, 100_000)
+STEPWELL_MAPPING_MAX_EXPRESSION_CHARS = env_int("STEPWELL_MAPPING_MAX_EXPRESSION_CHARS", 2000, 16, 100_000)
+STEPWELL_MAPPING_MAX_STRING_CHARS = env_int("STEPWELL_MAPPING_MAX_STRING_CHARS", 1_000_000, 1_000, 100_000_000)
 STEPWELL_HOOK_TIMEOUT_S = env_int("STEPWELL_HOOK_TIMEOUT_S", 30, 1, 120)
 STEPWELL_MAX_FOREACH_ITEMS = env_int("STEPWELL_MAX_FOREACH_ITEMS", 1000, 1, 100_000)
 STEPWELL_MAX_FOREACH_CONCURRENCY = env_int("STEPWELL_MAX_FOREACH_CONCURRENCY", 4, 1, 64)

@@ -213,13 +213,18 @@ def empty_definition() -> dict:
 def _mapping_problems(doc: dict) -> list[Problem]:
     """Expressions that do not parse, and references to steps that do not precede the node."""
     from engine.graph import Graph
-    from engine.mapping import check_syntax, expressions, step_references
+    from engine.mapping import MappingError, check_syntax, expressions, mapped_parameters, step_references
 
     graph = Graph(doc)
     problems: list[Problem] = []
     for i, node in enumerate(doc["nodes"]):
         ancestors = None
-        for path, expr in expressions(node.get("parameters", {}), f"$.nodes[{i}].parameters"):
+        try:
+            found = list(expressions(mapped_parameters(node), f"$.nodes[{i}].parameters"))
+        except MappingError as exc:     # a limit: too many expressions, or one too long
+            problems.append(Problem(exc.path, exc.message, node["id"]))
+            continue
+        for path, expr in found:
             error = check_syntax(expr)
             if error:
                 problems.append(Problem(path, error, node["id"]))
