@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine import response_policy
+
 MAX_TIMEOUT_S = 600
 MAX_MEMORY_MIB = 8192
 
@@ -47,6 +49,22 @@ def _obj(properties: dict, required: tuple[str, ...] = ()) -> dict:
 
 
 _HEADERS = {"type": "object", "additionalProperties": {"type": "string"}}
+# A hook's reply is served on the app's origin: only the headers engine.response_policy allows.
+# ("errorMessage" is what engine.validation reports instead of the pattern that failed.)
+_RESPONSE_HEADERS = {
+    "type": "object", "maxProperties": response_policy.MAX_HEADERS,
+    "propertyNames": {"allOf": [
+        {"not": {"pattern": response_policy.NOT_TOKEN_PATTERN},
+         "errorMessage": "{instance!r} is not a valid header name"},
+        {"pattern": response_policy.NAME_PATTERN,
+         "errorMessage": "{instance!r} is not a header a hook may send (never Set-Cookie, Content-Security-Policy, "
+                         "hop-by-hop or proxy headers; allowed: " + ", ".join(response_policy.ALLOWED)
+                         + ", and X-... headers)"},
+    ]},
+    "additionalProperties": {"type": "string", "maxLength": response_policy.MAX_VALUE_CHARS, "allOf": [
+        {"not": {"pattern": response_policy.VALUE_FORBIDDEN_PATTERN},
+         "errorMessage": "a header value may not contain a line break or NUL"}]},
+}
 _HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
 NODE_TYPES: dict[str, NodeType] = {
@@ -135,9 +153,14 @@ NODE_TYPES: dict[str, NodeType] = {
             "Replies to the HTTP request that started the run.",
             _obj({
                 "status_code": {"type": "integer", "minimum": 100, "maximum": 599},
-                "headers": _HEADERS,
+                "headers": _RESPONSE_HEADERS,
                 "body": {"description": _MAPPING_NOTE},
-            }),
+            }) | {
+                "if": {"required": ["status_code"], "properties": {"status_code": {"minimum": 300, "maximum": 399}}},
+                "else": {"properties": {"headers": {"propertyNames": {
+                    "not": {"pattern": response_policy.LOCATION_PATTERN},
+                    "errorMessage": "{instance!r} is only sent with a 3xx status_code"}}}},
+            },
             outputs=(), defaults={"status_code": 200, "body": {}}, icon="↩",
         ),
     ]

@@ -45,6 +45,9 @@ def _validator() -> Draft202012Validator:
 
 
 def _message(error) -> str:
+    custom = error.schema.get("errorMessage") if isinstance(error.schema, dict) else None
+    if custom:  # a schema's own wording (e.g. the Response node's header rules in engine.nodes)
+        return custom.format(instance=error.instance)
     if error.validator == "enum" and list(error.path)[-1:] == ["type"] and len(error.path) == 3:
         return f"unknown node type {error.instance!r}; known types: {', '.join(sorted(NODE_TYPES))}"
     if error.validator == "additionalProperties":
