@@ -29,7 +29,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from engine.graph import Graph
-from engine.mapping import MappingError, resolve
+from engine.mapping import MappingError, resolve_parameters
 from engine.models import NodeSchema, Run, StepFile, StepRun
 from engine.states import Status, begin, transition
 from engine.steps import Outcome, StepContext, handler
@@ -187,7 +187,7 @@ class Execution:
                 raise Cancelled()
             step = self._new_step(node_id, item_index, attempt)
             try:
-                params = resolve(node.get("parameters", {}), ns, "$.parameters")
+                params = resolve_parameters(node, ns)  # a code step's source is never templated
             except MappingError as exc:
                 transition(step, Status.FAILED, error=f"mapping error at {exc.path}: {exc.message}")
                 raise StepFailed(f"step {node_id!r}: mapping error at {exc.path}: {exc.message}") from None
