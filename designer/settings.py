@@ -198,6 +198,14 @@ STEPWELL_MAPPING_MAX_EXPRESSIONS = env_int("STEPWELL_MAPPING_MAX_EXPRESSIONS", 1
 STEPWELL_MAPPING_MAX_EXPRESSION_CHARS = env_int("STEPWELL_MAPPING_MAX_EXPRESSION_CHARS", 2000, 16, 100_000)
 STEPWELL_MAPPING_MAX_STRING_CHARS = env_int("STEPWELL_MAPPING_MAX_STRING_CHARS", 1_000_000, 1_000, 100_000_000)
 STEPWELL_HOOK_TIMEOUT_S = env_int("STEPWELL_HOOK_TIMEOUT_S", 30, 1, 120)
+# Origin the hook URLs shown by the API point at (e.g. https://hooks.example.com). In production,
+# a host name of its own that no session cookie is sent to: hook answers are written by workflow
+# owners. Empty: the origin of the request that asks for the URL.
+STEPWELL_HOOK_BASE_URL = env_str("STEPWELL_HOOK_BASE_URL", "").rstrip("/")
+if STEPWELL_HOOK_BASE_URL and not STEPWELL_HOOK_BASE_URL.startswith(("https://", "http://")):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEPWELL_HOOK_BASE_URL must start with https:// (got {STEPWELL_HOOK_BASE_URL!r})")
 STEPWELL_MAX_FOREACH_ITEMS = env_int("STEPWELL_MAX_FOREACH_ITEMS", 1000, 1, 100_000)
 STEPWELL_MAX_FOREACH_CONCURRENCY = env_int("STEPWELL_MAX_FOREACH_CONCURRENCY", 4, 1, 64)
 # Independent branches of one run that execute at the same time.
