@@ -11,6 +11,12 @@ Pure helper (no Django): `build_layer(requirements, wheels, cache_dir, log=...)`
    `site/`, check the installed dist-infos against the lock, list the importable top-level
    modules, build an ext4 image of the tree (`mke2fs -d`, no journal) and rename the
    directory into place: readers never see a half-built layer.
+
+pip never builds anything: every pip command line carries `--only-binary=:all:`, requirements
+are names and version ranges (no URL, no marker), and the resolved set is checked again (every
+file a wheel, every direct reference one of the uploaded wheels). pip runs in a `BuildBox`
+(runtimes/buildbox.py): a fresh unprivileged uid in bubblewrap that sees only the build folder,
+the package index and its own Python, never the service's files or secrets.
 """
 from __future__ import annotations
 
@@ -30,9 +36,11 @@ from email.parser import HeaderParser
 from pathlib import Path
 from typing import Callable, Iterable
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from runtimes.wheels import PYTHON_VERSION, platforms
+from runtimes.buildbox import BoxUnavailable, BuildBox
+from runtimes.wheels import PYTHON_VERSION, WheelError, platforms, validate_wheel
 from sandbox.layers import IMAGE_LABEL, layers_dir
 
 BUILDER_VERSION = 2
@@ -40,6 +48,7 @@ SITE = "site"
 IMAGE = "packages.img"
 LOCK = "lock.json"
 COMPLETE = "complete"
+BOX = "box"                # the build folder pip sees (removed before the layer is moved into place)
 SKIP_TOP = {"bin", "__pycache__", "share", "include", "etc"}
 MAX_LOG_LINE = 2000
 
@@ -85,15 +94,19 @@ def pip_target_args() -> list[str]:
 
 
 def _pip_base() -> list[str]:
-    return [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-            "--progress-bar", "off"]
+    return [sys.executable, "-I", "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+            "--progress-bar", "off", "--no-color"]
 
 
-def _run(cmd: list[str], log: Callable[[str], None], timeout: float) -> int:
-    log("$ " + " ".join(cmd))
+def _run(cmd: list[str], log: Callable[[str], None], timeout: float, box: BuildBox | None = None) -> int:
+    """Run `cmd` (in `box` when given: pip always is), streaming its output to `log`."""
+    log("$ " + " ".join(cmd) + (f"    [uid {box.uid}, bubblewrap]" if box else ""))
+    if box is not None:
+        cmd = box.command(cmd)
     deadline = time.monotonic() + timeout
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            text=True, errors="replace", cwd="/", start_new_session=True)
+                            text=True, errors="replace", cwd="/", start_new_session=True,
+                            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"} if box else None)
     assert proc.stdout is not None
     try:
         for line in proc.stdout:
@@ -120,45 +133,91 @@ def _tail_error(lines: list[str]) -> str:
     return " ".join(ln.strip() for ln in picked)[:500]
 
 
-def resolve(requirements: list[str], wheels: Iterable[Path], log: Callable[[str], None],
-            workdir: Path, timeout: float = 900) -> list[LockEntry]:
-    """Ask pip which exact files install `requirements` + `wheels` for the sandbox.
+def check_requirement(text: str) -> str:
+    """`text` if it is a plain 'name<version range>' requirement (what the allow-list holds).
 
-    :raises BuildError: when pip cannot resolve the set (unknown package, no fitting wheel, conflict).
+    :raises BuildError: a URL, a marker, an option or anything else pip would treat specially.
     """
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise BuildError(f"{text!r} is not a valid requirement: {exc}") from None
+    if req.url or req.marker or text.strip().startswith("-") or any(c in text for c in " @;#:/\\"):
+        raise BuildError(f"{text!r} is not a plain name and version range; refusing to give it to pip")
+    return text
+
+
+def _read_report(path: Path) -> dict:
+    """pip's --report, written in the box: opened without following links."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise BuildError(f"pip wrote no report: {exc}") from None
+    with os.fdopen(fd, "rb") as fh:
+        return json.loads(fh.read(64 * 1024 * 1024))
+
+
+def _local_file(url: str, box: BuildBox) -> Path:
+    """The file a file:// URL of the resolution names, if the box could see it (index or wheels)."""
+    path = Path(os.path.normpath(url[len("file://"):].split("#", 1)[0]))
+    if not any(path == p or p in path.parents for p in [box.root, *box.ro_paths]) or path.is_symlink():
+        raise BuildError(f"pip resolved to {url}, which is neither in the package index nor an uploaded wheel")
+    return path
+
+
+def resolve(requirements: list[str], wheels: Iterable[Path], log: Callable[[str], None],
+            box: BuildBox, timeout: float = 900) -> list[LockEntry]:
+    """Ask pip (in `box`) which exact files install `requirements` + `wheels` for the sandbox.
+    `wheels` must lie in the box's folder.
+
+    :raises BuildError: when pip cannot resolve the set (unknown package, no fitting wheel,
+        conflict), or the resolution is not wheels from the index and the uploaded wheels only.
+    """
+    requirements = [check_requirement(r) for r in requirements]
     wheels = [Path(w) for w in wheels]
-    report = workdir / "report.json"
+    report = box.root / "report.json"
     captured: list[str] = []
 
     def tee(line: str) -> None:
         captured.append(line)
         log(line)
 
-    cmd = [*_pip_base(), "--dry-run", "--ignore-installed", "--target", str(workdir / "unused"),
+    cmd = [*_pip_base(), "--dry-run", "--ignore-installed", "--target", str(box.root / "unused"),
            "--report", str(report), *pip_target_args(), *requirements, *map(str, wheels)]
-    rc = _run(cmd, tee, timeout)
+    rc = _run(cmd, tee, timeout, box)
     if rc != 0 or not report.exists():
         raise BuildError("pip could not resolve the package list: " + (_tail_error(captured) or f"exit {rc}"))
-    data = json.loads(report.read_text())
+    data = _read_report(report)
     wheel_urls = {w.resolve().as_uri(): w for w in wheels}
     out: list[LockEntry] = []
     for item in data.get("install", []):
         meta = item.get("metadata", {})
         info = item.get("download_info", {})
         url = info.get("url", "")
-        hashes = (info.get("archive_info") or {}).get("hashes") or {}
-        sha = hashes.get("sha256", "")
-        if not sha and "=" in (info.get("archive_info") or {}).get("hash", ""):
-            algo, _, value = info["archive_info"]["hash"].partition("=")
-            sha = value if algo == "sha256" else ""
+        name = meta.get("name") or "?"
+        archive = info.get("archive_info")
+        if archive is None or "dir_info" in info or "vcs_info" in info:
+            raise BuildError(f"{name} resolved to a directory or a repository ({url}); only wheels are installed.")
         if not url.split("#", 1)[0].endswith(".whl"):
-            raise BuildError(f"{meta.get('name')} resolved to a non-wheel file ({url}); only wheels are installed.")
+            raise BuildError(f"{name} resolved to a non-wheel file ({url}); only wheels are installed.")
+        if item.get("is_direct") and url.split("#", 1)[0] not in wheel_urls:
+            raise BuildError(f"{name} resolved to a direct reference ({url}); only the package index "
+                             "and uploaded wheels are allowed.")
+        if not url.startswith(("https://", "http://", "file://")):
+            raise BuildError(f"{name} resolved to {url}; only the package index and uploaded wheels are allowed.")
+        hashes = archive.get("hashes") or {}
+        sha = hashes.get("sha256", "")
+        if not sha and "=" in archive.get("hash", ""):
+            algo, _, value = archive["hash"].partition("=")
+            sha = value if algo == "sha256" else ""
         if not sha and url.startswith("file://"):
-            sha = hashlib.sha256(Path(url[len("file://"):]).read_bytes()).hexdigest()
+            sha = hashlib.sha256(_local_file(url, box).read_bytes()).hexdigest()
+        if not sha:
+            raise BuildError(f"{name}: the package index gave no sha256 for {url}")
         out.append(LockEntry(
             name=canonicalize_name(meta.get("name", "")), version=str(meta.get("version", "")),
             sha256=sha, url=url.split("#", 1)[0], requested=bool(item.get("requested")),
-            source="wheel" if url in wheel_urls else "index",
+            source="wheel" if url.split("#", 1)[0] in wheel_urls else "index",
         ))
     out.sort(key=lambda e: e.name)
     return out
@@ -306,8 +365,13 @@ def build_layer(requirements: list[str], wheels: Iterable[Path], cache_dir: Path
         work = base / f".build-{os.getpid()}-{secrets.token_hex(4)}"
         work.mkdir()
         try:
+            try:
+                box = BuildBox.create(work / BOX)
+            except BoxUnavailable as exc:
+                raise BuildError(f"cannot isolate pip: {exc}") from None
+            boxed_wheels = _copy_wheels(wheels, box)
             phase("resolving")
-            lock = resolve(requirements, wheels, log, work, timeout=timeout) if (requirements or wheels) else []
+            lock = resolve(requirements, boxed_wheels, log, box, timeout=timeout) if (requirements or wheels) else []
             for e in lock:
                 log(f"  lock: {e.name}=={e.version}{'' if e.requested else '  (dependency)'}")
             layer_id = layer_id_of(lock)
@@ -318,8 +382,9 @@ def build_layer(requirements: list[str], wheels: Iterable[Path], cache_dir: Path
                 return existing
             if root.exists():
                 shutil.rmtree(root)
-            site = work / SITE
+            site = box.root / SITE
             site.mkdir()
+            os.chown(site, box.uid, box.uid)
             if lock:
                 phase("installing")
                 urls = [f"{e.url}#sha256={e.sha256}" if e.sha256 else e.url for e in lock]
@@ -330,11 +395,18 @@ def build_layer(requirements: list[str], wheels: Iterable[Path], cache_dir: Path
                     log(line)
 
                 cmd = [*_pip_base(), "--no-deps", "--target", str(site), *pip_target_args(), *urls]
-                rc = _run(cmd, tee, timeout)
+                rc = _run(cmd, tee, timeout, box)
                 if rc != 0:
                     raise BuildError("pip failed to install the resolved packages: "
                                      + (_tail_error(captured) or f"exit {rc}"))
             phase("checking")
+            try:
+                box.reclaim(site)
+            except BoxUnavailable as exc:
+                raise BuildError(str(exc)) from None
+            os.rename(site, work / SITE)
+            shutil.rmtree(box.root)
+            site = work / SITE
             installed = installed_distributions(site)
             expected = {e.name: e.version for e in lock}
             if installed != expected:
@@ -366,6 +438,30 @@ def build_layer(requirements: list[str], wheels: Iterable[Path], cache_dir: Path
         finally:
             if work.exists():
                 shutil.rmtree(work, ignore_errors=True)
+
+
+def _copy_wheels(wheels: list[Path], box: BuildBox) -> list[Path]:
+    """Uploaded wheels, checked again and copied into the box (which cannot see where they are stored).
+
+    :raises BuildError: a wheel is not acceptable (e.g. it depends on something by URL).
+    """
+    if not wheels:
+        return []
+    dest = box.root / "wheels"
+    dest.mkdir(mode=0o755)
+    out = []
+    for w in wheels:
+        try:  # again at build time: a wheel stored before a check existed must not reach pip either
+            validate_wheel(w.name, w.read_bytes(), max_bytes=1 << 40)
+        except WheelError as exc:
+            raise BuildError(str(exc)) from None
+        target = dest / w.name
+        if target.exists():
+            raise BuildError(f"two uploaded wheels are both named {w.name}")
+        shutil.copyfile(w, target)
+        os.chmod(target, 0o644)
+        out.append(target)
+    return out
 
 
 def prune_layers(cache_dir: Path, keep: Iterable[str]) -> list[str]:

@@ -110,6 +110,14 @@ def test_an_uploaded_wheel_is_installed_from_the_file(empty_list):
     runtime = build()
     assert runtime.status == Runtime.Status.READY, runtime.log
     assert runtime.lock[0]["name"] == "stepwell-demo" and runtime.lock[0]["source"] == "wheel"
+    # pip ran twice (resolve, install), wheels only, each time unprivileged in bubblewrap
+    pip_lines = [ln for ln in runtime.log.splitlines() if ln.startswith("$ ") and " -m pip " in ln]
+    assert len(pip_lines) == 2, runtime.log
+    assert all("--only-binary=:all:" in ln and ", bubblewrap]" in ln for ln in pip_lines)
+    # the layer belongs to root, not to the uid pip ran as
+    site = Path(runtime.layer_dir)
+    assert {p.stat().st_uid for p in [site, *site.rglob("*")]} == {0}
+    assert not list((cache(empty_list) / "layers").glob(".build-*"))
     r = sandbox_python(active_layer(cache(empty_list)), "import stepwell_demo; print(stepwell_demo.hello())")
     assert r.returncode == 0 and r.stdout.strip() == "hi from the wheel", r.stderr
 
