@@ -95,7 +95,8 @@ def parse_entry(entry: str) -> tuple[str, int | None]:
     else:                       # a name, or an IPv6 address without a port
         host, port_text = text, None
     host = _normal_host(host)
-    if not host or host in ("*", "*.") or any(c.isspace() or c in "/@?#" for c in host):
+    if not host or host in ("*", "*.") or any(c.isspace() or c in "/@?#[]" for c in host) or (
+            ":" in host and _ip(host) is None):
         raise EntryError(f"{entry!r} is not a host name")
     port = None
     if port_text is not None:

@@ -36,7 +36,7 @@ def test_it_parses_entries_strictly():
     assert parse_entry("Example.COM:8443") == ("example.com", 8443)
     assert parse_entry("[::1]:80") == ("::1", 80)
     assert parse_entry("*.example.com") == ("*.example.com", None)
-    for bad in ("", "host:0", "host:99999", "host:x", "[::1", "a b", "*", "user@host"):
+    for bad in ("", "host:0", "host:99999", "host:x", "[::1", "a b", "*", "user@host", "host:80:", "a:b:c"):
         with pytest.raises(EntryError):
             parse_entry(bad)
     assert not listed(["host:99999", "", "host"], "host", 99999)       # a bad entry matches nothing
