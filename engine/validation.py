@@ -187,10 +187,24 @@ def validate_definition(doc, max_nodes: int = 1000, max_bytes: int | None = None
     problems = _schema_problems(doc)
     if problems:
         return problems
-    problems = _graph_problems(doc, max_nodes)
+    problems = _graph_problems(doc, max_nodes) + _settings_problems(doc)
     if problems:
         return problems
     return _mapping_problems(doc)
+
+
+def _settings_problems(doc: dict) -> list[Problem]:
+    """`settings.allowed_hosts` entries the egress policy cannot read."""
+    from sandbox.egress import EntryError, parse_entry
+
+    problems = []
+    for i, entry in enumerate((doc.get("settings") or {}).get("allowed_hosts") or []):
+        try:
+            parse_entry(entry)
+        except EntryError as exc:
+            problems.append(Problem(f"$.settings.allowed_hosts[{i}]",
+                                    f"{exc}; entries are host, host:port or *.domain"))
+    return problems
 
 
 def check_definition(doc, **kwargs) -> None:

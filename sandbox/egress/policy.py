@@ -85,6 +85,9 @@ def parse_entry(entry: str) -> tuple[str, int | None]:
     :raises EntryError: the entry is empty or its port is not 1-65535.
     """
     text = str(entry).strip().lower()
+    if "/" in text:
+        raise EntryError(f"{entry!r}: write the host name alone (e.g. api.example.com or api.example.com:8443), "
+                         "without a scheme or a path")
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):

@@ -39,6 +39,8 @@ def test_it_parses_entries_strictly():
     for bad in ("", "host:0", "host:99999", "host:x", "[::1", "a b", "*", "user@host", "host:80:", "a:b:c"):
         with pytest.raises(EntryError):
             parse_entry(bad)
+    with pytest.raises(EntryError, match="without a scheme or a path"):
+        parse_entry("https://api.example.com")
     assert not listed(["host:99999", "", "host"], "host", 99999)       # a bad entry matches nothing
 
 
