@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from engine.validation import empty_definition
+from tests.helpers.httpserver import LoopbackServer, echo
 
 
 @pytest.fixture
@@ -45,6 +46,23 @@ def layer_env(settings, tmp_path):
     settings.STEPWELL_RUNTIME_CACHE_DIR = str(tmp_path / "cache")
     settings.STEPWELL_WHEEL_DIR = str(tmp_path / "wheels")
     return tmp_path
+
+
+@pytest.fixture
+def http_server():
+    """Makes loopback HTTP(S) servers (tests/helpers/httpserver.py) that close after the test:
+    `srv = http_server(answer, host="127.0.0.1", tls=False)`. A handler that raised fails it."""
+    servers = []
+
+    def make(answer=echo, **kw) -> LoopbackServer:
+        servers.append(LoopbackServer(answer, **kw))
+        return servers[-1]
+
+    yield make
+    for srv in servers:
+        srv.close()
+    errors = [exc for srv in servers for exc in srv.errors]
+    assert not errors, f"a test server's handler raised: {errors!r}"
 
 
 CHROMIUM = os.environ.get("STEPWELL_CHROMIUM", "/usr/bin/chromium")

@@ -189,6 +189,15 @@ def stack():
     s.close()
 
 
+@pytest.fixture(scope="session")
+def loopback_stack():
+    """A shared stack whose instance lets HTTP steps reach 127.0.0.1 (and only that address), for
+    tests that call a loopback test server (the `http_server` fixture)."""
+    s = Stack(env={"STEPWELL_EGRESS_PRIVATE_NETWORKS": "127.0.0.1/32"})
+    yield s
+    s.close()
+
+
 @pytest.fixture
 def private_stack():
     """A stack of one's own, for tests that kill processes."""

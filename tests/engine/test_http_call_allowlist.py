@@ -1,64 +1,33 @@
 """HTTP call steps reach only hosts on the workflow's allow-list (loopback allowed for the test)."""
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.engine.conftest import Stack
+from tests.helpers.httpserver import LoopbackServer, Reply
 
 
-class Server(ThreadingHTTPServer):
-    """A loopback server that records what reaches it; `routes` maps a path to (status, headers)."""
-    daemon_threads = True
+class Server(LoopbackServer):
+    """A loopback server that echoes what reaches it; `routes` maps a path to (status, headers)."""
 
     def __init__(self, host="127.0.0.1", routes=None):
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.seen, self.routes = [], routes or {}
-        super().__init__((host, 0), Handler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.routes = routes or {}
+        super().__init__(self._answer, host=host)
+
+    def _answer(self, req):
+        status, headers = self.routes.get(req.path, (200, {}))
+        return Reply(status, {"echo": req.json(), "path": req.path, "host": req.headers.get("Host")}, headers)
 
     @property
-    def port(self):
-        return self.server_address[1]
-
-
-class Handler(BaseHTTPRequestHandler):
-    def _answer(self):
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = json.loads(raw) if raw else None
-        self.server.seen.append({"method": self.command, "path": self.path, "host": self.headers.get("Host"),
-                                 "x_key": self.headers.get("X-Key"), "body": body})
-        status, headers = self.server.routes.get(self.path, (200, {}))
-        out = json.dumps({"echo": body, "path": self.path, "host": self.headers.get("Host")}).encode()
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *a):
-        pass
+    def seen(self):
+        return [{"method": r.method, "path": r.path, "host": r.headers.get("Host"), "x_key": r.headers.get("X-Key"),
+                 "body": r.json()} for r in self.requests]
 
 
 @pytest.fixture
 def server():
     srv = Server()
     yield srv
-    srv.shutdown()
-
-
-@pytest.fixture(scope="module")
-def loopback_stack():
-    """A stack whose instance lets HTTP steps reach 127.0.0.1 (and only that address)."""
-    s = Stack(env={"STEPWELL_EGRESS_PRIVATE_NETWORKS": "127.0.0.1/32"})
-    yield s
-    s.close()
+    srv.close()
 
 
 def _flow(wf, url, allowed, method="POST"):
@@ -122,7 +91,7 @@ def test_it_follows_redirects_it_may_follow(loopback_stack, wf):
         assert [(s["method"], s["path"]) for s in srv.seen] == [("POST", "/old"), ("GET", "/new?x=1")]
         assert run["steps"][-1]["output"]["body"]["path"] == "/new?x=1"
     finally:
-        srv.shutdown()
+        srv.close()
 
 
 def test_it_refuses_a_redirect_to_a_refused_address(loopback_stack, wf):
@@ -139,5 +108,5 @@ def test_it_refuses_a_redirect_to_a_refused_address(loopback_stack, wf):
                "address" in error, error
         assert [s["path"] for s in first.seen] == ["/go"] and target.seen == []
     finally:
-        first.shutdown()
-        target.shutdown()
+        first.close()
+        target.close()

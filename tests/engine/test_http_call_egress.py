@@ -12,8 +12,8 @@ from tests.engine.test_http_call_allowlist import Server, _flow, _run
 def servers():
     v4, v6 = Server("127.0.0.1"), Server("::1")
     yield v4, v6
-    v4.shutdown()
-    v6.shutdown()
+    v4.close()
+    v6.close()
 
 
 def _cases(p4, p6):

@@ -1,7 +1,5 @@
 """Retry policy (a new attempt per failure, with backoff) and sandbox timeouts."""
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.helpers.httpserver import Reply
 
 
 def test_it_retries_a_failing_step_by_policy(stack, wf):
@@ -22,37 +20,17 @@ def test_it_retries_a_failing_step_by_policy(stack, wf):
     assert [e["data"]["retry_in_s"] for e in retry_events] == [0.1, 0.2]
 
 
-def test_a_retried_step_can_succeed(stack, wf):
+def test_a_retried_step_can_succeed(loopback_stack, wf, http_server):
     """An HTTP call to a server that answers 503 twice, then 200: attempt 3 succeeds."""
-    hits = []
-
-    class Flaky(BaseHTTPRequestHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            code = 503 if len(hits) < 3 else 200
-            body = json.dumps({"hit": len(hits)}).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *a):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        api = stack.api()
-        d = wf.definition(
-            [wf.node("trigger", "trigger.manual"),
-             wf.node("call", "action.http", {"method": "GET", "url": f"http://127.0.0.1:{server.server_port}/x"},
-                     retry={"max_attempts": 4, "backoff_s": 0.05, "backoff_factor": 1})],
-            [wf.edge("trigger", "call")], allowed_hosts=["127.0.0.1"])
-        w = api.create_workflow(d)
-        run = api.wait(api.start(w["id"])["id"])
-    finally:
-        server.shutdown()
+    hits = http_server(lambda req: Reply(503 if len(hits.requests) < 3 else 200, {"hit": len(hits.requests)}))
+    api = loopback_stack.api()
+    d = wf.definition(
+        [wf.node("trigger", "trigger.manual"),
+         wf.node("call", "action.http", {"method": "GET", "url": hits.url("/x")},
+                 retry={"max_attempts": 4, "backoff_s": 0.05, "backoff_factor": 1})],
+        [wf.edge("trigger", "call")], allowed_hosts=[hits.netloc])
+    w = api.create_workflow(d)
+    run = api.wait(api.start(w["id"])["id"])
     assert run["status"] == "succeeded", run
     calls = [(s["attempt"], s["status"]) for s in run["steps"] if s["node_id"] == "call"]
     assert calls == [(1, "failed"), (2, "failed"), (3, "succeeded")]
