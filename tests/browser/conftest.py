@@ -13,8 +13,10 @@ def user(django_user_model):
 
 @pytest.fixture
 def page(pw_browser, live_server):
+    # bypass_csp: Playwright's wait_for_function polls with eval, which the pages' CSP forbids;
+    # tests/browser/test_csp.py checks the pages under their real policy.
     context = pw_browser.new_context(base_url=live_server.url, viewport={"width": 1440, "height": 900},
-                                     accept_downloads=True)
+                                     accept_downloads=True, bypass_csp=True)
     context.set_default_timeout(15_000)
     pg = context.new_page()
     pg.pending = set()
@@ -60,7 +62,8 @@ def stack():
 @pytest.fixture
 def stack_page(pw_browser, stack):
     """A page signed in as the stack's user (alice), collecting page errors in `console_errors`."""
-    context = pw_browser.new_context(base_url=stack.base, viewport={"width": 1440, "height": 1000})
+    context = pw_browser.new_context(base_url=stack.base, viewport={"width": 1440, "height": 1000},
+                                     bypass_csp=True)  # see `page` above
     context.set_default_timeout(20_000)
     pg = context.new_page()
     pg.console_errors = []
