@@ -10,6 +10,8 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sandbox import outcome
+
 DEFAULT_TIMEOUT_S = 300.0
 MAX_TIMEOUT_S = 600.0
 DEFAULT_MEMORY_MIB = 512
@@ -26,14 +28,15 @@ class ContractError(ValueError):
 
 
 class Status(str, enum.Enum):
-    """Closed set of outcomes of one execution."""
+    """Closed set of outcomes of one execution (the values are named in sandbox.outcome, which
+    the guest agent and both drivers share)."""
 
-    SUCCEEDED = "succeeded"          # code ran to the end, exit code 0
-    FAILED = "failed"                # code raised, exited non-zero, or was killed by a signal
-    TIMEOUT = "timeout"              # wall-clock limit reached; the VM/process was destroyed
-    OUT_OF_MEMORY = "out_of_memory"  # memory limit reached (OOM killer or MemoryError)
-    KILLED = "killed"                # the sandbox itself went away (power-off, reboot, crash)
-    ERROR = "error"                  # the sandbox could not run the code (infrastructure fault)
+    SUCCEEDED = outcome.SUCCEEDED          # code ran to the end, exit code 0
+    FAILED = outcome.FAILED                # code raised, exited non-zero, or was killed by a signal
+    TIMEOUT = outcome.TIMEOUT              # wall-clock limit reached; the VM/process was destroyed
+    OUT_OF_MEMORY = outcome.OUT_OF_MEMORY  # memory limit reached (OOM killer or MemoryError)
+    KILLED = outcome.KILLED                # the sandbox itself went away (power-off, reboot, crash)
+    ERROR = outcome.ERROR                  # the sandbox could not run the code (infrastructure fault)
 
 
 @dataclass(frozen=True)

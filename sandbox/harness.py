@@ -5,7 +5,8 @@ code, and writes the value of a `result` variable as JSON to an inherited file d
 It depends on the standard library only, because it is copied into the guest image.
 
 Exit codes: 0 success; the code's own `sys.exit` code; 1 for an uncaught exception;
-EXIT_MEMORY_ERROR for MemoryError (so the host can report `out_of_memory`).
+EXIT_MEMORY_ERROR for MemoryError (so the host can report `out_of_memory`). What those mean,
+the result value and the produced files are read in sandbox/outcome.py.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def run(code: str, inputs, filename: str = "<step>") -> tuple[int, dict]:
     """Run `code` in a fresh namespace of this process; return (exit code, result payload).
 
     stdout/stderr are whatever fds 1 and 2 are; the caller captures them. The payload is
-    {"has_result": bool, "result_json": str} (see result_from_payload).
+    {"has_result": bool, "result_json": str} (see outcome.result_value).
     """
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "inputs": inputs}
     exit_code = 0
@@ -85,42 +86,6 @@ def execute(code: str, inputs, result_fd: int, filename: str = "<step>") -> int:
     except Exception:  # noqa: BLE001
         pass
     return exit_code
-
-
-def collect_files(directory: str, file_cap: int, max_files: int = 100) -> list[dict]:
-    """List regular files under `directory` (recursively) as contract OutputFile dicts."""
-    import base64
-
-    out: list[dict] = []
-    for root, _dirs, names in os.walk(directory):
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            if not os.path.isfile(path) or os.path.islink(path):
-                continue
-            rel = os.path.relpath(path, directory)
-            size = os.path.getsize(path)
-            if len(out) >= max_files:
-                return out
-            if size <= file_cap:
-                with open(path, "rb") as fh:
-                    content = base64.b64encode(fh.read(file_cap)).decode()
-                out.append({"name": rel, "size": size, "truncated": False, "content_b64": content})
-            else:
-                out.append({"name": rel, "size": size, "truncated": True, "content_b64": None})
-    return out
-
-
-def result_from_payload(payload: dict | None, stdout: str):
-    """The result value: `result` variable when set, else last stdout line if it is JSON."""
-    if payload and payload.get("has_result"):
-        return json.loads(payload["result_json"])
-    for line in reversed(stdout.splitlines()):
-        if line.strip():
-            try:
-                return json.loads(line)
-            except ValueError:
-                return None
-    return None
 
 
 def main() -> None:

@@ -22,9 +22,11 @@ such. Per execution:
 - at the deadline (or as soon as the main process is gone) every task of the group is killed
   (freeze, SIGKILL, thaw, repeat until empty); the groups are removed afterwards.
 
-Status mapping: exit 0 -> succeeded; harness EXIT_MEMORY_ERROR or an OOM kill in the memory
-group -> out_of_memory; deadline -> timeout; a signal -> failed ("killed by signal SIGSEGV");
-other non-zero exit -> failed; the sandbox failing to start -> error.
+Status mapping (_classify, in the words of sandbox/outcome.py shared with the libvirt guest):
+exit 0 -> succeeded; harness EXIT_MEMORY_ERROR or an OOM kill in the memory group ->
+out_of_memory; deadline -> timeout; a signal -> failed ("killed by signal SIGSEGV"); other
+non-zero exit -> failed; the sandbox failing to start -> error. The result value and the
+produced files are read by sandbox/outcome.py too.
 """
 from __future__ import annotations
 
@@ -38,13 +40,12 @@ import secrets
 import selectors
 import shutil
 import signal
-import stat
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-from sandbox import harness, layers
+from sandbox import harness, layers, outcome
 from sandbox.config import SandboxConfig
 from sandbox.contract import (
     WORKDIR,
@@ -69,8 +70,6 @@ RESULT_READ_CAP = harness.RESULT_MAX_BYTES + 64 * 1024
 STATUS_READ_CAP = 64 * 1024
 DRAIN_GRACE_S = 2.0
 WORKDIR_INODES = 16384
-MAX_FILES = 200                     # produced files reported per execution
-FILES_BUDGET = 64 * 1024 * 1024     # bytes of produced-file content returned per execution
 
 # /etc entries made visible read-only inside the sandbox (when they exist on the host).
 ETC_ENTRIES = (
@@ -123,13 +122,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _signal_name(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
 
 
 class _Cgroups:
@@ -616,7 +608,8 @@ class ProcessDriver:
 
             stdout = bytes(bufs[out_r]).decode("utf-8", errors="replace")
             stderr = bytes(bufs[err_r]).decode("utf-8", errors="replace")
-            payload = self._parse_payload(bytes(bufs[res_r]), totals[res_r])
+            payload = (outcome.parse_payload(bytes(bufs[res_r]))
+                       if totals[res_r] <= RESULT_READ_CAP else None)
             started = b"child-pid" in bytes(bufs[st_r])
             rc = proc.returncode
             metadata = {
@@ -633,11 +626,7 @@ class ProcessDriver:
                 request, rc, timed_out, started, payload, stats, stderr)
             result_value = None
             if status in (Status.SUCCEEDED, Status.FAILED):
-                try:
-                    result_value = harness.result_from_payload(payload, stdout)
-                    json.dumps(result_value, allow_nan=False)  # strict JSON only (no NaN/Infinity)
-                except (ValueError, TypeError, RecursionError):
-                    result_value = None
+                result_value = outcome.result_value(payload, stdout)
             files: tuple[OutputFile, ...] = ()
             if mounted and status != Status.ERROR:
                 if all_gone or cg.kill_all():
@@ -711,20 +700,6 @@ class ProcessDriver:
             sel.close()
 
     @staticmethod
-    def _parse_payload(raw: bytes, total: int):
-        if not raw or total > RESULT_READ_CAP:
-            return None
-        try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            return None
-        if not isinstance(payload, dict) or not isinstance(payload.get("has_result"), bool):
-            return None
-        if payload["has_result"] and not isinstance(payload.get("result_json"), str):
-            return None
-        return payload
-
-    @staticmethod
     def _classify(request, rc, timed_out, started, payload, stats, stderr):
         """-> (status, exit_code, message)."""
         oom = stats.get("oom_kills", 0) > 0
@@ -733,53 +708,34 @@ class ProcessDriver:
         if not started:
             tail = stderr.strip().splitlines()[-1:] or [f"exit {rc}"]
             return Status.ERROR, None, f"the sandbox failed to start: {tail[0]}"
-        if rc == 0:
-            return Status.SUCCEEDED, 0, ""
+        mib = request.memory_mib
         if rc is not None and rc < 0:  # the bwrap monitor itself was killed
-            sig = -rc
-            if oom:
-                return Status.OUT_OF_MEMORY, None, f"memory limit of {request.memory_mib} MiB exceeded"
-            return Status.FAILED, None, f"killed by signal {_signal_name(sig)}"
-        if rc == harness.EXIT_MEMORY_ERROR and payload is not None:
-            return Status.OUT_OF_MEMORY, rc, f"MemoryError: memory limit of {request.memory_mib} MiB exceeded"
+            status, message = outcome.killed(-rc, oom=oom, memory_mib=mib)
+            return Status(status), None, message
+        finished = payload is not None
+        if rc == 0 or (rc == harness.EXIT_MEMORY_ERROR and finished):
+            status, message = outcome.exited(rc, finished, memory_mib=mib)
+            return Status(status), rc, message
         if oom:
-            return Status.OUT_OF_MEMORY, rc if payload is not None else None, \
-                f"memory limit of {request.memory_mib} MiB exceeded (killed by the OOM killer)"
-        if payload is None and rc is not None and 128 < rc < 128 + 65:
+            status, message = outcome.killed(signal.SIGKILL, oom=True, memory_mib=mib)
+            return Status(status), rc if finished else None, message
+        if not finished and rc is not None and 128 < rc < 128 + 65:
             # bubblewrap reports a child killed by signal N as exit 128+N; the harness did not
             # reach the end (no result payload), so this is a signal and not sys.exit(128+N).
-            sig = rc - 128
-            return Status.FAILED, None, f"killed by signal {_signal_name(sig)}"
-        return Status.FAILED, rc, f"exited with code {rc}"
+            status, message = outcome.killed(rc - 128)
+            return Status(status), None, message
+        status, message = outcome.exited(rc, finished, memory_mib=mib)
+        return Status(status), rc, message
 
-    def _collect(self, workdir: Path, request: ExecutionRequest) -> tuple[OutputFile, ...]:
-        """Produced files (unchanged input files left out), at most MAX_FILES and FILES_BUDGET
-        bytes of content in total. Only called once every sandboxed process is gone, so nothing
-        can swap a file for a symlink while the host reads it (O_NOFOLLOW besides)."""
+    @staticmethod
+    def _collect(workdir: Path, request: ExecutionRequest) -> tuple[OutputFile, ...]:
+        """Produced files (outcome.collect_files). Only called once every sandboxed process is
+        gone, so nothing can swap a file for a symlink while the host reads it (O_NOFOLLOW
+        besides)."""
+        inputs = {f.name: f.content for f in request.files}
         try:
-            listing = harness.collect_files(str(workdir), 0, max_files=MAX_FILES)
+            found = outcome.collect_files(str(workdir), int(request.file_cap), inputs)
         except (OSError, RecursionError):
             return ()
-        inputs = {f.name: f.content for f in request.files}
-        cap = int(request.file_cap)
-        budget = FILES_BUDGET
-        out = []
-        for entry in listing:
-            name, size = entry["name"], int(entry["size"])
-            content = None
-            if size <= cap and size <= budget:
-                try:
-                    fd = os.open(workdir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                    with open(fd, "rb") as fh:
-                        if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                            data = fh.read(cap + 1)
-                            if len(data) <= cap:
-                                content, size = data, len(data)
-                except OSError:
-                    content = None
-            if name in inputs and content is not None and inputs[name] == content:
-                continue  # an input file left unchanged is not a produced file
-            if content is not None:
-                budget -= len(content)
-            out.append(OutputFile(name=name, size=size, content=content, truncated=content is None))
-        return tuple(out)
+        return tuple(OutputFile(name=name, size=size, content=content, truncated=content is None)
+                     for name, size, content in found)
