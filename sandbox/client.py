@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -152,21 +153,76 @@ def execute_local(request: ExecutionRequest, driver: str | None = None,
         drv.close()
 
 
+class Chooser:
+    """The one place that decides where executions run: the host's sandbox service when its
+    socket answers and runs the wanted driver (it owns the warm pool), else in this process.
+
+    `recheck_s`: how long an answer about the service is trusted (0: ask on every call).
+    `keep_local`: build and start one local driver on first need and keep it (a worker
+    process); otherwise every local execution gets a driver of its own (execute_local: a CLI).
+    """
+
+    def __init__(self, *, recheck_s: float = 0.0, keep_local: bool = False,
+                 status_timeout: float = 2.0, socket_path: str | Path | None = None,
+                 config: SandboxConfig | None = None):
+        self.recheck_s = recheck_s
+        self.keep_local = keep_local
+        self.status_timeout = status_timeout
+        self.socket_path = socket_path
+        self.config = config
+        self._lock = threading.Lock()
+        self._checked_at: float | None = None
+        self._service_ok = False
+        self._local = None
+
+    def backend(self, driver: str | None = None) -> tuple[str, object]:
+        """("service", SandboxClient) or ("local", a started driver, or None without
+        keep_local)."""
+        config = self.config or SandboxConfig.from_env()
+        with self._lock:
+            client = SandboxClient(self.socket_path or config.socket_path)
+            now = time.monotonic()
+            if self._checked_at is None or now - self._checked_at > self.recheck_s:
+                self._checked_at = now
+                self._service_ok = False
+                if Path(client.socket_path).exists():
+                    try:
+                        st = client.status(timeout=self.status_timeout)
+                        self._service_ok = driver is None or st.get("driver") == driver
+                    except SandboxError:
+                        pass
+            if self._service_ok:
+                return "service", client
+            if not self.keep_local:
+                return "local", None
+            if self._local is None:
+                from sandbox.drivers import get_driver
+
+                drv = get_driver(driver, config=config)
+                drv.start()
+                self._local = drv
+            return "local", self._local
+
+    def describe(self, driver: str | None = None) -> str:
+        kind, obj = self.backend(driver)
+        if kind == "service":
+            return f"service:{obj.socket_path}"
+        return f"local:{obj.name if obj is not None else driver or (self.config or SandboxConfig.from_env()).driver}"
+
+    def execute(self, request: ExecutionRequest, driver: str | None = None,
+                timeout: float | None = None) -> ExecutionResult:
+        kind, obj = self.backend(driver)
+        if kind == "service":
+            return obj.execute(request, timeout=timeout)
+        if obj is None:
+            return execute_local(request, driver=driver, config=self.config)
+        return obj.execute(request)
+
+
 def execute(request: ExecutionRequest, driver: str | None = None, *, socket_path: str | Path | None = None,
             timeout: float | None = None, config: SandboxConfig | None = None) -> ExecutionResult:
     """Run `request` through the host's sandbox service when its socket answers, else locally.
 
     With `driver` given, the service is used only if it runs that driver.
     """
-    config = config or SandboxConfig.from_env()
-    client = SandboxClient(socket_path or config.socket_path)
-    use_service = False
-    if Path(client.socket_path).exists():
-        try:
-            st = client.status(timeout=2.0)
-            use_service = driver is None or st.get("driver") == driver
-        except SandboxError:
-            use_service = False
-    if use_service:
-        return client.execute(request, timeout=timeout)
-    return execute_local(request, driver=driver, config=config)
+    return Chooser(socket_path=socket_path, config=config).execute(request, driver, timeout=timeout)

@@ -7,63 +7,29 @@ never runs in the web process: steps run in the worker.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from django.conf import settings
 
 from engine.states import Status
 from engine.steps import Outcome
+from sandbox.client import Chooser
 from sandbox.contract import ContractError, ExecutionRequest, SandboxError
 from sandbox.contract import Status as SandboxStatus
 
 log = logging.getLogger("engine.steps.python")
 
-_lock = threading.Lock()
-_local_driver = None
-_service_checked_at = 0.0
-_service_ok = False
 _calls = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandbox-call")
 SERVICE_RECHECK_S = 10.0
-
-
-def _backend():
-    """('service', client) when the sandbox service answers, else ('local', driver)."""
-    global _local_driver, _service_checked_at, _service_ok
-    from sandbox.client import SandboxClient
-    from sandbox.config import SandboxConfig
-
-    wanted = settings.STEPWELL_SANDBOX_DRIVER
-    with _lock:
-        now = time.monotonic()
-        client = SandboxClient(SandboxConfig.from_env().socket_path)
-        if now - _service_checked_at > SERVICE_RECHECK_S:
-            _service_checked_at = now
-            try:
-                st = client.status(timeout=1.0)
-                _service_ok = wanted is None or st.get("driver") == wanted
-            except SandboxError:
-                _service_ok = False
-        if _service_ok:
-            return "service", client
-        if _local_driver is None:
-            from sandbox.drivers import get_driver
-
-            drv = get_driver(wanted)
-            drv.start()
-            _local_driver = drv
-        return "local", _local_driver
+_chooser = Chooser(recheck_s=SERVICE_RECHECK_S, keep_local=True, status_timeout=1.0)
 
 
 def backend_name() -> str:
-    kind, obj = _backend()
-    return f"service:{obj.socket_path}" if kind == "service" else f"local:{obj.name}"
+    return _chooser.describe(settings.STEPWELL_SANDBOX_DRIVER)
 
 
 def _execute(request: ExecutionRequest):
-    kind, obj = _backend()
-    return obj.execute(request)
+    return _chooser.execute(request, settings.STEPWELL_SANDBOX_DRIVER)
 
 
 def build_request(ctx, params) -> ExecutionRequest:
