@@ -27,10 +27,11 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import stat
 import subprocess
 import sys
-import time
+import threading
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path
@@ -103,28 +104,35 @@ def _run(cmd: list[str], log: Callable[[str], None], timeout: float, box: BuildB
     log("$ " + " ".join(cmd) + (f"    [uid {box.uid}, bubblewrap]" if box else ""))
     if box is not None:
         cmd = box.command(cmd)
-    deadline = time.monotonic() + timeout
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             text=True, errors="replace", cwd="/", start_new_session=True,
                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"} if box else None)
     assert proc.stdout is not None
+    timed_out = threading.Event()
+
+    def kill() -> None:  # at the deadline, even when the command prints nothing
+        timed_out.set()
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # bubblewrap's sandbox dies with it (--die-with-parent)
+        except OSError:
+            pass
+
+    timer = threading.Timer(timeout, kill)
+    timer.daemon = True
+    timer.start()
     try:
         for line in proc.stdout:
             log(line.rstrip("\n")[:MAX_LOG_LINE])
-            if time.monotonic() > deadline:
-                proc.kill()
-                log(f"(killed after {timeout:.0f} s)")
-                break
-        return proc.wait(timeout=max(deadline - time.monotonic(), 1))
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        rc = proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            kill()
+            proc.wait()
+    if timed_out.is_set():
         log(f"(killed after {timeout:.0f} s)")
         return -9
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return rc
 
 
 def _tail_error(lines: list[str]) -> str:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,13 @@ def test_the_resolution_is_checked_again_and_pip_stays_in_the_box(box):
 def test_the_builder_refuses_requirements_that_are_not_a_name_and_a_range(box, requirement):
     with pytest.raises(builder.BuildError):
         builder.resolve([requirement], [], lambda line: None, box)
+
+
+def test_a_silent_hung_command_is_killed_at_the_deadline(box):
+    lines: list[str] = []
+    t0 = time.monotonic()
+    rc = builder._run(["/bin/sh", "-c", "sleep 300 & sleep 300"], lines.append, 2, box)
+    assert rc == -9 and time.monotonic() - t0 < 30 and lines[-1] == "(killed after 2 s)"
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-u", str(box.uid)], capture_output=True, text=True).stdout
+    assert left == ""
