@@ -123,7 +123,7 @@ class BuildBox:
             raise BoxUnavailable("runtime builds must be started as root, which hands pip to a fresh "
                                  "unprivileged uid inside bubblewrap")
         uid = BUILD_UID_BASE + secrets.randbelow(BUILD_UID_SPAN)
-        root = Path(root)
+        root = Path(os.path.abspath(root))
         root.mkdir(mode=0o700)
         for sub in (HOME, TMP):
             (root / sub).mkdir(mode=0o700)
@@ -137,7 +137,8 @@ class BuildBox:
         ro = [Path(p) for p in PIP_GLOBAL_CONFIGS if os.path.exists(p)]
         if os.environ.get("PIP_CONFIG_FILE") and os.path.isfile(os.environ["PIP_CONFIG_FILE"]):
             ro.append(Path(os.environ["PIP_CONFIG_FILE"]))
-        ro += pip_config_paths()
+        # never a folder that holds the build folder (the service's cache, its home, /)
+        ro += [p for p in pip_config_paths() if p not in root.parents]
         for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}:
             if not (prefix == "/usr" or prefix.startswith("/usr/")):
                 ro.append(Path(prefix))
