@@ -16,7 +16,7 @@ program there:
 
 The network stays the host's (pip must reach the package index). The service's files (var/, the
 database, the secret key, ~/.cache) are not in the box. Without bubblewrap or setpriv, or when
-not running as root, `BuildBox.create` raises `BoxUnavailable`: builds never fall back to
+not running as root, `BuildBox.create` raises `BoxError`: builds never fall back to
 running pip as the service user.
 """
 from __future__ import annotations
@@ -40,8 +40,8 @@ HOME = "home"
 TMP = "tmp"
 
 
-class BoxUnavailable(RuntimeError):
-    """The isolated build environment cannot be created here (the message says why)."""
+class BoxError(RuntimeError):
+    """The box cannot be made here, or what ran in it left something unsafe (the message says why)."""
 
 
 def _usr_links() -> list[str]:
@@ -112,15 +112,15 @@ class BuildBox:
     def create(cls, root: Path) -> "BuildBox":
         """Make the build folder `root` (which must not exist) for a fresh unprivileged uid.
 
-        :raises BoxUnavailable: bubblewrap or setpriv is missing, or the service is not root.
+        :raises BoxError: bubblewrap or setpriv is missing, or the service is not root.
         """
         missing = [tool for tool in ("bwrap", "setpriv") if not shutil.which(tool)]
         if missing:
-            raise BoxUnavailable(
+            raise BoxError(
                 f"{' and '.join(missing)} not installed: runtime builds run pip only inside an unprivileged "
                 "bubblewrap sandbox (install bubblewrap and util-linux; see scripts/install-system.sh)")
         if os.geteuid() != 0:
-            raise BoxUnavailable("runtime builds must be started as root, which hands pip to a fresh "
+            raise BoxError("runtime builds must be started as root, which hands pip to a fresh "
                                  "unprivileged uid inside bubblewrap")
         uid = BUILD_UID_BASE + secrets.randbelow(BUILD_UID_SPAN)
         root = Path(os.path.abspath(root))
@@ -183,12 +183,12 @@ class BuildBox:
         """Give everything under `path` (written in the box) back to root, refusing symlinks
         (pip never makes any when it installs wheels).
 
-        :raises BoxUnavailable: a symlink was found.
+        :raises BoxError: a symlink was found.
         """
         for dirpath, dirnames, filenames in os.walk(path):
             for name in [*dirnames, *filenames]:
                 p = os.path.join(dirpath, name)
                 if os.path.islink(p):
-                    raise BoxUnavailable(f"the build produced a symbolic link ({os.path.relpath(p, path)})")
+                    raise BoxError(f"the build produced a symbolic link ({os.path.relpath(p, path)})")
                 os.lchown(p, 0, 0)
             os.lchown(dirpath, 0, 0)

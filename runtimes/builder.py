@@ -40,7 +40,7 @@ from typing import Callable, Iterable
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from runtimes.buildbox import BoxUnavailable, BuildBox
+from runtimes.buildbox import BoxError, BuildBox
 from runtimes.wheels import PYTHON_VERSION, WheelError, platforms, validate_wheel
 from sandbox.layers import IMAGE_LABEL, layers_dir
 
@@ -375,7 +375,7 @@ def build_layer(requirements: list[str], wheels: Iterable[Path], cache_dir: Path
         try:
             try:
                 box = BuildBox.create(work / BOX)
-            except BoxUnavailable as exc:
+            except BoxError as exc:
                 raise BuildError(f"cannot isolate pip: {exc}") from None
             boxed_wheels = _copy_wheels(wheels, box)
             phase("resolving")
@@ -410,7 +410,7 @@ def build_layer(requirements: list[str], wheels: Iterable[Path], cache_dir: Path
             phase("checking")
             try:
                 box.reclaim(site)
-            except BoxUnavailable as exc:
+            except BoxError as exc:
                 raise BuildError(str(exc)) from None
             os.rename(site, work / SITE)
             shutil.rmtree(box.root)

@@ -15,7 +15,7 @@ import pytest
 from django.conf import settings
 
 from runtimes import builder
-from runtimes.buildbox import BuildBox
+from runtimes.buildbox import BoxError, BuildBox
 from runtimes.models import AllowedPackage, Runtime
 from tests.runtimes.conftest import build_wheel
 
@@ -165,3 +165,12 @@ def test_a_silent_hung_command_is_killed_at_the_deadline(box):
     time.sleep(0.5)
     left = subprocess.run(["pgrep", "-u", str(box.uid)], capture_output=True, text=True).stdout
     assert left == ""
+
+
+def test_what_the_box_wrote_is_given_back_to_root_and_links_are_refused(box):
+    r = run_in(box, "mkdir -p site/pkg && echo x > site/pkg/m.py && mkdir other && ln -s /etc/shadow other/link")
+    assert r.returncode == 0, r.stderr
+    box.reclaim(box.root / "site")
+    assert {p.stat().st_uid for p in [box.root / "site", *(box.root / "site").rglob("*")]} == {0}
+    with pytest.raises(BoxError, match="symbolic link"):
+        box.reclaim(box.root / "other")
