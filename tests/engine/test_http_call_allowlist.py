@@ -1,9 +1,7 @@
 """HTTP call steps reach only hosts on the workflow's allow-list (loopback allowed for the test)."""
-import socket
-
 import pytest
 
-from tests.helpers.httpserver import LoopbackServer, Reply
+from tests.helpers.httpserver import LoopbackServer, Reply, loopback_name
 
 
 class Server(LoopbackServer):
@@ -45,18 +43,8 @@ def _run(stack, definition):
     return api.wait(api.start(w["id"], {"id": 7})["id"])
 
 
-def _one_name_for_127_0_0_1():
-    for name in ("localhost", socket.gethostname()):
-        try:
-            if {ai[4][0] for ai in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)} == {"127.0.0.1"}:
-                return name
-        except OSError:
-            pass
-    pytest.skip("no host name here resolves to 127.0.0.1 alone")
-
-
 def test_it_calls_an_allowed_host_under_its_name(loopback_stack, wf, server):
-    name = _one_name_for_127_0_0_1()
+    name = loopback_name()
     run = _run(loopback_stack, _flow(wf, f"http://{name}:{server.port}/items", [f"{name}:{server.port}"]))
     assert run["status"] == "succeeded", run
     out = run["steps"][-1]["output"]

@@ -18,10 +18,13 @@
 - If `answer` raises, the client gets a 500 and the exception lands in `srv.errors`; the
   fixture fails the test when any is left there.
 - `host="::1"` or `"127.0.0.2"` serve elsewhere on loopback; tests never listen elsewhere.
-- `tls=True` serves HTTPS with a fresh self-signed certificate for the host and "localhost"
-  (made with `cryptography`); `srv.ca_file` is the PEM file a client must trust and
-  `srv.client_context()` an `ssl.SSLContext` that trusts it.
+- `tls=True` serves HTTPS with a fresh self-signed certificate (made with `cryptography`) for
+  `tls_names` (host names and addresses; by default the host and "localhost"); `srv.ca_file` is
+  the PEM file a client must trust, `srv.client_context()` an `ssl.SSLContext` that trusts it,
+  and `srv.sni` the server names clients sent (None for a client that sent none).
 - `srv.wait_for(n)` waits until n requests have arrived (for requests made by other processes).
+- `loopback_name()` is a host name that resolves to 127.0.0.1 alone (the test is skipped if
+  there is none), for calls that must go by name.
 """
 from __future__ import annotations
 
@@ -108,13 +111,26 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+def loopback_name() -> str:
+    """"localhost" or this machine's name, whichever resolves to 127.0.0.1 and nothing else."""
+    import pytest
+
+    for name in ("localhost", socket.gethostname()):
+        try:
+            if {ai[4][0] for ai in socket.getaddrinfo(name, 80, type=socket.SOCK_STREAM)} == {"127.0.0.1"}:
+                return name
+        except OSError:
+            pass
+    pytest.skip("no host name here resolves to 127.0.0.1 alone")
+
+
 class LoopbackServer(ThreadingHTTPServer):
     """An HTTP(S) server on a loopback address and an ephemeral port, serving from a thread."""
 
     daemon_threads = True
 
     def __init__(self, answer: Callable[[Request], Reply | None] = echo, *, host: str = "127.0.0.1",
-                 tls: bool = False):
+                 tls: bool = False, tls_names: tuple[str, ...] | None = None):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"test servers listen on loopback only, not {host}")
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -122,12 +138,14 @@ class LoopbackServer(ThreadingHTTPServer):
         self.requests: list[Request] = []
         self.errors: list[BaseException] = []
         self.ca_file: Path | None = None
+        self.sni: list[str | None] = []
         self._dir = tempfile.TemporaryDirectory(prefix="stepwell-test-server-")
         super().__init__((host, 0), _Handler)
         if tls:
-            cert, key = _self_signed(host, Path(self._dir.name))
+            cert, key = _self_signed(tls_names or (host, "localhost"), Path(self._dir.name))
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(cert, key)
+            context.sni_callback = lambda sock, server_name, ctx: self.sni.append(server_name)
             # the handshake happens in the request's thread, so a silent client blocks nobody
             self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
             self.ca_file = cert
@@ -178,8 +196,8 @@ class LoopbackServer(ThreadingHTTPServer):
         self.close()
 
 
-def _self_signed(host: str, where: Path) -> tuple[Path, Path]:
-    """A fresh key and a self-signed certificate for `host` and localhost, valid for a day."""
+def _self_signed(names: tuple[str, ...], where: Path) -> tuple[Path, Path]:
+    """A fresh key and a self-signed certificate for `names` (host names or addresses), valid for a day."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -191,8 +209,7 @@ def _self_signed(host: str, where: Path) -> tuple[Path, Path]:
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)),
-                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     cert_file, key_file = where / "cert.pem", where / "key.pem"
@@ -200,3 +217,12 @@ def _self_signed(host: str, where: Path) -> tuple[Path, Path]:
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_file, key_file
+
+
+def _general_name(name: str):
+    from cryptography import x509
+
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
