@@ -17,13 +17,13 @@ def servers():
 
 
 def _cases(p4, p6):
-    """(url, allow-list entries that the old name comparison let through, expected reason)."""
+    """(url, allow-list entries naming the target exactly, expected reason)."""
     name = socket.gethostname()
     return {
         "ipv4 loopback": (f"http://127.0.0.1:{p4}/", [f"127.0.0.1:{p4}"], "127.0.0.1 is a loopback address"),
         "localhost": (f"http://localhost:{p4}/", [f"localhost:{p4}"], "it resolves to"),
-        "ipv6 loopback": (f"http://[::1]:{p6}/", [f"::1:{p6}", f"[::1]:{p6}"], "::1 is a loopback address"),
-        "ipv4-mapped": (f"http://[::ffff:127.0.0.1]:{p4}/", [f"::ffff:127.0.0.1:{p4}", f"[::ffff:127.0.0.1]:{p4}"],
+        "ipv6 loopback": (f"http://[::1]:{p6}/", [f"[::1]:{p6}"], "::1 is a loopback address"),
+        "ipv4-mapped": (f"http://[::ffff:127.0.0.1]:{p4}/", [f"[::ffff:127.0.0.1]:{p4}"],
                         "carries 127.0.0.1, a loopback address"),
         "metadata": ("http://169.254.169.254/latest/meta-data/", ["169.254.169.254"],
                      "169.254.169.254 is a link-local address"),
