@@ -136,7 +136,11 @@ class LoginThrottleBackend:
         return None
 
     def get_user(self, user_id):
-        return None
+        """Sessions that name this backend (Django's `force_login` picks the first backend) load
+        their user as the model backend does."""
+        from django.contrib.auth.backends import ModelBackend
+
+        return ModelBackend().get_user(user_id)
 
 
 @receiver(user_login_failed)
