@@ -1,4 +1,4 @@
-"""The pure helpers of static/designer/live-run.js and step-tools.js, run in the browser."""
+"""The pure helpers of static/designer/step-tools.js, run in the browser."""
 from __future__ import annotations
 
 import pytest
@@ -9,25 +9,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def run(page, live_server, body):
     page.goto(f"{live_server.url}/static/designer/app.css")  # any same-origin page
     return page.evaluate(f"""async () => {{
-        const live = await import("/static/designer/live-run.js");
         const tools = await import("/static/designer/step-tools.js");
         {body}
     }}""")
-
-
-def test_a_node_shows_its_most_telling_status(page, live_server):
-    out = run(page, live_server, """
-        const s = (id, node_id, status, extra = {}) => ({id, node_id, status, attempt: 1, item_index: null, ...extra});
-        const m = live.nodeStatuses([
-            s(1, "a", "succeeded"),
-            s(2, "b", "failed"), s(3, "b", "succeeded", {attempt: 2}),              // a retry that worked
-            s(4, "c", "succeeded", {item_index: 0}), s(5, "c", "running", {item_index: 1}),
-            s(6, "d", "succeeded", {item_index: 0}), s(7, "d", "queued", {item_index: 1}),
-            s(8, "e", "skipped"), s(9, null, "running"),
-        ]);
-        return Object.fromEntries(m);
-    """)
-    assert out == {"a": "succeeded", "b": "succeeded", "c": "running", "d": "running", "e": "skipped"}
 
 
 def test_upstream_nodes_nearest_first_including_the_loop(page, live_server):
