@@ -5,23 +5,18 @@ import { request } from "./api.js";
 import { jsonTree } from "./json-tree.js";
 import { RunGraph } from "./run-graph.js";
 import { setIcon } from "./icons.js";
+import { Follower } from "./follow.js";
+import { LABEL, formatMs as fmtMs, isActive, label, nodeSummary as summarize } from "./run-status.js";
 
 const boot = JSON.parse(document.getElementById("run-boot").textContent);
 const $ = (id) => document.getElementById(id);
-const ACTIVE = new Set(["queued", "running"]);
-const LABEL = { queued: "Queued", running: "Running", succeeded: "Succeeded", failed: "Failed",
-  cancelled: "Cancelled", timed_out: "Timed out", skipped: "Skipped", pending: "Not run" };
-// the status a node shows when its steps (items, attempts) differ: the first one present wins
-const PRIORITY = ["running", "failed", "timed_out", "cancelled", "queued", "succeeded", "skipped"];
 const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", svg: "image/svg+xml", webp: "image/webp" };
 
 const nodesById = new Map((boot.definition.nodes || []).map((n) => [n.id, n]));
 const state = { run: null, selectedNode: null, selectedStep: null, schemas: null, panelKey: "", payloadKey: "" };
 const imageUrls = new Map(); // file url -> object URL (the API sends files as attachments)
 
-const fmtMs = (ms) => ms == null ? "" : ms < 1000 ? `${Math.round(ms)} ms` : ms < 60000 ? `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`
-  : `${Math.floor(ms / 60000)} min ${Math.round((ms % 60000) / 1000)} s`;
-const badge = (status) => h("span", { class: `badge ${status}`, "data-status": status }, LABEL[status] || status);
+const badge = (status) => h("span", { class: `badge ${status}`, "data-status": status }, label(status));
 const nodeName = (id) => nodesById.get(id)?.name || id;
 const typeLabel = (type) => boot.nodeTypes[type]?.label || type;
 
@@ -29,32 +24,12 @@ function stepsOf(nodeId) {
   return (state.run?.steps || []).filter((s) => s.node_id === nodeId);
 }
 
-// per node: the latest attempt of each item, then the most telling status among them
-function nodeSummary(nodeId) {
-  const latest = new Map();
-  for (const s of stepsOf(nodeId)) {
-    const key = s.item_index ?? -1;
-    const prev = latest.get(key);
-    if (!prev || s.attempt > prev.attempt || (s.attempt === prev.attempt && s.id > prev.id)) latest.set(key, s);
-  }
-  const steps = [...latest.values()];
-  if (!steps.length) return { status: "pending", label: LABEL.pending, meta: "" };
-  let status = PRIORITY.find((p) => steps.some((s) => s.status === p)) || steps[0].status;
-  if (status === "queued" && steps.some((s) => s.status === "succeeded")) status = "running";
-  const items = steps.filter((s) => s.item_index != null).length;
-  const attempts = Math.max(...steps.map((s) => s.attempt));
-  const ms = steps.reduce((a, s) => a + (s.duration_ms || 0), 0);
-  const bits = [];
-  if (items) bits.push(`${items} item${items === 1 ? "" : "s"}`);
-  if (attempts > 1) bits.push(`attempt ${attempts}`);
-  if (ms) bits.push(fmtMs(ms));
-  return { status, label: LABEL[status] || status, meta: bits.join(" · ") };
-}
+const nodeSummary = (nodeId) => summarize(stepsOf(nodeId));
 
 // ---- header -----------------------------------------------------------------------------------
 function renderHead(run) {
   const b = $("run-status");
-  b.textContent = LABEL[run.status] || run.status;
+  b.textContent = label(run.status);
   b.className = `badge ${run.status}`;
   b.dataset.status = run.status;
   const meta = $("run-meta");
@@ -64,7 +39,7 @@ function renderHead(run) {
     `${run.trigger === "rerun" ? "Rerun" : "Started"} ${by} · `,
     h("time", { datetime: run.created, title: new Date(run.created).toLocaleString() }, relativeTime(run.created)),
     ` · version ${run.version}`,
-    run.duration_ms != null ? ` · took ${fmtMs(run.duration_ms)}` : (ACTIVE.has(run.status) ? " · in progress " : ""),
+    run.duration_ms != null ? ` · took ${fmtMs(run.duration_ms)}` : (isActive(run.status) ? " · in progress " : ""),
     run.duration_ms == null && run.status === "running" && run.started ? ticker(run.started) : null,
     run.rerun_of ? h("span", {}, " · rerun of ", h("a", { href: `/runs/${run.rerun_of}/` }, `run ${run.rerun_of}`)) : null,
   ].filter((x) => x !== null && x !== ""));
@@ -72,7 +47,7 @@ function renderHead(run) {
   err.hidden = !run.error;
   err.className = "alert alert-error run-alert";
   err.textContent = run.error || "";
-  $("btn-cancel").hidden = !ACTIVE.has(run.status);
+  $("btn-cancel").hidden = !isActive(run.status);
   const payloadKey = JSON.stringify(run.payload);
   if (payloadKey !== state.payloadKey) {
     state.payloadKey = payloadKey;
@@ -98,7 +73,7 @@ function renderSteps(run) {
   $("steps-count").textContent = `${run.steps.length} step run${run.steps.length === 1 ? "" : "s"}`;
   if (!run.steps.length) {
     tbody.replaceChildren(h("tr", {}, h("td", { colspan: 4, class: "muted empty-row" },
-      ACTIVE.has(run.status) ? "Waiting for the first step…" : "No step ran.")));
+      isActive(run.status) ? "Waiting for the first step…" : "No step ran.")));
     return;
   }
   tbody.replaceChildren(...run.steps.map((s) => h("tr", {
@@ -207,10 +182,10 @@ function renderPanel() {
     s.item_index == null || s.attempt > 1 ? `attempt ${s.attempt}` : ""))));
   }
   if (!step) {
-    body.push(h("p", { class: "muted" }, ACTIVE.has(state.run.status) ? "This step has not started yet." : "This step did not run in this run."));
+    body.push(h("p", { class: "muted" }, isActive(state.run.status) ? "This step has not started yet." : "This step did not run in this run."));
   } else {
     body.push(h("div", { class: "facts" },
-      fact("Status", LABEL[step.status] || step.status), fact("Duration", fmtMs(step.duration_ms) || "—"),
+      fact("Status", label(step.status)), fact("Duration", fmtMs(step.duration_ms) || "—"),
       fact("Attempt", String(step.attempt)), step.item_index != null ? fact("Item index", String(step.item_index)) : null,
       fact("Started", step.started ? new Date(step.started).toLocaleTimeString() : "—"),
       fact("Finished", step.finished ? new Date(step.finished).toLocaleTimeString() : "—")));
@@ -271,7 +246,7 @@ async function refresh() {
   refreshing = (async () => {
     try {
       state.run = await request("GET", `/api/runs/${boot.id}/`);
-      const finished = !ACTIVE.has(state.run.status);
+      const finished = !isActive(state.run.status);
       if (finished && (!lastFinished || !state.schemas)) loadSchemas();
       lastFinished = finished;
       render();
@@ -313,21 +288,12 @@ function onEvent(msg) {
   soon();
 }
 
-let socket = null, retry = 1000, poller = null;
-function connect() {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  socket = new WebSocket(`${proto}://${location.host}/ws/runs/${boot.id}/`);
-  socket.onopen = () => { retry = 1000; live(true); clearInterval(poller); poller = null; soon(0); };
-  socket.onmessage = (e) => { try { onEvent(JSON.parse(e.data)); } catch { /* ignore */ } };
-  socket.onclose = (e) => {
-    live(false);
-    if (e.code === 4401 || e.code === 4404) return;
-    // poll while the socket is away, reconnect with back-off
-    if (!poller) poller = setInterval(() => { if (!state.run || ACTIVE.has(state.run.status)) refresh(); }, 3000);
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 30000);
-  };
-}
+const follower = new Follower(`/ws/runs/${boot.id}/`, {
+  onMessage: onEvent,
+  poll: () => { if (!state.run || isActive(state.run.status)) refresh(); },
+  onOpen: () => { live(true); soon(0); },
+  onClose: () => live(false),
+});
 
 function live(on) {
   const el = $("live");
@@ -367,4 +333,4 @@ refresh().then(() => {
   if (fromHash && nodesById.has(fromHash)) selectNode(fromHash);
   document.body.dataset.ready = "true";
 });
-connect();
+follower.start();

@@ -2,11 +2,12 @@
 // refreshed live from ws/workflows/<id>/, and "Run now" with a JSON payload.
 import { h, toast, modal, relativeTime, errorList } from "./ui.js";
 import { request } from "./api.js";
+import { Follower } from "./follow.js";
+import { isActive } from "./run-status.js";
 
 const boot = JSON.parse(document.getElementById("runs-boot").textContent);
 const wfId = boot.workflow.id;
 const $ = (id) => document.getElementById(id);
-const ACTIVE = new Set(["queued", "running"]);
 const LABEL = Object.fromEntries(boot.statuses.map((s) => [s.value, s.label]));
 const params = new URLSearchParams(location.search);
 const LIMIT = Math.min(100, Math.max(1, parseInt(params.get("limit") || "25", 10) || 25));
@@ -56,7 +57,7 @@ function row(run) {
     h("td", {}, h("time", { datetime: started, title: new Date(started).toLocaleString() }, relativeTime(started))),
     h("td", { class: "num" }, run.status === "running" && run.started
       ? h("span", { class: "muted ticker", "data-since": run.started }, elapsed(run.started))
-      : ACTIVE.has(run.status) ? h("span", { class: "muted" }, "waiting…") : fmtMs(run.duration_ms)));
+      : isActive(run.status) ? h("span", { class: "muted" }, "waiting…") : fmtMs(run.duration_ms)));
 }
 
 function render() {
@@ -168,20 +169,12 @@ function onEvent(msg) {
   }
 }
 
-let retry = 1000, poller = null;
-function connect() {
-  const proto = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${proto}://${location.host}/ws/workflows/${wfId}/`);
-  ws.onopen = () => { retry = 1000; $("live").classList.add("on"); clearInterval(poller); poller = null; };
-  ws.onmessage = (e) => { try { onEvent(JSON.parse(e.data)); } catch { /* ignore */ } };
-  ws.onclose = (e) => {
-    $("live").classList.remove("on");
-    if (e.code === 4401 || e.code === 4404) return;
-    if (!poller) poller = setInterval(() => { if (state.runs.some((r) => ACTIVE.has(r.status))) load(); }, 3000);
-    setTimeout(connect, retry);
-    retry = Math.min(retry * 2, 30000);
-  };
-}
+const follower = new Follower(`/ws/workflows/${wfId}/`, {
+  onMessage: onEvent,
+  poll: () => { if (state.runs.some((r) => isActive(r.status))) load(); },
+  onOpen: () => $("live").classList.add("on"),
+  onClose: () => $("live").classList.remove("on"),
+});
 
 const elapsed = (since) => `${fmtMs(Math.max(0, Date.now() - new Date(since).getTime()))}…`;
 setInterval(() => {
@@ -194,4 +187,4 @@ setInterval(() => {
 }, 30000);
 
 load();
-connect();
+follower.start();
