@@ -17,11 +17,11 @@
 import "../vendor/x6/x6.min.js";  // UMD build: defines globalThis.X6
 import { edgeKey } from "./model.js";
 import { setIcon } from "./icons.js";
+import { NODE_W } from "./node-size.js";
 
 const X6 = globalThis.X6;
 const { Graph, Shape, Selection, NodeView, EdgeView, Path } = X6;
 
-export const NODE_W = 228;
 export const HEAD_H = 54;
 export const ROW_H = 26;
 export const PAD = 6;

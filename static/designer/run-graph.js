@@ -2,8 +2,8 @@
 // edges, scaled to fit. Each node shows a status (setStatus) and can be selected (onSelect).
 import { h } from "./ui.js";
 import { setIcon } from "./icons.js";
+import { NODE_W } from "./node-size.js";
 
-export const NODE_W = 228;
 export const NODE_H = 64;
 const PAD = 28;
 const SVG = "http://www.w3.org/2000/svg";
