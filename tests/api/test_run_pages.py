@@ -14,17 +14,22 @@ def _boot(html: str, element_id: str) -> dict:
     return json.loads(html[start:html.index("</script>", start)])
 
 
+def _owner_only(url: str, owner, other) -> tuple[Client, str]:
+    """The page at `url` asks to sign in first and is 404 for `other`: the owner's client and HTML."""
+    c = Client()
+    assert c.get(url).status_code == 302  # sign in first
+    c.force_login(other)
+    assert c.get(url).status_code == 404
+    c.force_login(owner)
+    page = c.get(url)
+    assert page.status_code == 200
+    return c, page.content.decode()
+
+
 @pytest.mark.django_db
 def test_it_lists_runs_for_the_owner_only(alice, bob, definition):
     wf = do_create_workflow(alice, "Nightly report", definition=definition)
-    c = Client()
-    assert c.get(f"/workflows/{wf.pk}/runs").status_code == 302  # sign in first
-    c.force_login(bob)
-    assert c.get(f"/workflows/{wf.pk}/runs").status_code == 404
-    c.force_login(alice)
-    page = c.get(f"/workflows/{wf.pk}/runs")
-    assert page.status_code == 200
-    html = page.content.decode()
+    c, html = _owner_only(f"/workflows/{wf.pk}/runs", alice, bob)
     assert "designer/runs-list.js" in html and "designer/runs.css" in html and "Nightly report" in html
     boot = _boot(html, "runs-boot")
     assert boot["workflow"] == {"id": wf.pk, "name": "Nightly report"}
@@ -37,14 +42,7 @@ def test_it_lists_runs_for_the_owner_only(alice, bob, definition):
 def test_it_shows_the_run_with_its_pinned_definition(alice, bob, definition):
     wf = do_create_workflow(alice, "Charts", definition=definition)
     run = do_start_run(wf, trigger_payload({"x": 1}))
-    c = Client()
-    assert c.get(f"/runs/{run.pk}/").status_code == 302  # sign in first
-    c.force_login(bob)
-    assert c.get(f"/runs/{run.pk}/").status_code == 404
-    c.force_login(alice)
-    page = c.get(f"/runs/{run.pk}/")
-    assert page.status_code == 200
-    html = page.content.decode()
+    c, html = _owner_only(f"/runs/{run.pk}/", alice, bob)
     assert f"Run {run.pk}" in html and 'class="badge queued"' in html
     assert "designer/run-detail.js" in html and f'href="/workflows/{wf.pk}/runs"' in html
     assert c.get(f"/api/runs/{run.pk}/").json()["page"] == f"/runs/{run.pk}/"

@@ -2,6 +2,10 @@
 
 Each hostile case ends with a clear status, the host unaffected, and the next execution on the
 same driver still working (`sx.assert_healthy()`).
+
+Programs that only need one execution and checks on its result are rows of the EVERYDAY and
+HOSTILE tables (one `Case` each, its pytest id the name it had as a test of its own); programs
+that need more (files on the host, several executions, threads) stay test functions.
 """
 from __future__ import annotations
 
@@ -12,15 +16,124 @@ import secrets
 import socket
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Callable
 
 import pytest
 
-from sandbox.contract import InputFile, Status
+from sandbox.contract import ExecutionResult, InputFile, Status
 from sandbox.protocol import encode
 
+ENDED_BADLY = (Status.FAILED, Status.TIMEOUT, Status.OUT_OF_MEMORY, Status.KILLED)
+_ANY = object()
 
+
+@dataclass(frozen=True)
+class Case:
+    """One program, the request it is sent with, and what must hold of its result.
+
+    `within` bounds the wall-clock seconds of the execution, given the driver's timeout margin;
+    `check` holds what the fields cannot say (it gets the runner and the result)."""
+
+    code: str
+    ends: tuple[Status, ...] = (Status.SUCCEEDED,)
+    request: dict = field(default_factory=dict)
+    exit_code: int | None = None
+    result: object = _ANY
+    stdout_has: tuple[str, ...] = ()
+    stdout_lacks: tuple[str, ...] = ()
+    stderr_has: tuple[str, ...] = ()
+    within: Callable[[float], float] | None = None
+    check: Callable[[object, ExecutionResult], None] | None = None
+
+
+def case(id_: str, timeout: int, code: str, **kw):
+    return pytest.param(Case(code, **kw), id=id_, marks=pytest.mark.timeout(timeout))
+
+
+def run_case(sx, c: Case) -> ExecutionResult:
+    t0 = time.monotonic()
+    r = sx(c.code, **c.request)
+    elapsed = time.monotonic() - t0
+    assert r.status in c.ends, sx.describe(r)
+    if c.exit_code is not None:
+        assert r.exit_code == c.exit_code, sx.describe(r)
+    if c.result is None:
+        assert r.result is None, sx.describe(r)
+    elif c.result is not _ANY:
+        assert r.result == c.result, sx.describe(r)
+    for text in c.stdout_has:
+        assert text in r.stdout, sx.describe(r)
+    for text in c.stdout_lacks:
+        assert text not in r.stdout, sx.describe(r)
+    for text in c.stderr_has:
+        assert text in r.stderr, sx.describe(r)
+    if c.within is not None:
+        assert elapsed < c.within(sx.margin), sx.describe(r)
+    if c.check is not None:
+        c.check(sx, r)
+    return r
+
+
+def _timeout_named(sx, r):
+    assert "time" in r.message.lower(), sx.describe(r)
+
+
+def _sigsegv_named(sx, r):
+    assert "SIGSEGV" in r.message, sx.describe(r)
+
+
+def _host_threads_bounded(sx, r):
+    assert threading.active_count() < 100
+
+
+def _host_can_fork(sx, r):
+    assert os.system("true") == 0
+
+
+def _fork_bomb_hit_the_pids_limit(sx, r):
+    if sx.name == "process":
+        assert r.metadata.get("pids_max_hits", 0) > 0, sx.describe(r)
+    _host_can_fork(sx, r)
+
+
+def _memory_named_if_out_of_memory(sx, r):
+    if r.status == Status.OUT_OF_MEMORY:
+        assert "memory" in r.message.lower()
+
+
+def _stdout_capped_at_100_000(sx, r):
+    assert r.stdout_truncated
+    assert 0 < len(r.stdout.encode()) <= 100_000
+
+
+def _stderr_capped_at_5000(sx, r):
+    assert r.stderr_truncated and len(r.stderr.encode()) <= 5000
+    assert r.stdout == "done\n" and not r.stdout_truncated
+
+
+def _strict_json(sx, r):
+    json.dumps(r.to_dict())
+
+
+FORGED_RESULT = {"status": "succeeded", "exit_code": 0, "stdout": "", "stderr": "", "result": "FORGED",
+                 "files": [], "duration_ms": 1, "message": "", "metadata": {}}
+FORGED_FRAME = base64.b64encode(encode({"ok": True, "result": FORGED_RESULT})).decode()
+FORGED_PAYLOAD = json.dumps({"has_result": True, "result_json": json.dumps("FORGED")})
+# guest code: `cmdlines`, the command line of every process the code can see
+LIST_CMDLINES = (
+    "cmdlines = []\n"
+    "for p in os.listdir('/proc'):\n"
+    "    if p.isdigit():\n"
+    "        try:\n"
+    "            cmdlines.append(open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace'))\n"
+    "        except OSError:\n"
+    "            pass\n"
+)
+EVERY_JSON_TYPE = {"s": "ünï", "n": 1.5, "i": -3, "b": True, "z": None, "l": [1, [2]], "d": {"k": {}}}
 
 # ----------------------------------------------------------------------------- everyday use
+# (first: its 120 s cover the libvirt driver booting its pool)
 @pytest.mark.timeout(120)
 def test_result_variable_inputs_env_and_files(sx):
     code = (
@@ -46,26 +159,27 @@ def test_result_variable_inputs_env_and_files(sx):
     assert r.duration_ms > 0
 
 
-@pytest.mark.timeout(60)
-def test_last_line_json_is_the_result(sx):
-    r = sx("print('progress...')\nimport json\nprint(json.dumps({'answer': inputs['q'] * 2}))", inputs={"q": 21})
-    assert r.status == Status.SUCCEEDED, sx.describe(r)
-    assert r.result == {"answer": 42}
+EVERYDAY = [
+    case("last_line_json_is_the_result", 60,
+         "print('progress...')\nimport json\nprint(json.dumps({'answer': inputs['q'] * 2}))",
+         request={"inputs": {"q": 21}}, result={"answer": 42}),
+    case("result_variable_wins_over_last_line", 60, "result = [1, 'two']\nprint('{\"not\": \"this\"}')",
+         result=[1, "two"]),
+    case("exception_is_failed_with_traceback", 60, "def f():\n    raise ValueError('boom')\nf()",
+         ends=(Status.FAILED,), exit_code=1, stderr_has=("ValueError: boom",)),
+    case("env_vars_are_exactly_the_requested_ones", 60,
+         "import os\nresult = {k: os.environ.get(k) for k in ('A', 'B_2', 'DJANGO_SETTINGS_MODULE', 'SANDBOX_SOCKET')}",
+         request={"env": {"A": "1", "B_2": "x=y z"}},
+         result={"A": "1", "B_2": "x=y z", "DJANGO_SETTINGS_MODULE": None, "SANDBOX_SOCKET": None}),
+    case("inputs_of_every_json_type", 60, "result = inputs", request={"inputs": EVERY_JSON_TYPE},
+         result=EVERY_JSON_TYPE),
+    case("stdin_is_empty_and_closed", 60, "import sys\nresult = sys.stdin.read()", result=""),
+]
 
 
-@pytest.mark.timeout(60)
-def test_result_variable_wins_over_last_line(sx):
-    r = sx("result = [1, 'two']\nprint('{\"not\": \"this\"}')")
-    assert r.status == Status.SUCCEEDED, sx.describe(r)
-    assert r.result == [1, "two"]
-
-
-@pytest.mark.timeout(60)
-def test_exception_is_failed_with_traceback(sx):
-    r = sx("def f():\n    raise ValueError('boom')\nf()")
-    assert r.status == Status.FAILED, sx.describe(r)
-    assert r.exit_code == 1
-    assert "ValueError: boom" in r.stderr
+@pytest.mark.parametrize("c", EVERYDAY)
+def test_everyday_code(sx, c):
+    run_case(sx, c)
 
 
 @pytest.mark.timeout(60)
@@ -74,22 +188,6 @@ def test_sys_exit_codes(sx):
     assert r.status == Status.FAILED and r.exit_code == 5, sx.describe(r)
     r = sx("import sys\nresult = 1\nsys.exit(0)")
     assert r.status == Status.SUCCEEDED and r.exit_code == 0 and r.result == 1, sx.describe(r)
-
-
-@pytest.mark.timeout(60)
-def test_env_vars_are_exactly_the_requested_ones(sx):
-    r = sx("import os\nresult = {k: os.environ.get(k) for k in ('A', 'B_2', 'DJANGO_SETTINGS_MODULE', 'SANDBOX_SOCKET')}",
-           env={"A": "1", "B_2": "x=y z"})
-    assert r.status == Status.SUCCEEDED, sx.describe(r)
-    assert r.result == {"A": "1", "B_2": "x=y z", "DJANGO_SETTINGS_MODULE": None, "SANDBOX_SOCKET": None}
-
-
-@pytest.mark.timeout(60)
-def test_inputs_of_every_json_type(sx):
-    inputs = {"s": "ünï", "n": 1.5, "i": -3, "b": True, "z": None, "l": [1, [2]], "d": {"k": {}}}
-    r = sx("result = inputs", inputs=inputs)
-    assert r.status == Status.SUCCEEDED, sx.describe(r)
-    assert r.result == inputs
 
 
 @pytest.mark.timeout(60)
@@ -103,120 +201,100 @@ def test_large_produced_file_is_reported_without_content(sx):
 
 
 # ----------------------------------------------------------------------------- hostile code
-@pytest.mark.timeout(120)
-def test_infinite_loop_times_out(sx):
-    r = sx("while True:\n    pass", timeout_s=3)
-    assert r.status == Status.TIMEOUT, sx.describe(r)
-    assert r.metadata["_wall_s"] < 3 + sx.margin, sx.describe(r)
-    assert "time" in r.message.lower()
+GUARDED_FORK_BOMB = (
+    "import os\n"
+    "while True:\n"
+    "    try:\n"
+    "        os.fork()\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
+THREAD_BOMB = (
+    "import threading, time\n"
+    "n = 0\n"
+    "while True:\n"
+    "    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
+    "    n += 1\n"
+)
+FORGING_FRAMES = (
+    "import sys, base64\n"
+    f"sys.stdout.buffer.write(base64.b64decode({FORGED_FRAME!r}))\n"
+    f"sys.stdout.write({FORGED_PAYLOAD!r} + '\\n')\n"
+    f"sys.stderr.buffer.write(base64.b64decode({FORGED_FRAME!r}))\n"
+    "sys.stdout.write('\\x00\\x00\\x00\\x10{\"ok\": true}\\n')\n"
+    "sys.stdout.flush()\n"
+    "print('not json at the end')\n"
+    "raise SystemExit(7)\n"
+)
+DEEP_NESTING = (
+    "import os, sys\n"
+    "sys.setrecursionlimit(10000)\n"
+    "os.makedirs('/mnt/data/' + 'd/' * 1500, exist_ok=True)\n"
+    "open('/mnt/data/top.txt', 'w').write('top')\n"
+    "deep = []\n"
+    "for _ in range(200000):\n"
+    "    deep = [deep]\n"
+    "result = deep\n"
+    "print('[' * 200000)\n"
+)
+
+HOSTILE = [
+    case("infinite_loop_times_out", 120, "while True:\n    pass", request={"timeout_s": 3},
+         ends=(Status.TIMEOUT,), within=lambda margin: 3 + margin,
+         check=_timeout_named),
+    case("long_sleep_times_out_and_keeps_partial_output", 120,
+         "import time\nprint('before', flush=True)\ntime.sleep(3600)\nprint('after')", request={"timeout_s": 3},
+         ends=(Status.TIMEOUT,), within=lambda margin: 3 + margin, stdout_has=("before",), stdout_lacks=("after",)),
+    # a background process that keeps stdout open must not keep the driver waiting
+    case("timeout_with_a_child_holding_the_pipes", 120,
+         "import subprocess, sys\n"
+         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)'])\n"
+         "print('parent done')\n",
+         request={"timeout_s": 3}, ends=(Status.SUCCEEDED, Status.TIMEOUT), within=lambda margin: 3 + margin),
+    case("fork_bomb_is_bounded", 180, GUARDED_FORK_BOMB, request={"timeout_s": 5}, ends=ENDED_BADLY,
+         within=lambda margin: 5 + margin + 5, check=_fork_bomb_hit_the_pids_limit),
+    case("unguarded_fork_bomb_ends_cleanly", 180, "import os\nwhile True:\n    os.fork()", request={"timeout_s": 5},
+         ends=ENDED_BADLY, check=_host_can_fork),
+    case("thread_bomb_is_bounded", 180, THREAD_BOMB, request={"timeout_s": 5}, ends=ENDED_BADLY,
+         check=_host_threads_bounded),
+    case("memory_bomb", 180, "x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))",
+         request={"memory_mib": 256, "timeout_s": 30}, ends=(Status.OUT_OF_MEMORY, Status.FAILED),
+         check=_memory_named_if_out_of_memory),
+    case("single_huge_allocation", 180, "x = bytearray(4 * 1024 ** 3)\nresult = len(x)",
+         request={"memory_mib": 128, "timeout_s": 30}, ends=(Status.OUT_OF_MEMORY, Status.FAILED), result=None),
+    case("one_gigabyte_of_stdout_is_capped", 180,
+         "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n",
+         request={"timeout_s": 120, "stdout_cap": 100_000}, ends=(Status.SUCCEEDED, Status.TIMEOUT),
+         within=lambda margin: 90, check=_stdout_capped_at_100_000),
+    case("huge_stderr_is_capped", 180,
+         "import sys\nchunk = 'e' * (1 << 20)\nfor _ in range(200):\n    sys.stderr.write(chunk)\nprint('done')\n",
+         request={"timeout_s": 60, "stderr_cap": 5000}, check=_stderr_capped_at_5000),
+    case("os_exit_3", 60, "import os\nprint('about to exit', flush=True)\nos._exit(3)",
+         ends=(Status.FAILED,), exit_code=3, stdout_has=("about to exit",)),
+    # the child keeps the dead process's open files (pipes, and in the VM the agent's lock and
+    # channel): the answer must still come, promptly, with the parent's exit code
+    case("os_exit_with_a_forked_child_still_running", 60,
+         "import os, time\n"
+         "if os.fork() == 0:\n"
+         "    time.sleep(3600)\n"
+         "print('parent leaving', flush=True)\n"
+         "os._exit(3)\n",
+         request={"timeout_s": 30}, ends=(Status.FAILED,), exit_code=3, stdout_has=("parent leaving",),
+         within=lambda margin: 15),
+    case("segfault", 60, "import ctypes\nprint('crashing', flush=True)\nctypes.string_at(0)",
+         ends=(Status.FAILED,), stdout_has=("crashing",), check=_sigsegv_named),
+    # frames and result payloads written to stdout/stderr are only output
+    case("stdout_imitating_frames_does_not_forge_a_result", 60, FORGING_FRAMES,
+         ends=(Status.FAILED,), exit_code=7, result=None, stdout_has=("FORGED",)),
+    case("deeply_nested_directories_and_json", 120, DEEP_NESTING, request={"timeout_s": 60}, result=None,
+         check=_strict_json),
+]
+
+
+@pytest.mark.parametrize("c", HOSTILE)
+def test_hostile_code(sx, c):
+    run_case(sx, c)
     sx.assert_healthy()
-
-
-@pytest.mark.timeout(120)
-def test_long_sleep_times_out_and_keeps_partial_output(sx):
-    r = sx("import time\nprint('before', flush=True)\ntime.sleep(3600)\nprint('after')", timeout_s=3)
-    assert r.status == Status.TIMEOUT, sx.describe(r)
-    assert r.metadata["_wall_s"] < 3 + sx.margin
-    assert "before" in r.stdout and "after" not in r.stdout, sx.describe(r)
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(120)
-def test_timeout_with_a_child_holding_the_pipes(sx):
-    """A background process that keeps stdout open must not keep the driver waiting."""
-    code = (
-        "import subprocess, sys\n"
-        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)'])\n"
-        "print('parent done')\n"
-    )
-    t0 = time.monotonic()
-    r = sx(code, timeout_s=3)
-    assert time.monotonic() - t0 < 3 + sx.margin
-    assert r.status in (Status.SUCCEEDED, Status.TIMEOUT), sx.describe(r)
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(180)
-def test_fork_bomb_is_bounded(sx):
-    code = (
-        "import os\n"
-        "while True:\n"
-        "    try:\n"
-        "        os.fork()\n"
-        "    except OSError:\n"
-        "        pass\n"
-    )
-    t0 = time.monotonic()
-    r = sx(code, timeout_s=5)
-    assert time.monotonic() - t0 < 5 + sx.margin + 5, sx.describe(r)
-    assert r.status in (Status.TIMEOUT, Status.FAILED, Status.OUT_OF_MEMORY, Status.KILLED), sx.describe(r)
-    if sx.name == "process":
-        assert r.metadata.get("pids_max_hits", 0) > 0, sx.describe(r)
-    # the host can still fork
-    assert os.system("true") == 0
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(180)
-def test_unguarded_fork_bomb_ends_cleanly(sx):
-    r = sx("import os\nwhile True:\n    os.fork()", timeout_s=5)
-    assert r.status in (Status.FAILED, Status.TIMEOUT, Status.OUT_OF_MEMORY, Status.KILLED), sx.describe(r)
-    assert os.system("true") == 0
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(180)
-def test_thread_bomb_is_bounded(sx):
-    code = (
-        "import threading, time\n"
-        "n = 0\n"
-        "while True:\n"
-        "    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
-        "    n += 1\n"
-    )
-    r = sx(code, timeout_s=5)
-    assert r.status in (Status.FAILED, Status.TIMEOUT, Status.OUT_OF_MEMORY, Status.KILLED), sx.describe(r)
-    assert threading.active_count() < 100
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(180)
-def test_memory_bomb(sx):
-    r = sx("x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))", memory_mib=256, timeout_s=30)
-    assert r.status in (Status.OUT_OF_MEMORY, Status.FAILED), sx.describe(r)
-    if r.status == Status.OUT_OF_MEMORY:
-        assert "memory" in r.message.lower()
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(180)
-def test_single_huge_allocation(sx):
-    r = sx("x = bytearray(4 * 1024 ** 3)\nresult = len(x)", memory_mib=128, timeout_s=30)
-    assert r.status in (Status.OUT_OF_MEMORY, Status.FAILED), sx.describe(r)
-    assert r.result is None
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(180)
-def test_one_gigabyte_of_stdout_is_capped(sx):
-    code = "import sys\nchunk = 'x' * (1 << 20)\nfor _ in range(1024):\n    sys.stdout.write(chunk)\n"
-    t0 = time.monotonic()
-    r = sx(code, timeout_s=120, stdout_cap=100_000)
-    elapsed = time.monotonic() - t0
-    assert r.status in (Status.SUCCEEDED, Status.TIMEOUT), sx.describe(r)
-    assert r.stdout_truncated
-    assert 0 < len(r.stdout.encode()) <= 100_000
-    assert elapsed < 90
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(180)
-def test_huge_stderr_is_capped(sx):
-    code = "import sys\nchunk = 'e' * (1 << 20)\nfor _ in range(200):\n    sys.stderr.write(chunk)\nprint('done')\n"
-    r = sx(code, timeout_s=60, stderr_cap=5000)
-    assert r.status == Status.SUCCEEDED, sx.describe(r)
-    assert r.stderr_truncated and len(r.stderr.encode()) <= 5000
-    assert r.stdout == "done\n" and not r.stdout_truncated
 
 
 @pytest.mark.timeout(180)
@@ -305,13 +383,7 @@ def test_host_files_are_not_reachable(sx, tmp_path):
             "            dirs[:] = []\n"
             "            continue\n"
             "        hits += [os.path.join(root, f) for f in files if 'stepwell-test-secret' in f or f == 'secret.txt']\n"
-            "cmdlines = []\n"
-            "for p in os.listdir('/proc'):\n"
-            "    if p.isdigit():\n"
-            "        try:\n"
-            "            cmdlines.append(open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace'))\n"
-            "        except OSError:\n"
-            "            pass\n"
+            + LIST_CMDLINES +
             "result = {'found': found, 'hits': hits, 'uid': os.getuid(), 'cmdlines': cmdlines}\n"
         )
         r = sx(code)
@@ -348,14 +420,8 @@ def test_nothing_left_behind_for_the_next_execution(sx):
     assert r.status == Status.SUCCEEDED, sx.describe(r)
     check = (
         "import os\n"
-        "procs = []\n"
-        "for p in os.listdir('/proc'):\n"
-        "    if p.isdigit():\n"
-        "        try:\n"
-        "            procs.append(open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace'))\n"
-        "        except OSError:\n"
-        "            pass\n"
-        f"result = {{'data': os.listdir('/mnt/data'), 'tmp': os.listdir('/tmp'), 'lurkers': [c for c in procs if 'lurker-{marker}' in c]}}\n"
+        + LIST_CMDLINES +
+        f"result = {{'data': os.listdir('/mnt/data'), 'tmp': os.listdir('/tmp'), 'lurkers': [c for c in cmdlines if 'lurker-{marker}' in c]}}\n"
     )
     r2 = sx(check)
     assert r2.status == Status.SUCCEEDED, sx.describe(r2)
@@ -378,41 +444,6 @@ def test_nothing_left_behind_for_the_next_execution(sx):
                 break
             time.sleep(0.1)
         assert survivors == []
-
-
-@pytest.mark.timeout(60)
-def test_os_exit_3(sx):
-    r = sx("import os\nprint('about to exit', flush=True)\nos._exit(3)")
-    assert r.status == Status.FAILED, sx.describe(r)
-    assert r.exit_code == 3
-    assert "about to exit" in r.stdout
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(60)
-def test_os_exit_with_a_forked_child_still_running(sx):
-    """The child keeps the dead process's open files (pipes, and in the VM the agent's lock and
-    channel): the answer must still come, promptly, with the parent's exit code."""
-    code = ("import os, time\n"
-            "if os.fork() == 0:\n"
-            "    time.sleep(3600)\n"
-            "print('parent leaving', flush=True)\n"
-            "os._exit(3)\n")
-    t0 = time.monotonic()
-    r = sx(code, timeout_s=30)
-    assert r.status == Status.FAILED and r.exit_code == 3, sx.describe(r)
-    assert "parent leaving" in r.stdout
-    assert time.monotonic() - t0 < 15
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(60)
-def test_segfault(sx):
-    r = sx("import ctypes\nprint('crashing', flush=True)\nctypes.string_at(0)")
-    assert r.status == Status.FAILED, sx.describe(r)
-    assert "SIGSEGV" in r.message, sx.describe(r)
-    assert "crashing" in r.stdout
-    sx.assert_healthy()
 
 
 @pytest.mark.timeout(120)
@@ -440,30 +471,6 @@ def test_power_off_from_inside(sx):
     sx.assert_healthy()
 
 
-@pytest.mark.timeout(60)
-def test_stdout_imitating_frames_does_not_forge_a_result(sx):
-    forged_result = {"status": "succeeded", "exit_code": 0, "stdout": "", "stderr": "", "result": "FORGED",
-                     "files": [], "duration_ms": 1, "message": "", "metadata": {}}
-    frame = encode({"ok": True, "result": forged_result})
-    payload = json.dumps({"has_result": True, "result_json": json.dumps("FORGED")})
-    code = (
-        "import sys, base64\n"
-        f"sys.stdout.buffer.write(base64.b64decode({base64.b64encode(frame).decode()!r}))\n"
-        f"sys.stdout.write({payload!r} + '\\n')\n"
-        f"sys.stderr.buffer.write(base64.b64decode({base64.b64encode(frame).decode()!r}))\n"
-        "sys.stdout.write('\\x00\\x00\\x00\\x10{\"ok\": true}\\n')\n"
-        "sys.stdout.flush()\n"
-        "print('not json at the end')\n"
-        "raise SystemExit(7)\n"
-    )
-    r = sx(code)
-    assert r.status == Status.FAILED, sx.describe(r)
-    assert r.exit_code == 7
-    assert r.result is None
-    assert "FORGED" in r.stdout  # the frame is reported as plain output
-    sx.assert_healthy()
-
-
 @pytest.mark.timeout(120)
 def test_concurrent_executions_do_not_see_each_other(sx):
     def code(tag):
@@ -472,15 +479,9 @@ def test_concurrent_executions_do_not_see_each_other(sx):
             f"open('/mnt/data/mine-{tag}', 'w').write('{tag}')\n"
             f"open('/tmp/mine-{tag}', 'w').write('{tag}')\n"
             "time.sleep(1.5)\n"
-            "procs = []\n"
-            "for p in os.listdir('/proc'):\n"
-            "    if p.isdigit():\n"
-            "        try:\n"
-            "            procs.append(open(f'/proc/{p}/cmdline', 'rb').read().decode(errors='replace'))\n"
-            "        except OSError:\n"
-            "            pass\n"
+            + LIST_CMDLINES +
             "result = {'data': sorted(os.listdir('/mnt/data')), 'tmp': sorted(f for f in os.listdir('/tmp') if f.startswith('mine-')),\n"
-            "          'procs': procs}\n"
+            "          'cmdlines': cmdlines}\n"
         )
 
     results = {}
@@ -498,7 +499,7 @@ def test_concurrent_executions_do_not_see_each_other(sx):
         assert r.status == Status.SUCCEEDED, sx.describe(r)
         assert r.result["data"] == [f"mine-{tag}"], r.result
         assert r.result["tmp"] == [f"mine-{tag}"], r.result
-        assert not any(f"mine-{other}" in c for c in r.result["procs"])
+        assert not any(f"mine-{other}" in c for c in r.result["cmdlines"])
         assert [f.name for f in r.files] == [f"mine-{tag}"]
 
 
@@ -510,13 +511,6 @@ def test_urandom_differs_across_executions(sx):
     assert a.status == b.status == Status.SUCCEEDED, (sx.describe(a), sx.describe(b))
     assert a.result[0] != b.result[0]
     assert a.result[1] != b.result[1]
-
-
-@pytest.mark.timeout(60)
-def test_stdin_is_empty_and_closed(sx):
-    r = sx("import sys\nresult = sys.stdin.read()")
-    assert r.status == Status.SUCCEEDED, sx.describe(r)
-    assert r.result == ""
 
 
 @pytest.mark.timeout(120)
@@ -547,26 +541,6 @@ def test_symlinks_fifos_and_odd_names_in_the_workdir(sx):
         json.dumps(r.to_dict())  # the result stays serialisable
     finally:
         os.unlink(secret)
-    sx.assert_healthy()
-
-
-@pytest.mark.timeout(120)
-def test_deeply_nested_directories_and_json(sx):
-    code = (
-        "import os, sys\n"
-        "sys.setrecursionlimit(10000)\n"
-        "os.makedirs('/mnt/data/' + 'd/' * 1500, exist_ok=True)\n"
-        "open('/mnt/data/top.txt', 'w').write('top')\n"
-        "deep = []\n"
-        "for _ in range(200000):\n"
-        "    deep = [deep]\n"
-        "result = deep\n"
-        "print('[' * 200000)\n"
-    )
-    r = sx(code, timeout_s=60)
-    assert r.status == Status.SUCCEEDED, sx.describe(r)
-    assert r.result is None
-    json.dumps(r.to_dict())
     sx.assert_healthy()
 
 
