@@ -210,6 +210,15 @@ STEPWELL_MAX_FOREACH_ITEMS = env_int("STEPWELL_MAX_FOREACH_ITEMS", 1000, 1, 100_
 STEPWELL_MAX_FOREACH_CONCURRENCY = env_int("STEPWELL_MAX_FOREACH_CONCURRENCY", 4, 1, 64)
 # Independent branches of one run that execute at the same time.
 STEPWELL_MAX_BRANCH_CONCURRENCY = env_int("STEPWELL_MAX_BRANCH_CONCURRENCY", 4, 1, 64)
+# Fan-out bounds: one thread pool per run (every For each item and parallel branch shares it),
+# For each nesting depth (checked at save and at run), step records per run, runs per user at
+# once (queued + running), retry attempts and back-off.
+STEPWELL_RUN_THREADS = env_int("STEPWELL_RUN_THREADS", 8, 1, 256)
+STEPWELL_MAX_FOREACH_DEPTH = env_int("STEPWELL_MAX_FOREACH_DEPTH", 4, 1, 32)
+STEPWELL_MAX_STEPS_PER_RUN = env_int("STEPWELL_MAX_STEPS_PER_RUN", 10_000, 10, 10_000_000)
+STEPWELL_MAX_ACTIVE_RUNS_PER_USER = env_int("STEPWELL_MAX_ACTIVE_RUNS_PER_USER", 20, 1, 100_000)
+STEPWELL_MAX_RETRY_ATTEMPTS = env_int("STEPWELL_MAX_RETRY_ATTEMPTS", 10, 1, 10)
+STEPWELL_MAX_RETRY_DELAY_S = env_int("STEPWELL_MAX_RETRY_DELAY_S", 300, 0, 3600)
 # Seconds between scheduler passes (schedule triggers, lease reaping) inside the worker.
 STEPWELL_SCHEDULER_INTERVAL = env_int("STEPWELL_SCHEDULER_INTERVAL_MS", 5000, 100, 600_000) / 1000
 
@@ -267,3 +276,16 @@ STEPWELL_MAX_REQUEST_BYTES = env_int("STEPWELL_MAX_REQUEST_BYTES", DATA_UPLOAD_M
                                      1024, 4 * 1024**3)
 STEPWELL_MAX_UPLOAD_BYTES = STEPWELL_MAX_WHEEL_BYTES + 1024 * 1024
 STEPWELL_UPLOAD_PATH_PREFIXES = ["/api/packages/upload/", "/admin/runtimes/"]
+
+# --- Governance: audit log and instance policies (governance/) ---------------------------------
+INSTALLED_APPS += ["governance.apps.GovernanceConfig"]
+# Audit events older than this are pruned by the worker (a checkpoint event keeps the chain verifiable).
+STEPWELL_AUDIT_RETENTION_DAYS = env_int("STEPWELL_AUDIT_RETENTION_DAYS", 365, 1, 36_500)
+# "full": execution events keep the code that ran; "hash": only its SHA-256.
+STEPWELL_AUDIT_KEEP_CODE = env_str("STEPWELL_AUDIT_KEEP_CODE", "full").strip().lower()
+if STEPWELL_AUDIT_KEEP_CODE not in ("full", "hash"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"STEPWELL_AUDIT_KEEP_CODE must be full or hash (got {STEPWELL_AUDIT_KEEP_CODE!r})")
+# Inputs, outputs, stdout and stderr in an execution event are cut to this many bytes each.
+STEPWELL_AUDIT_MAX_FIELD_BYTES = env_int("STEPWELL_AUDIT_MAX_FIELD_BYTES", 65_536, 256, 10_000_000)

@@ -1,0 +1,3 @@
+"""Every model of the governance app, defined in one module per concern and re-exported here."""
+from governance.audit import AuditChainHead, AuditEvent  # noqa: F401
+from governance.policies import Policy  # noqa: F401
