@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.db.models import Max
 
-from designer.models import Workflow, WorkflowVersion
+from engine.models import Workflow, WorkflowVersion
 from engine.validation import check_definition, empty_definition
 
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from designer.models import Workflow, WorkflowVersion
+from engine.models import Workflow, WorkflowVersion
 
 
 class VersionInline(admin.TabularInline):

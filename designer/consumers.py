@@ -90,8 +90,7 @@ class RunEventsConsumer(AsyncJsonWebsocketConsumer):
 
     @database_sync_to_async
     def _owned(self, user) -> bool:
-        from designer.models import Workflow
-        from engine.models import Run
+        from engine.models import Run, Workflow
 
         if self.run_id is not None:
             return Run.objects.filter(pk=self.run_id, workflow__owner=user).exists()

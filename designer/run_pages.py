@@ -5,10 +5,9 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, render
 
-from designer.models import Workflow
-from engine.models import Run
+from engine.models import Run, Workflow
 from engine.nodes import NODE_TYPES
-from engine.states import Status
+from engine.status import Status
 
 
 def _node_types() -> dict:

@@ -6,7 +6,7 @@ import json
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 
-from designer.models import Workflow
+from engine.models import Workflow
 from engine.nodes import NODE_TYPES
 
 

@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from engine.models import HookToken, PinnedOutput, Run, ScheduleTick, StepRun
-from engine.states import Status, begin, transition
+from engine.models import HookToken, PinnedOutput, Run, ScheduleTick, StepRun, Workflow
+from engine.states import begin, transition
+from engine.status import Status
+from engine.tasks import execute_run
 from engine.wake import poke
 
 log = logging.getLogger("engine.actions")
@@ -43,8 +45,6 @@ def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, sta
 
     :raises RunRefused: the workflow has no version.
     """
-    from engine.tasks import execute_run
-
     version = version or workflow.head
     if version is None:
         raise RunRefused("the workflow has no saved version")
@@ -178,8 +178,6 @@ def due_time(cron: str, tz: str | None, now: datetime) -> datetime:
 
 def do_start_due_schedules(now: datetime | None = None, grace_s: float = 600.0) -> list[Run]:
     """Start one run per due schedule time not started yet (any number of schedulers may call this)."""
-    from designer.models import Workflow
-
     now = now or timezone.now()
     started = []
     for wf in Workflow.objects.select_related("head").exclude(head=None):

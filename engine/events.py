@@ -23,21 +23,18 @@ def run_group(run_id: int) -> str:
     return f"run-{run_id}"
 
 
-def notify(event) -> None:
-    """Push `event` to the channel layer when it spans processes (Redis); else nothing to do."""
+def notify(message: dict, run_id: int, workflow_id: int) -> None:
+    """Push `message` (a `StepEvent.to_message()`) to the groups of run `run_id` and of workflow
+    `workflow_id` when the channel layer spans processes (Redis); else nothing to do."""
     if not getattr(settings, "REDIS_URL", None):
         return
     try:
         from asgiref.sync import async_to_sync
         from channels.layers import get_channel_layer
 
-        from engine.models import Run
-
         layer = get_channel_layer()
-        workflow_id = Run.objects.filter(pk=event.run_id).values_list("workflow_id", flat=True).first()
-        message = {"type": "run.event", "event": event.to_message()}
-        async_to_sync(layer.group_send)(run_group(event.run_id), message)
-        if workflow_id is not None:
-            async_to_sync(layer.group_send)(workflow_group(workflow_id), message)
+        envelope = {"type": "run.event", "event": message}
+        async_to_sync(layer.group_send)(run_group(run_id), envelope)
+        async_to_sync(layer.group_send)(workflow_group(workflow_id), envelope)
     except Exception:  # the row is stored; consumers will still find it
-        log.exception("could not push event %s to the channel layer", event.pk)
+        log.exception("could not push event %s to the channel layer", message.get("event_id"))

@@ -5,13 +5,22 @@
   of whose incoming edges are inactive is skipped, so untaken branches are skipped transitively
   while nodes also reachable from a taken branch still run.
 - A For each runs its body (nodes reachable from its `each` port, or with parent=<id>) once per
-  item, up to `concurrency` items at a time, and outputs the list of per-item outputs.
+  item, up to `concurrency` items at a time, and outputs the list of per-item outputs. For eaches
+  nest at most STEPWELL_MAX_FOREACH_DEPTH deep.
+- Fan-out is bounded: one thread pool per run (STEPWELL_RUN_THREADS) runs every For each item and
+  parallel branch of the run, at every nesting level. Work that finds no free pool thread runs
+  inline in the thread that wanted it, so nested loops cannot starve the pool (a thread only ever
+  waits for work that is already running). A run creates at most STEPWELL_MAX_STEPS_PER_RUN step
+  records; the next one fails the run.
 - A failed step is retried by the node's retry policy (a new StepRun per attempt; defaults when a
-  policy is given without them: backoff_s=1, backoff_factor=2; no policy = one attempt); when it
+  policy is given without them: backoff_s=1, backoff_factor=2; no policy = one attempt; attempts
+  capped by STEPWELL_MAX_RETRY_ATTEMPTS, each wait by STEPWELL_MAX_RETRY_DELAY_S); when it
   still fails the run fails (timed_out when the last attempt timed out). A mapping error is not
   retried: the same inputs would fail the same way.
 - A lease (Run.lease_expires) is renewed while the run executes; `reap_lost_runs` marks runs whose
-  worker stopped renewing it. Cancellation is a flag polled by the same heartbeat.
+  worker stopped renewing it. Cancellation is a flag polled by the same heartbeat, which sets
+  the run's cancel Event: steps wait on it (an HTTP call closes its socket, a code step asks the
+  sandbox to cancel its execution).
 """
 from __future__ import annotations
 
@@ -21,7 +30,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 
 from django.conf import settings
@@ -31,7 +40,8 @@ from django.utils import timezone
 from engine.graph import Graph
 from engine.mapping import MappingError, resolve_parameters
 from engine.models import NodeSchema, Run, StepFile, StepRun
-from engine.states import Status, begin, transition
+from engine.states import begin, transition
+from engine.status import Status
 from engine.steps import Outcome, StepContext, handler
 from engine.wake import address
 
@@ -46,6 +56,49 @@ class StepFailed(Exception):
     def __init__(self, message: str, status: str = Status.FAILED):
         super().__init__(message)
         self.status = status
+
+
+class LimitReached(StepFailed):
+    """The run reached a server-wide limit (steps per run); it fails with this message."""
+
+
+class RunPool:
+    """The one bounded thread pool of a run. `try_submit` hands work to a free pool thread or
+    answers None, and the caller then runs it inline: nothing ever queues behind a busy pool, so
+    nested For eaches (whose items wait for their own inner items) cannot deadlock it."""
+
+    def __init__(self, size: int, name: str):
+        self.size = size
+        self.name = name
+        self._free = threading.Semaphore(size)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def try_submit(self, fn, *args) -> Future | None:
+        if not self._free.acquire(blocking=False):
+            return None
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix=self.name)
+
+        def task():
+            try:
+                return fn(*args)
+            finally:
+                connection.close()
+                self._free.release()
+
+        try:
+            return self._executor.submit(task)
+        except BaseException:
+            self._free.release()
+            raise
+
+    def shutdown(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
 
 
 def effective_settings(definition: dict) -> dict:
@@ -132,9 +185,21 @@ class Execution:
         self.trigger_payload = run.payload
         self.outputs: list[tuple[str, object]] = []   # successful outputs, for schema inference
         self.outputs_lock = threading.Lock()
+        self.pool = RunPool(settings.STEPWELL_RUN_THREADS, f"run{run.pk}-")
+        self.steps_created = 0
+        self.steps_lock = threading.Lock()
+        self.limit_error: str = ""
 
     # --- recording --------------------------------------------------------------------------
     def _new_step(self, node_id: str, item_index, attempt: int, status=Status.RUNNING) -> StepRun:
+        """:raises LimitReached: the run already has STEPWELL_MAX_STEPS_PER_RUN step records."""
+        cap = settings.STEPWELL_MAX_STEPS_PER_RUN
+        with self.steps_lock:
+            if self.steps_created >= cap:
+                self.limit_error = (f"the run reached the limit of {cap} steps (STEPWELL_MAX_STEPS_PER_RUN); "
+                                    "nothing more was started")
+                raise LimitReached(self.limit_error)
+            self.steps_created += 1
         node = self.graph.nodes[node_id]
         return begin(StepRun, status, run=self.run, node_id=node_id, node_type=node["type"],
                      item_index=item_index, attempt=attempt)
@@ -179,8 +244,9 @@ class Execution:
         """
         node = self.graph.nodes[node_id]
         policy = node.get("retry") or {}
-        max_attempts = int(policy.get("max_attempts", 1))
-        delay = float(policy.get("backoff_s", 1.0))
+        max_attempts = min(int(policy.get("max_attempts", 1)), settings.STEPWELL_MAX_RETRY_ATTEMPTS)
+        max_delay = float(settings.STEPWELL_MAX_RETRY_DELAY_S)
+        delay = min(float(policy.get("backoff_s", 1.0)), max_delay)
         factor = float(policy.get("backoff_factor", 2.0))
         for attempt in range(1, max_attempts + 1):
             if self.cancel.is_set():
@@ -223,11 +289,13 @@ class Execution:
                 return outcome
             if final == Status.CANCELLED:
                 raise Cancelled()
+            if self.limit_error:
+                raise LimitReached(self.limit_error)
             if not retrying:
                 raise StepFailed(f"step {node_id!r}: {outcome.error or final}", final)
             if self.cancel.wait(delay):
                 raise Cancelled()
-            delay *= factor
+            delay = min(delay * factor, max_delay)
         raise AssertionError("unreachable")
 
     def _store_files(self, step: StepRun, outcome: Outcome) -> None:
@@ -239,17 +307,19 @@ class Execution:
         """Run the nodes of one scope; returns ({node_id: output}, {node_id: (status, ports)}).
 
         Nodes whose in-scope predecessors are all done are ready; independent ready nodes (parallel
-        branches) run at the same time, up to STEPWELL_MAX_BRANCH_CONCURRENCY. A single ready node
-        runs in this thread. After a failure nothing new starts; running siblings are awaited.
+        branches) run at the same time, up to STEPWELL_MAX_BRANCH_CONCURRENCY, on the run's pool
+        (or inline when it has no free thread). A single ready node runs in this thread. After a
+        failure nothing new starts; running siblings are awaited.
         """
         members = self.graph.scope(foreach_id)
         member_set = set(members)
         done: dict[str, tuple[str, tuple]] = {}   # node -> (status, ports)
         outputs: dict[str, object] = {}
         pending = list(members)                   # topological order
+        ready: list[str] = []                     # may start, not started yet
         running: dict = {}                        # future -> node id
         error: BaseException | None = None
-        pool: ThreadPoolExecutor | None = None
+        limit = settings.STEPWELL_MAX_BRANCH_CONCURRENCY
 
         def finish(node_id: str, outcome: Outcome) -> None:
             ports = outcome.ports if self.graph.nodes[node_id]["type"] != "control.foreach" else ("done",)
@@ -257,15 +327,10 @@ class Execution:
             outputs[node_id] = outcome.output
             ns["steps"][node_id] = {"output": outcome.output, "status": Status.SUCCEEDED.value}
 
-        def in_thread(node_id: str, local_ns: dict) -> Outcome:
-            try:
-                return self.run_node(node_id, local_ns, item_index)
-            finally:
-                connection.close()
-
         try:
-            while running or (pending and error is None):
-                ready = []
+            while running or ((pending or ready) and error is None):
+                if error is not None:
+                    ready.clear()
                 for node_id in (list(pending) if error is None else []):
                     inner = [(src, port) for src, port in self.graph.in_edges[node_id] if src in member_set]
                     if any(src not in done for src, _ in inner):
@@ -277,23 +342,30 @@ class Execution:
                         active = True
                     if active:
                         ready.append(node_id)
-                    else:
+                        continue
+                    try:
                         self._skip(node_id, item_index)
-                        done[node_id] = (Status.SKIPPED, ())
-                if ready and not running and len(ready) == 1 and error is None:
-                    try:  # the common, linear case: no thread
-                        finish(ready[0], self.run_node(ready[0], ns, item_index))
-                    except (StepFailed, Cancelled) as exc:
-                        error = exc
-                    continue
-                for node_id in ready:
-                    if pool is None:
-                        pool = ThreadPoolExecutor(max_workers=settings.STEPWELL_MAX_BRANCH_CONCURRENCY,
-                                                  thread_name_prefix=f"run{self.run.pk}-branch")
+                    except StepFailed as exc:
+                        error = error or exc
+                        break
+                    done[node_id] = (Status.SKIPPED, ())
+                # parallel branches go to free pool threads (never the last ready node when
+                # nothing else runs: the common, linear case needs no thread)
+                while error is None and ready and len(running) < limit and (running or len(ready) > 1):
                     local_ns = {**ns, "steps": dict(ns["steps"])}
-                    running[pool.submit(in_thread, node_id, local_ns)] = node_id
+                    fut = self.pool.try_submit(self.run_node, ready[0], local_ns, item_index)
+                    if fut is None:
+                        break
+                    running[fut] = ready.pop(0)
+                if error is None and ready and len(running) < limit:
+                    node_id = ready.pop(0)   # inline: only this thread changes `ns`
+                    try:
+                        finish(node_id, self.run_node(node_id, ns, item_index))
+                    except (StepFailed, Cancelled) as exc:
+                        error = error or exc
+                    continue
                 if not running:
-                    if pending and not ready and error is None:
+                    if (pending or ready) and error is None:
                         raise AssertionError(f"no progress possible in scope {foreach_id!r}: {pending}")
                     continue
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -304,13 +376,19 @@ class Execution:
                     except (StepFailed, Cancelled) as exc:
                         error = error or exc
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            if running:
+                wait(running)
         if error is not None:
             raise error
         return outputs, done
 
     def run_foreach(self, foreach_id: str, params: dict, ns: dict) -> Outcome:
+        from engine.validation import foreach_depth
+
+        depth, max_depth = foreach_depth(self.graph, foreach_id), settings.STEPWELL_MAX_FOREACH_DEPTH
+        if depth > max_depth:
+            return Outcome.failed(f"For each nested {depth} deep; the limit is {max_depth} "
+                                  "(STEPWELL_MAX_FOREACH_DEPTH)")
         items = params.get("items")
         if not isinstance(items, list):
             return Outcome.failed(f"items must be an array, got {type(items).__name__}")
@@ -322,32 +400,57 @@ class Execution:
         sinks = [n for n in body if not any(dst in body_set for _, dst in self.graph.out_edges[n])]
 
         def one(index: int, item):
-            try:
-                local = {**ns, "steps": dict(ns["steps"]), "item": item, "index": index}
-                outputs, done = self.run_scope(foreach_id, local, item_index=index)
-                ran = [s for s in sinks if done.get(s, ("",))[0] == Status.SUCCEEDED]
-                if len(sinks) == 1:
-                    return outputs.get(sinks[0])
-                return {s: outputs[s] for s in ran}
-            finally:
-                close_old_connections()
-                connection.close()
+            local = {**ns, "steps": dict(ns["steps"]), "item": item, "index": index}
+            outputs, done = self.run_scope(foreach_id, local, item_index=index)
+            ran = [s for s in sinks if done.get(s, ("",))[0] == Status.SUCCEEDED]
+            if len(sinks) == 1:
+                return outputs.get(sinks[0])
+            return {s: outputs[s] for s in ran}
 
         if not body:
             return Outcome(output=list(items), ports=("done",))
         results: list = [None] * len(items)
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"foreach-{foreach_id}") as pool:
-            futures = {pool.submit(one, i, item): i for i, item in enumerate(items)}
-            for fut, i in futures.items():
-                try:
-                    results[i] = fut.result()
-                except (StepFailed, Cancelled) as exc:
-                    errors.append(exc)
-        if any(isinstance(e, Cancelled) for e in errors):
+        errors: list[tuple[int, BaseException]] = []
+        running: dict = {}   # future -> item index
+        nxt = 0
+
+        def collect(fut, i):
+            try:
+                results[i] = fut.result()
+            except (StepFailed, Cancelled) as exc:
+                errors.append((i, exc))
+
+        try:
+            # up to `concurrency` items at once: on free pool threads, else one inline here
+            while nxt < len(items) or running:
+                while nxt < len(items) and len(running) < concurrency - 1:
+                    fut = self.pool.try_submit(one, nxt, items[nxt])
+                    if fut is None:
+                        break
+                    running[fut] = nxt
+                    nxt += 1
+                if nxt < len(items) and len(running) < concurrency:
+                    try:
+                        results[nxt] = one(nxt, items[nxt])
+                    except (StepFailed, Cancelled) as exc:
+                        errors.append((nxt, exc))
+                    nxt += 1
+                    continue
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    collect(fut, running.pop(fut))
+        finally:
+            if running:
+                wait(running)
+                for fut, i in running.items():
+                    collect(fut, i)
+        errors.sort(key=lambda e: e[0])
+        if any(isinstance(e, Cancelled) for _, e in errors):
             return Outcome(status=Status.CANCELLED, error="cancelled", ports=())
+        if self.limit_error:
+            return Outcome.failed(self.limit_error, output=results)
         if errors:
-            first = errors[0]
+            first = errors[0][1]
             return Outcome(status=Status.FAILED, ports=(), output=results,
                            error=f"{len(errors)} of {len(items)} items failed; first: {first}")
         return Outcome(output=results, ports=("done",))
@@ -370,11 +473,13 @@ class Execution:
             status, error = Status.CANCELLED, "cancelled on request"
         except StepFailed as exc:
             status, error = (Status.TIMED_OUT if exc.status == Status.TIMED_OUT else Status.FAILED), str(exc)
+            error = self.limit_error or error
         except Exception as exc:
             log.exception("run %s crashed", run.pk)
             status, error = Status.FAILED, f"internal error: {exc.__class__.__name__}: {exc}"
         finally:
             leases.remove(run.pk)
+            self.pool.shutdown()
         if status != Status.CANCELLED and self.cancel.is_set():
             status, error = Status.CANCELLED, "cancelled on request"
         transition(run, status, expect=Status.RUNNING, error=error, lease_expires=None)

@@ -1,5 +1,6 @@
-"""Runs of workflows: Run, StepRun (one per node attempt), StepEvent (append-only history),
-produced files, inferred output schemas, pinned sample outputs, hook tokens and schedule ticks.
+"""Workflows (Workflow, and WorkflowVersion: immutable definitions) and their runs: Run, StepRun
+(one per node attempt), StepEvent (append-only history), produced files, inferred output
+schemas, pinned sample outputs, hook tokens and schedule ticks.
 
 Statuses only change through `engine.states.transition`; rows in a terminal status are frozen
 (their `save()` refuses), and StepEvent rows are insert-only.
@@ -11,8 +12,64 @@ import secrets
 from django.conf import settings
 from django.db import models
 
-from designer.models import ImmutableError
-from engine.states import TERMINAL, Status
+from engine.status import TERMINAL, Status
+
+
+class ImmutableError(RuntimeError):
+    """Raised when code tries to change a record that must never change."""
+
+
+class Workflow(models.Model):
+    """A named workflow owned by one user; its definition lives in its versions."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="workflows")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    head = models.ForeignKey(
+        "WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The latest version.",
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "designer_workflow"  # the table predates the model's move from designer
+        ordering = ["-updated", "-id"]
+        indexes = [models.Index(fields=["owner", "-updated"], name="designer_wo_owner_i_b5f00e_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def definition(self) -> dict | None:
+        """The definition of the latest version."""
+        return self.head.definition if self.head else None
+
+
+class WorkflowVersion(models.Model):
+    """One saved definition of a workflow. Created once, never changed."""
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    definition = models.JSONField()
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    message = models.CharField(max_length=500, blank=True, default="")
+    restored_from = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "designer_workflowversion"
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["workflow", "number"], name="unique_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} v{self.number}"
+
+    def save(self, *args, **kwargs):
+        """Insert only: a version is never updated."""
+        if self.pk is not None:
+            raise ImmutableError("workflow versions are immutable")
+        super().save(*args, **kwargs)
 
 
 class FrozenWhenFinished(models.Model):
@@ -43,8 +100,8 @@ class Run(FrozenWhenFinished):
         RERUN = "rerun", "Rerun"
         TEST = "test", "Step test"
 
-    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="runs")
-    version = models.ForeignKey("designer.WorkflowVersion", on_delete=models.CASCADE, related_name="runs")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(WorkflowVersion, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.RUN)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -170,7 +227,7 @@ class StepEvent(models.Model):
 class NodeSchema(models.Model):
     """The merged JSON Schema (genson SchemaBuilder format) of a node's successful outputs."""
 
-    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="node_schemas")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="node_schemas")
     node_id = models.CharField(max_length=64)
     schema = models.JSONField()
     samples = models.PositiveIntegerField(default=0)
@@ -183,7 +240,7 @@ class NodeSchema(models.Model):
 class PinnedOutput(models.Model):
     """Sample output pinned on a node for field pickers and step tests."""
 
-    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="pins")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="pins")
     node_id = models.CharField(max_length=64)
     output = models.JSONField(null=True)
     params_hash = models.CharField(max_length=64, help_text="sha256 of the node's parameters when pinned.")
@@ -201,7 +258,7 @@ def _new_token() -> str:
 class HookToken(models.Model):
     """The secret part of a workflow's HTTP trigger URL (/hooks/<token>/)."""
 
-    workflow = models.OneToOneField("designer.Workflow", on_delete=models.CASCADE, related_name="hook")
+    workflow = models.OneToOneField(Workflow, on_delete=models.CASCADE, related_name="hook")
     token = models.CharField(max_length=64, unique=True, default=_new_token)
     created = models.DateTimeField(auto_now_add=True)
 
@@ -209,7 +266,7 @@ class HookToken(models.Model):
 class ScheduleTick(models.Model):
     """One due time of a schedule trigger; the unique constraint makes it start at most one run."""
 
-    workflow = models.ForeignKey("designer.Workflow", on_delete=models.CASCADE, related_name="ticks")
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="ticks")
     due = models.DateTimeField()
     run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)

@@ -1,4 +1,5 @@
-"""Run and step statuses (a closed set) and `transition`, the one function that changes them.
+"""`begin` and `transition`, the only functions that set the status of a run or a step
+(the statuses themselves and the allowed moves are in `engine.status`).
 
 Every status change of a `Run` or a `StepRun` goes through `transition()`: it checks the
 from → to rule, updates the row only if it is still in the expected status (a conditional
@@ -7,44 +8,16 @@ Records in a terminal status never change again.
 """
 from __future__ import annotations
 
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
-
-class Status(models.TextChoices):
-    """Closed set of statuses shared by runs and steps. Stored values are never renamed."""
-
-    QUEUED = "queued", "Queued"            # created, waiting for a worker (or for its inputs)
-    RUNNING = "running", "Running"         # a worker is executing it
-    SUCCEEDED = "succeeded", "Succeeded"   # finished normally
-    FAILED = "failed", "Failed"            # an error (step error, mapping error, worker lost)
-    CANCELLED = "cancelled", "Cancelled"   # stopped on request
-    TIMED_OUT = "timed_out", "Timed out"   # a time limit was reached
-    SKIPPED = "skipped", "Skipped"         # steps only: on a branch that was not taken
-
-
-TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT, Status.SKIPPED})
-
-# from-status -> statuses it may move to
-ALLOWED: dict[str, frozenset[str]] = {
-    Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.SKIPPED, Status.FAILED}),
-    Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT}),
-}
-
-
-class TransitionError(RuntimeError):
-    """The record is not in a status from which the requested move is allowed."""
-
-
-def is_terminal(status: str) -> bool:
-    return status in TERMINAL
-
+from engine.events import notify
+from engine.models import Run, StepEvent
+from engine.status import ALLOWED, TERMINAL, Status, TransitionError, sources
 
 
 def _append_event(record, to: Status, data: dict | None):
     """The StepEvent recording that `record` (a Run or StepRun) entered status `to`."""
-    from engine.models import Run, StepEvent
-
     is_run = isinstance(record, Run)
     return StepEvent.objects.create(
         run_id=record.pk if is_run else record.run_id,
@@ -56,11 +29,16 @@ def _append_event(record, to: Status, data: dict | None):
         data=data or {},
     )
 
+
+def _announce(record, event) -> None:
+    """Push `event` to listeners of the record's run and workflow."""
+    run = record if isinstance(record, Run) else record.run
+    notify(event.to_message(), run_id=run.pk, workflow_id=run.workflow_id)
+
+
 def begin(model, to: str = Status.QUEUED, data: dict | None = None, **fields):
     """Create a record (Run or StepRun) in its initial status, `queued` (or `running` / `skipped`
     for a step that starts or is skipped at once), and append its first StepEvent, atomically."""
-    from engine.events import notify
-
     to = Status(to)
     if to not in (Status.QUEUED, Status.RUNNING, Status.SKIPPED):
         raise TransitionError(f"a record cannot begin as {to.value!r}")
@@ -72,7 +50,7 @@ def begin(model, to: str = Status.QUEUED, data: dict | None = None, **fields):
     with transaction.atomic():
         record = model.objects.create(status=to, **fields)
         event = _append_event(record, to, data)
-    notify(event)
+    _announce(record, event)
     return record
 
 
@@ -86,13 +64,8 @@ def transition(record, to: str, *, expect: str | tuple[str, ...] | None = None, 
 
     :raises TransitionError: `to` is not reachable from any expected status.
     """
-    from engine.events import notify
-
     to = Status(to)
-    froms = {expect} if isinstance(expect, str) else set(expect or ALLOWED)
-    froms = {Status(f) for f in froms if to in ALLOWED.get(f, ())}
-    if not froms:
-        raise TransitionError(f"no transition to {to.value!r} from {expect!r}")
+    froms = {Status(f) for f in sources(ALLOWED, to, expect)}
     now = timezone.now()
     if to == Status.RUNNING:
         fields.setdefault("started", now)
@@ -107,5 +80,5 @@ def transition(record, to: str, *, expect: str | tuple[str, ...] | None = None, 
     record.status = to
     for k, v in fields.items():
         setattr(record, k, v)
-    notify(event)
+    _announce(record, event)
     return True

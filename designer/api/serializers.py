@@ -6,7 +6,7 @@ import json
 from django.conf import settings
 from rest_framework import serializers
 
-from designer.models import Workflow, WorkflowVersion
+from engine.models import Workflow, WorkflowVersion
 from designer.api.errors import DefinitionRejected, prefixed
 from engine.validation import DefinitionInvalid, check_definition
 

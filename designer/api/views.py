@@ -15,7 +15,7 @@ from designer.api.serializers import (
     ImportSerializer, ValidationResultSerializer, VersionListSerializer, VersionSerializer,
     WorkflowListSerializer, WorkflowSerializer,
 )
-from designer.models import Workflow
+from engine.models import Workflow
 from engine.nodes import NODE_TYPES
 from engine.schema import workflow_schema
 from engine.validation import validate_definition

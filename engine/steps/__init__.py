@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.states import Status
+from engine.status import Status
 
 
 @dataclass

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from designer.models import Workflow, WorkflowVersion
+from engine.models import Workflow, WorkflowVersion
 
 pytestmark = pytest.mark.django_db
 

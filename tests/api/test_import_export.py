@@ -19,7 +19,7 @@ def test_export_then_import_round_trips(api, definition):
 
 
 def test_import_of_an_invalid_document_saves_nothing(api, definition):
-    from designer.models import Workflow
+    from engine.models import Workflow
 
     definition["nodes"][0]["type"] = "trigger.telepathy"
     r = api.post("/api/workflows/import/", {"format": "stepwell.workflow/v1", "name": "x",

@@ -2,7 +2,7 @@
 import pytest
 from jsonschema import Draft202012Validator
 
-from designer.models import Workflow
+from engine.models import Workflow
 
 pytestmark = pytest.mark.django_db
 

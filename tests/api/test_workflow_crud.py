@@ -52,7 +52,7 @@ def test_it_deletes(api, definition):
 
 
 def test_versions_cannot_be_changed(api, definition):
-    from designer.models import ImmutableError, WorkflowVersion
+    from engine.models import ImmutableError, WorkflowVersion
 
     wid = api.post("/api/workflows/", {"name": "W", "definition": definition}, format="json").data["id"]
     v = WorkflowVersion.objects.get(workflow_id=wid, number=1)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from designer.models import Workflow
+from engine.models import Workflow
 from tests.browser.helpers import linear_definition, settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

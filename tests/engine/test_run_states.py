@@ -2,10 +2,10 @@
 import pytest
 
 from designer.actions import do_create_workflow
-from designer.models import ImmutableError
 from engine.actions import do_cancel_run, do_start_run, trigger_payload
-from engine.models import StepEvent, StepRun
-from engine.states import ALLOWED, TERMINAL, Status, TransitionError, begin, transition
+from engine.models import ImmutableError, StepEvent, StepRun
+from engine.states import begin, transition
+from engine.status import ALLOWED, TERMINAL, Status, TransitionError
 
 
 def test_the_status_set_is_closed_and_terminal_states_lead_nowhere():

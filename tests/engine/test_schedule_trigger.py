@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from designer.actions import do_create_workflow
-from designer.models import WorkflowVersion
+from engine.models import WorkflowVersion
 from engine.actions import do_start_due_schedules, due_time
 from engine.models import Run, ScheduleTick
 
@@ -47,7 +47,7 @@ def test_two_workers_start_each_due_run_once(private_stack, wf):
     stack = private_stack(workers=2)
     api = stack.api()
     w = api.create_workflow(_scheduled(wf, "* * * * *"))
-    stack.shell("from designer.models import WorkflowVersion; from django.utils import timezone;"
+    stack.shell("from engine.models import WorkflowVersion; from django.utils import timezone;"
                 "from datetime import timedelta;"
                 f"WorkflowVersion.objects.filter(workflow_id={w['id']}).update("
                 "created=timezone.now() - timedelta(minutes=5))")

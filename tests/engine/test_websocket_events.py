@@ -12,7 +12,8 @@ from designer.actions import do_create_workflow
 from designer.asgi import application
 from engine.actions import do_start_run, trigger_payload
 from engine.models import StepRun
-from engine.states import Status, transition
+from engine.states import transition
+from engine.status import Status
 
 
 def _cookie(user) -> bytes:
