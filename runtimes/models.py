@@ -1,7 +1,8 @@
 """Which Python packages code steps may import (AllowedPackage), and the runtimes built from
 that list (Runtime: an exact lock, a build log, and the package layer both sandbox drivers use).
 
-Only `runtimes.actions` changes these rows; exactly one Runtime is active at a time.
+Only `runtimes.actions` (and its worker side, `runtimes.build`) changes these rows; exactly one
+Runtime is active at a time.
 """
 from __future__ import annotations
 
@@ -68,6 +69,11 @@ class Runtime(models.Model):
         FAILED = "failed", "Failed"          # the build failed; the previous runtime stays active
 
     TERMINAL = frozenset({Status.READY, Status.FAILED})
+    # from-status -> statuses a build may move to (`runtimes.build.move` is the only mover)
+    ALLOWED = {
+        Status.QUEUED: frozenset({Status.BUILDING, Status.FAILED}),
+        Status.BUILDING: frozenset({Status.READY, Status.FAILED}),
+    }
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     phase = models.CharField(max_length=40, blank=True, default="",
