@@ -11,11 +11,10 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from django.conf import settings
 
-from engine.states import Status
+from engine.status import Status, step_status_for
 from engine.steps import Outcome
 from sandbox.client import Chooser
 from sandbox.contract import ContractError, ExecutionRequest, SandboxError
-from sandbox.contract import Status as SandboxStatus
 
 log = logging.getLogger("engine.steps.python")
 
@@ -66,10 +65,11 @@ def run(ctx, params) -> Outcome:
                  "stdout_truncated": result.stdout_truncated, "stderr_truncated": result.stderr_truncated,
                  "timeout_s": request.timeout_s, "memory_mib": request.memory_mib})
     common = dict(stdout=result.stdout, stderr=result.stderr, sandbox=meta, files=result.files)
-    if result.status == SandboxStatus.SUCCEEDED:
+    status = step_status_for(result.status)
+    if status == Status.SUCCEEDED:
         return Outcome(output=result.result, **common)
-    if result.status == SandboxStatus.TIMEOUT:
-        return Outcome(status=Status.TIMED_OUT, ports=(), error=result.message or
+    if status == Status.TIMED_OUT:
+        return Outcome(status=status, ports=(), error=result.message or
                        f"the code ran longer than {request.timeout_s:g} s", **common)
     last = (result.stderr.strip().splitlines() or [""])[-1].strip()
     message = "; ".join(m for m in (last, result.message) if m) or "failed"
