@@ -5,9 +5,11 @@ the guest image. Wire format of one frame:
 
     b"SWF1" | uint32 big-endian payload length | payload (UTF-8 JSON object)
 
-Only the guest agent's supervisor writes to the channel. User code's stdout and stderr go to
-pipes that the agent reads with caps and then ships *inside* a JSON payload, so no text a
-program prints can ever be taken for a frame boundary or a result.
+In the guest both agent processes write to the channel: the worker every answer while it
+lives, the supervisor the "partial" answer while the code runs and every answer once the worker
+died (see sandbox/guest/agent.py). User code's stdout and stderr go to pipes that the
+agent reads with caps and then ships *inside* a JSON payload, so no text a program prints can
+ever be taken for a frame boundary or a result.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import select
 import struct
 import time
 
+CHANNEL_NAME = "org.stepwell.agent.0"  # the virtio-serial port's name (domain XML <target name>)
 MAGIC = b"SWF1"
 HEADER = struct.Struct(">4sI")
 MAX_FRAME = 256 * 1024 * 1024

@@ -32,4 +32,4 @@ mount --move /proc /newroot/proc
 mkdir -p /newroot/dev/shm /newroot/dev/pts
 mount -t tmpfs -o mode=1777,size=10%,nosuid,nodev tmpfs /newroot/dev/shm
 mount --move /sys /newroot/sys
-exec switch_root /newroot /usr/bin/python3 -I -B /opt/stepwell/agent.py
+exec switch_root /newroot /usr/bin/python3 -I -B /opt/stepwell/sandbox/guest/agent.py

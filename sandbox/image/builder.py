@@ -2,8 +2,8 @@
 
 No Django here: `python -m sandbox.image` and the `sandbox_build_image` management command both
 call build_image(). Images live in <cache_dir>/images/<recipe id>/, where the recipe id is the
-sha256 of everything that determines the image (this builder, the guest agent and init, the
-shared harness and protocol, the package lists). A build runs in a temporary directory beside
+sha256 of everything that determines the image (this builder, init, the guest agent package
+with the harness, outcome and protocol modules it imports, the package lists). A build runs in a temporary directory beside
 it and is renamed into place, so a half-built image is never used. Downloaded .deb files are
 kept in <cache_dir>/debs so a rebuild after a recipe change does not download again.
 
@@ -11,7 +11,8 @@ Steps (no mounting, no loop devices):
  1. debootstrap --variant=minbase with python3 only (packages come from the runtime's layer)
  2. fetch Debian's linux-image-cloud-amd64 .deb (apt-get download, cached) and unpack it
  3. decompress the LZ4 frame inside vmlinuz to an ELF vmlinux (QEMU boots it through PVH)
- 4. install the guest agent, byte-compile, trim the tree
+ 4. install the guest agent (sandbox/guest and the stdlib-only modules it imports, as the
+    package `sandbox` under /opt/stepwell), byte-compile, trim the tree
  5. busybox-static initramfs with the virtio modules and init.sh as /init
  6. mke2fs -t ext4 -d rootfs (read-only root image shared by every VM)
 """
@@ -48,15 +49,13 @@ TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
 MANIFEST = "manifest.json"
 
 _SANDBOX = Path(__file__).resolve().parent.parent
+GUEST_DIR = "opt/stepwell"  # the guest's copy of the package `sandbox` (its stdlib-only part)
+GUEST_FILES = (  # files of sandbox/ copied to GUEST_DIR/sandbox/ (the agent and what it imports)
+    "__init__.py", "harness.py", "outcome.py", "protocol.py",
+) + tuple(sorted(f"guest/{p.name}" for p in (_SANDBOX / "guest").glob("*.py")))
 RECIPE_FILES = (
-    "image/__init__.py", "image/__main__.py", "image/builder.py",
-    "guest/agent.py", "guest/init.sh", "harness.py", "protocol.py",
-)
-GUEST_FILES = {  # file in sandbox/ -> path inside the guest
-    "guest/agent.py": "opt/stepwell/agent.py",
-    "harness.py": "opt/stepwell/harness.py",
-    "protocol.py": "opt/stepwell/protocol.py",
-}
+    "image/__init__.py", "image/__main__.py", "image/builder.py", "guest/init.sh",
+) + GUEST_FILES
 
 
 class ImageBuildError(RuntimeError):
@@ -250,8 +249,8 @@ def _prepare_base(root: Path, progress: Progress, log) -> None:
 
 
 def _install_guest(root: Path, progress: Progress, log) -> None:
-    for src, dst in GUEST_FILES.items():
-        target = root / dst
+    for src in GUEST_FILES:
+        target = root / GUEST_DIR / "sandbox" / src
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(_SANDBOX / src, target)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}

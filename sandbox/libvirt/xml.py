@@ -9,8 +9,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 
+from sandbox.protocol import CHANNEL_NAME
+
 NS = "https://stepwell.dev/xmlns/sandbox/1"
-CHANNEL_NAME = "org.stepwell.agent.0"
 EMULATOR = "/usr/bin/qemu-system-x86_64"
 
 
