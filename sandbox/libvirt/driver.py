@@ -19,142 +19,49 @@ running finish on the VM (and layer) they started on.
 The host enforces the wall-clock timeout by destroying the domain (status `timeout`). When the
 channel closes before a result (guest powered off, rebooted or crashed: on_* = destroy), the
 status is `killed`. Destroys run on background threads, off the request path.
+
+This module decides which VM serves an execution and owns their lives; beside it: guest.py (the
+session with one VM's agent and the reading of its result), warmups.py (what a restored VM
+runs before it is READY), pool.py (slots, templates, identities), host.py (libvirt and the
+host probes) and xml.py (domain XML).
 """
 from __future__ import annotations
 
-import base64
 import itertools
 import logging
 import os
 import queue
 import shutil
 import signal
-import socket
 import tempfile
 import threading
 import time
 import uuid as uuidlib
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sandbox import layers, protocol
 from sandbox.config import SandboxConfig
 from sandbox.contract import (
-    DEFAULT_MEMORY_MIB, ExecutionRequest, ExecutionResult, OutputFile, SandboxError,
-    SandboxUnavailable, Status,
+    DEFAULT_MEMORY_MIB, ExecutionRequest, ExecutionResult, SandboxError, SandboxUnavailable,
+    Status,
 )
 from sandbox.image import find_image
 
-from .host import Host, LibvirtOperationError, RestoreRejected, resolve_accel
+from .guest import VM, NotAccepted, cap_text, result_from_reply
+from .host import (
+    Host, RestoreRejected, libvirtd_thp_disabled, pid_alive, qemu_version, resolve_accel,
+    thp_mode,
+)
 from .pool import SaveStore, WarmPool
+from .warmups import WARMUPS, WARMUPS_UNDER_LOAD, warm
 from .xml import DomainSpec
 
 log = logging.getLogger("sandbox.libvirt")
 
 PREFIX = "stepwell-"
 BOOT_TIMEOUT_S = 120.0
-CONNECT_TIMEOUT_S = 15.0
-WARMUP_PANDAS = (  # pandas only when the active runtime has it
-    "try:\n"
-    "    import pandas as pd\n"
-    "except ImportError:\n"
-    "    result = {'k': sum(range(20))}\n"
-    "else:\n"
-    "    df = pd.DataFrame({'k': ['a', 'b', 'a', 'c'] * 5, 'v': range(20)})\n"
-    "    result = df.groupby('k')['v'].sum().to_dict()\n"
-)
-WARMUP_FILES = (
-    "import json, os\n"
-    "with open('in.txt') as fh:\n"
-    "    text = fh.read()\n"
-    "with open('out.txt', 'w') as fh:\n"
-    "    fh.write(text.upper())\n"
-    "print(json.dumps({'n': inputs['n'], 'files': sorted(os.listdir('.'))}))\n"
-)
-
-
-@dataclass(frozen=True)
-class Warmup:
-    """One request replayed into a restored VM before its slot is READY. Under TCG the first
-    run of any code path pays for translating it again (and for page faults): the warm-ups
-    walk the paths a real request takes (plain and JSON output, a `result`, an exception and
-    its traceback, input and output files, pandas) so the user's request does not."""
-    code: str
-    status: str = "succeeded"
-    inputs: dict = field(default_factory=dict)
-    files: tuple = ()
-
-    def request(self) -> dict:
-        return {"code": self.code, "inputs": self.inputs, "files": [
-            {"name": n, "content_b64": base64.b64encode(c).decode()} for n, c in self.files]}
-
-
-WARMUPS = (
-    Warmup(WARMUP_PANDAS),
-    Warmup(WARMUP_FILES, inputs={"n": 1}, files=(("in.txt", b"warm-up"),)),
-    Warmup("raise ValueError('warm-up')", status="failed"),
-    Warmup("print(1)"),
-    Warmup("print('hello world')"),
-)
-WARMUPS_UNDER_LOAD = (Warmup("print('hello world')"),)  # carries the entropy: never fewer
 MAX_COLD_CONCURRENCY = 4
 DESTROYER_THREADS = 3
-
-
-def _qemu_version() -> str:
-    try:
-        import subprocess
-
-        out = subprocess.run(["/usr/bin/qemu-system-x86_64", "--version"], capture_output=True,
-                             text=True, timeout=10).stdout
-        return out.split()[3] if len(out.split()) > 3 else "unknown"
-    except Exception:  # noqa: BLE001
-        return "unknown"
-
-
-class AgentSession:
-    """One connection to a domain's agent over its virtio-serial unix socket."""
-
-    def __init__(self, path: str, timeout: float = CONNECT_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                s.close()
-                if time.monotonic() > deadline:
-                    raise SandboxError(f"cannot connect to the guest channel {path}") from None
-                time.sleep(0.005)
-        self.sock = s
-        self.chan = protocol.FdChannel(s.fileno())
-
-    def request(self, message: dict, deadline: float) -> dict:
-        self.chan.send(message)
-        return self.chan.recv(deadline)
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-@dataclass
-class VM:
-    name: str
-    spec: DomainSpec
-    session: AgentSession | None
-    origin: str                      # "restore" or "boot"
-    identity: object | None = None   # pool.Identity for restored domains
-    store: object | None = None      # the pool.SaveStore the identity belongs to
-    layer: object | None = None      # sandbox.layers.Layer attached as vdb (None: no packages)
-    started: float = field(default_factory=time.monotonic)
-    timings: dict = field(default_factory=dict)
-    broken: bool = False
-    accepted: bool = False          # the agent acknowledged the current request
-    seeded: bool = False            # host entropy reached this VM after its boot or restore
 
 
 class LibvirtDriver:
@@ -213,11 +120,11 @@ class LibvirtDriver:
             self.host = Host(self.config.libvirt_uri)
             self.host.conn()
             # read once: status() is polled often, and a libvirtd restart is rare
-            self.libvirtd_thp_disabled = _libvirtd_thp_disabled()
+            self.libvirtd_thp_disabled = libvirtd_thp_disabled()
             self._run_dir.mkdir(parents=True, exist_ok=True)
             self._sock_dir.mkdir(parents=True, exist_ok=True)
             self._tpl_base = (Path(self.config.cache_dir) / "saves"
-                              / f"v4-{self.image.id[:16]}-{self.accel}-{_qemu_version()}")
+                              / f"v4-{self.image.id[:16]}-{self.accel}-{qemu_version()}")
             layer = layers.active_layer(self.config)
             self._layer_key = _layer_key(layer)
             self.store = self._store_for(layer)
@@ -261,7 +168,7 @@ class LibvirtDriver:
             "destroy_queue": self._destroy_q.qsize(), "executions": dict(self.stats),
             "templates": self.store.counts()["templates"] if self.store else [],
             "errors": c.get("last_errors", []),
-            "host_thp": _thp_mode(),
+            "host_thp": thp_mode(),
             "libvirtd_thp_disabled": self.libvirtd_thp_disabled,
         }
 
@@ -302,7 +209,7 @@ class LibvirtDriver:
         removed = []
         for name, _active in self.host.list_domains(PREFIX):
             owner = name[len(PREFIX):].split("-", 1)[0]
-            if owner.isdigit() and int(owner) != self._pid and _pid_alive(int(owner)):
+            if owner.isdigit() and int(owner) != self._pid and pid_alive(int(owner)):
                 continue
             if owner.isdigit() and int(owner) == self._pid:
                 continue
@@ -316,16 +223,16 @@ class LibvirtDriver:
         if run_root.is_dir():
             for d in run_root.iterdir():
                 if d.is_dir() and d.name.isdigit() and int(d.name) != self._pid \
-                        and not _pid_alive(int(d.name)):
+                        and not pid_alive(int(d.name)):
                     shutil.rmtree(d, ignore_errors=True)
         for d in Path(tempfile.gettempdir()).glob("stepwell-*-*"):
             pid = d.name.split("-")[1]
-            if d.is_dir() and pid.isdigit() and int(pid) != self._pid and not _pid_alive(int(pid)):
+            if d.is_dir() and pid.isdigit() and int(pid) != self._pid and not pid_alive(int(pid)):
                 shutil.rmtree(d, ignore_errors=True)
         if self._tpl_base is not None and self._tpl_base.is_dir():
             for p in self._tpl_base.glob("*/*.partial*"):
                 pid = p.name.rsplit(".", 1)[-1]
-                if not pid.isdigit() or not _pid_alive(int(pid)):
+                if not pid.isdigit() or not pid_alive(int(pid)):
                     p.unlink(missing_ok=True)
         if removed:
             log.info("swept %d leftover domains: %s", len(removed), removed)
@@ -377,9 +284,7 @@ class LibvirtDriver:
         vm = VM(name, spec, None, "boot", layer=layer)
         self._register(vm)
         try:
-            vm.session = AgentSession(spec.channel_path)
-            hello = vm.session.request({"op": "hello", "arm": True, "wait_s": BOOT_TIMEOUT_S},
-                                       time.monotonic() + BOOT_TIMEOUT_S)
+            hello = vm.connect(BOOT_TIMEOUT_S)
             if not hello.get("ready"):
                 raise SandboxError(f"guest agent of {name} is not ready: {hello}")
         except protocol.ProtocolError as exc:
@@ -413,9 +318,7 @@ class LibvirtDriver:
         self._register(vm)
         try:
             t1 = time.monotonic()
-            vm.session = AgentSession(spec.channel_path)
-            hello = vm.session.request({"op": "hello", "arm": True, "wait_s": 30},
-                                       time.monotonic() + 30)
+            hello = vm.connect(30)
             if not hello.get("ready"):
                 raise SandboxError(f"restored agent of {name} is not ready: {hello}")
         except protocol.ProtocolError as exc:
@@ -428,47 +331,6 @@ class LibvirtDriver:
         vm.timings["restore_ms"] = round((t1 - t) * 1000, 1)
         vm.timings["connect_ms"] = round((time.monotonic() - t1) * 1000, 1)
         return vm
-
-    def _warm(self, vm: VM, warmups=WARMUPS) -> None:
-        t = time.monotonic()
-        for w in warmups:
-            reply = self._exchange(vm, w.request(), time.monotonic() + 60, warmup=True)
-            if reply.get("status") != w.status:
-                raise SandboxError(f"warm-up of {vm.name} failed: {reply.get('message')} "
-                                   f"{reply.get('stderr', '')[-500:]}")
-        vm.timings["warm_ms"] = round((time.monotonic() - t) * 1000, 1)
-
-    def _exchange(self, vm: VM, request: dict, deadline: float, warmup: bool = False) -> dict:
-        """One request to the agent. Host entropy goes with every warm-up and with the first
-        request of a VM that had none: each restored clone reseeds its kernel CRNG and Python's
-        generators after the restore, before its one real request. Warm-ups also ask the agent
-        to empty /mnt/data afterwards."""
-        vm.accepted = False
-        msg = {"op": "exec", "id": next(self._seq), "request": request}
-        if warmup or not vm.seeded:
-            msg["entropy"] = base64.b64encode(os.urandom(64)).decode()
-        if warmup:
-            msg["scrub"] = True
-        reply = vm.session.request(msg, deadline)
-        if reply.get("op") == "accepted":
-            vm.accepted = True
-            vm.seeded = True
-            reply = vm.session.chan.recv(deadline)
-        if reply.get("op") != "result":
-            raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
-        return reply
-
-    def _partial_output(self, vm: VM, wait_s: float = 0.5) -> dict:
-        """Output captured so far by the agent (best effort, bounded wait)."""
-        try:
-            vm.session.chan.send({"op": "partial"})
-            end = time.monotonic() + wait_s
-            while True:
-                m = vm.session.chan.recv(end)
-                if m.get("op") == "partial":
-                    return m
-        except (protocol.ProtocolError, OSError):
-            return {}
 
     def _retire(self, vm: VM) -> None:
         """Hand a VM to the background destroyer."""
@@ -532,10 +394,8 @@ class LibvirtDriver:
             t = time.monotonic()
             vm = self._boot(memory_mib, "t", autodestroy=False, layer=layer)
             try:
-                self._warm(vm)
-                vm.session.request({"op": "disarm", "drop_caches": True}, time.monotonic() + 30)
-                vm.session.close()
-                vm.session = None
+                warm(vm, self._seq)
+                vm.disarm()
                 store.template_dir.mkdir(parents=True, exist_ok=True)
                 partial = store.template_dir / f"tpl-{memory_mib}.save.partial.{self._pid}"
                 self.host.save(vm.name, str(partial))
@@ -600,7 +460,7 @@ class LibvirtDriver:
         # that reseeds the RNGs runs.
         under_load = self._inflight >= max(1, self.pool_size)
         try:
-            self._warm(vm, WARMUPS_UNDER_LOAD if under_load else WARMUPS)
+            warm(vm, self._seq, WARMUPS_UNDER_LOAD if under_load else WARMUPS)
         except BaseException:
             vm.broken = True
             self._retire(vm)
@@ -616,7 +476,7 @@ class LibvirtDriver:
             for attempt in range(3):
                 try:
                     return self._execute_once(request)
-                except _NotAccepted as exc:
+                except NotAccepted as exc:
                     log.warning("VM %s was gone before the request reached it; retrying", exc)
             return ExecutionResult(status=Status.ERROR, message="sandbox VMs kept failing to start",
                                    metadata={"driver": self.name})
@@ -677,22 +537,22 @@ class LibvirtDriver:
         t_exec = time.monotonic()
         deadline = t_exec + float(request.timeout_s)
         try:
-            reply = self._exchange(vm, req, deadline)
+            reply = vm.exchange(next(self._seq), req, deadline)
         except protocol.FrameTimeout:
-            partial = self._partial_output(vm)
+            partial = vm.partial_output()
             self._sigkill(vm.name)  # stops the code now; libvirt's destroy runs in background
             return ExecutionResult(
                 status=Status.TIMEOUT, duration_ms=(time.monotonic() - t_exec) * 1000,
                 message=f"time limit of {request.timeout_s:g} s exceeded; the VM was destroyed",
-                stdout=_cap(partial.get("stdout", ""), request.stdout_cap),
-                stderr=_cap(partial.get("stderr", ""), request.stderr_cap),
+                stdout=cap_text(partial.get("stdout", ""), request.stdout_cap),
+                stderr=cap_text(partial.get("stderr", ""), request.stderr_cap),
                 stdout_truncated=bool(partial.get("stdout_truncated")),
                 stderr_truncated=bool(partial.get("stderr_truncated")),
                 metadata=meta)
         except (protocol.ChannelClosed, ConnectionError, BrokenPipeError):
             if not vm.accepted:
                 vm.broken = True
-                raise _NotAccepted(vm.name) from None
+                raise NotAccepted(vm.name) from None
             state = self.host.state(vm.name)
             return ExecutionResult(
                 status=Status.KILLED, duration_ms=(time.monotonic() - t_exec) * 1000,
@@ -704,84 +564,7 @@ class LibvirtDriver:
         if isinstance(reply.get("guest_timing_ms"), dict):
             meta["guest_timing_ms"] = reply["guest_timing_ms"]
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
-        return _result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
-
-
-def _cap(text: str, cap: int) -> str:
-    data = str(text).encode()
-    return text if len(data) <= cap else data[:cap].decode("utf-8", "replace")
-
-
-class _NotAccepted(SandboxError):
-    """The VM went away before it acknowledged the request: the user code never ran."""
-
-
-def _result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: float,
-                       meta: dict) -> ExecutionResult:
-    try:
-        status = Status(reply.get("status"))
-    except ValueError:
-        status = Status.ERROR
-    stdout = str(reply.get("stdout", ""))
-    stderr = str(reply.get("stderr", ""))
-    out_trunc = bool(reply.get("stdout_truncated"))
-    err_trunc = bool(reply.get("stderr_truncated"))
-    if len(stdout.encode()) > request.stdout_cap:
-        stdout = stdout.encode()[: request.stdout_cap].decode("utf-8", "replace")
-        out_trunc = True
-    if len(stderr.encode()) > request.stderr_cap:
-        stderr = stderr.encode()[: request.stderr_cap].decode("utf-8", "replace")
-        err_trunc = True
-    files = []
-    for f in reply.get("files") or []:
-        try:
-            of = OutputFile.from_dict(f)
-        except (KeyError, ValueError, TypeError):
-            continue
-        if of.content is not None and len(of.content) > request.file_cap:
-            of = OutputFile(name=of.name, size=of.size, content=None, truncated=True)
-        files.append(of)
-    exit_code = reply.get("exit_code")
-    return ExecutionResult(
-        status=status, exit_code=exit_code if isinstance(exit_code, int) else None,
-        stdout=stdout, stderr=stderr, stdout_truncated=out_trunc, stderr_truncated=err_trunc,
-        result=reply.get("result"), files=tuple(files), duration_ms=duration_ms,
-        message=str(reply.get("message", "")), metadata=meta,
-    )
-
-
-def _thp_mode() -> str:
-    """Host transparent-huge-page mode. With `madvise`/`always`, QEMU's guest RAM gets 2 MiB
-    pages (QEMU madvises it) and a restored VM's RSS grows by ~70 MiB (sparse pages pull in
-    whole huge pages), unless QEMU runs with THP disabled: see _libvirtd_thp_disabled()."""
-    try:
-        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
-            text = fh.read()
-        return text[text.index("[") + 1:text.index("]")]
-    except (OSError, ValueError):
-        return "unknown"
-
-
-def _libvirtd_thp_disabled() -> bool | None:
-    """Whether libvirtd (and so every QEMU it starts) runs with prctl(PR_SET_THP_DISABLE), as
-    scripts/start-libvirtd.sh starts it; None when it cannot be told (not visible, old kernel)."""
-    try:
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/comm") as fh:
-                    if fh.read().strip() != "libvirtd":
-                        continue
-                with open(f"/proc/{pid}/status") as fh:
-                    for line in fh:
-                        if line.startswith("THP_enabled:"):
-                            return line.split()[1] == "0"
-            except OSError:
-                continue
-    except OSError:
-        pass
-    return None
+        return result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
 
 
 def _layer_key(layer) -> str:
@@ -789,13 +572,3 @@ def _layer_key(layer) -> str:
     if layer is None or not layer.image_path:
         return "nolayer"
     return f"rt{layer.runtime_id}-{layer.layer_dir.parent.name[:12]}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True

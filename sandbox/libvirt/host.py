@@ -1,4 +1,6 @@
-"""The libvirt connection and the only place where libvirt.libvirtError is caught.
+"""The host: the libvirt connection (the only place where libvirt.libvirtError is caught) and
+the probes of the host machine (hardware virtualisation, QEMU's version, transparent huge
+pages, whether a process is alive).
 
 Every libvirt call of the sandbox goes through `Host`; errors come out as SandboxError
 subclasses (sandbox.contract), so the driver and pool never see libvirt's exception type.
@@ -6,6 +8,8 @@ subclasses (sandbox.contract), so the driver and pool never see libvirt's except
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 import threading
 
 from sandbox.contract import SandboxError, SandboxUnavailable
@@ -202,3 +206,56 @@ def resolve_accel(setting: str) -> str:
     if setting in ("kvm", "qemu"):
         return setting
     return "kvm" if host_has_hw_virt() else "qemu"
+
+
+def qemu_version() -> str:
+    try:
+        out = subprocess.run(["/usr/bin/qemu-system-x86_64", "--version"], capture_output=True,
+                             text=True, timeout=10).stdout
+        return out.split()[3] if len(out.split()) > 3 else "unknown"
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def thp_mode() -> str:
+    """Host transparent-huge-page mode. With `madvise`/`always`, QEMU's guest RAM gets 2 MiB
+    pages (QEMU madvises it) and a restored VM's RSS grows by ~70 MiB (sparse pages pull in
+    whole huge pages), unless QEMU runs with THP disabled: see libvirtd_thp_disabled()."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+            text = fh.read()
+        return text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def libvirtd_thp_disabled() -> bool | None:
+    """Whether libvirtd (and so every QEMU it starts) runs with prctl(PR_SET_THP_DISABLE), as
+    scripts/start-libvirtd.sh starts it; None when it cannot be told (not visible, old kernel)."""
+    try:
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/comm") as fh:
+                    if fh.read().strip() != "libvirtd":
+                        continue
+                with open(f"/proc/{pid}/status") as fh:
+                    for line in fh:
+                        if line.startswith("THP_enabled:"):
+                            return line.split()[1] == "0"
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True

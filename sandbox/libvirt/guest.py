@@ -1,0 +1,157 @@
+"""The host's session with one VM: the connection to its guest agent over the virtio-serial
+unix socket, and what the host asks of it (hello, one request, the output so far at a timeout,
+disarm before a save), and the reading of the agent's result into an ExecutionResult.
+
+Frames are sandbox/protocol.py's; the guest end is sandbox/guest/.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+from sandbox import protocol
+from sandbox.contract import ExecutionRequest, ExecutionResult, OutputFile, SandboxError, Status
+
+from .xml import DomainSpec
+
+CONNECT_TIMEOUT_S = 15.0
+
+
+class NotAccepted(SandboxError):
+    """The VM went away before it acknowledged the request: the user code never ran."""
+
+
+class AgentSession:
+    """One connection to a domain's agent over its virtio-serial unix socket."""
+
+    def __init__(self, path: str, timeout: float = CONNECT_TIMEOUT_S):
+        deadline = time.monotonic() + timeout
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                s.close()
+                if time.monotonic() > deadline:
+                    raise SandboxError(f"cannot connect to the guest channel {path}") from None
+                time.sleep(0.005)
+        self.sock = s
+        self.chan = protocol.FdChannel(s.fileno())
+
+    def request(self, message: dict, deadline: float) -> dict:
+        self.chan.send(message)
+        return self.chan.recv(deadline)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+@dataclass
+class VM:
+    """One single-use domain and the host's session with its agent."""
+    name: str
+    spec: DomainSpec
+    session: AgentSession | None
+    origin: str                      # "restore" or "boot"
+    identity: object | None = None   # pool.Identity for restored domains
+    store: object | None = None      # the pool.SaveStore the identity belongs to
+    layer: object | None = None      # sandbox.layers.Layer attached as vdb (None: no packages)
+    started: float = field(default_factory=time.monotonic)
+    timings: dict = field(default_factory=dict)
+    broken: bool = False
+    accepted: bool = False          # the agent acknowledged the current request
+    seeded: bool = False            # host entropy reached this VM after its boot or restore
+
+    def connect(self, wait_s: float) -> dict:
+        """Connect to the agent and arm it (it powers the VM off when the host end goes away);
+        its hello. Raises protocol.ProtocolError when it does not answer in time."""
+        self.session = AgentSession(self.spec.channel_path)
+        return self.session.request({"op": "hello", "arm": True, "wait_s": wait_s},
+                                    time.monotonic() + wait_s)
+
+    def exchange(self, msg_id: int, request: dict, deadline: float, warmup: bool = False) -> dict:
+        """One request to the agent. Host entropy goes with every warm-up and with the first
+        request of a VM that had none: each restored clone reseeds its kernel CRNG and Python's
+        generators after the restore, before its one real request. Warm-ups also ask the agent
+        to empty /mnt/data afterwards."""
+        self.accepted = False
+        msg = {"op": "exec", "id": msg_id, "request": request}
+        if warmup or not self.seeded:
+            msg["entropy"] = base64.b64encode(os.urandom(64)).decode()
+        if warmup:
+            msg["scrub"] = True
+        reply = self.session.request(msg, deadline)
+        if reply.get("op") == "accepted":
+            self.accepted = True
+            self.seeded = True
+            reply = self.session.chan.recv(deadline)
+        if reply.get("op") != "result":
+            raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
+        return reply
+
+    def partial_output(self, wait_s: float = 0.5) -> dict:
+        """Output captured so far by the agent (best effort, bounded wait)."""
+        try:
+            self.session.chan.send({"op": "partial"})
+            end = time.monotonic() + wait_s
+            while True:
+                m = self.session.chan.recv(end)
+                if m.get("op") == "partial":
+                    return m
+        except (protocol.ProtocolError, OSError):
+            return {}
+
+    def disarm(self) -> None:
+        """Before a save: the agent stops powering off on disconnect and drops its caches;
+        the session is closed (a saved VM must have no host end)."""
+        self.session.request({"op": "disarm", "drop_caches": True}, time.monotonic() + 30)
+        self.session.close()
+        self.session = None
+
+
+def cap_text(text: str, cap: int) -> str:
+    data = str(text).encode()
+    return text if len(data) <= cap else data[:cap].decode("utf-8", "replace")
+
+
+def result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: float,
+                      meta: dict) -> ExecutionResult:
+    """The agent's result frame as an ExecutionResult, with the request's caps applied again
+    (the guest is not trusted to have kept them)."""
+    try:
+        status = Status(reply.get("status"))
+    except ValueError:
+        status = Status.ERROR
+    stdout = str(reply.get("stdout", ""))
+    stderr = str(reply.get("stderr", ""))
+    out_trunc = bool(reply.get("stdout_truncated"))
+    err_trunc = bool(reply.get("stderr_truncated"))
+    if len(stdout.encode()) > request.stdout_cap:
+        stdout = stdout.encode()[: request.stdout_cap].decode("utf-8", "replace")
+        out_trunc = True
+    if len(stderr.encode()) > request.stderr_cap:
+        stderr = stderr.encode()[: request.stderr_cap].decode("utf-8", "replace")
+        err_trunc = True
+    files = []
+    for f in reply.get("files") or []:
+        try:
+            of = OutputFile.from_dict(f)
+        except (KeyError, ValueError, TypeError):
+            continue
+        if of.content is not None and len(of.content) > request.file_cap:
+            of = OutputFile(name=of.name, size=of.size, content=None, truncated=True)
+        files.append(of)
+    exit_code = reply.get("exit_code")
+    return ExecutionResult(
+        status=status, exit_code=exit_code if isinstance(exit_code, int) else None,
+        stdout=stdout, stderr=stderr, stdout_truncated=out_trunc, stderr_truncated=err_trunc,
+        result=reply.get("result"), files=tuple(files), duration_ms=duration_ms,
+        message=str(reply.get("message", "")), metadata=meta,
+    )
