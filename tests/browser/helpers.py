@@ -16,6 +16,13 @@ def settle(page, timeout_ms=5000):
         waited += 25
 
 
+def in_module_page(page, live_server, imports, body):
+    """Run `body` (the inside of an async JS function; its `return` is the result) on a page of
+    the live server, after `imports` (JS lines such as `const m = await import("/static/...")`)."""
+    page.goto(f"{live_server.url}/static/designer/app.css")  # any same-origin page
+    return page.evaluate(f"async () => {{\n{imports}\n{body}\n}}")
+
+
 def login(page, username="ada", password=PASSWORD):
     """Sign in through the login form."""
     page.goto("/login/")

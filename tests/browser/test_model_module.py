@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.helpers import in_module_page
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+IMPORTS = """
+    const m = await import("/static/designer/model.js");
+    const { History } = await import("/static/designer/history.js");
+"""
+
+
 def run(page, live_server, body):
-    page.goto(f"{live_server.url}/static/designer/app.css")  # any same-origin page
-    return page.evaluate(f"""async () => {{
-        const m = await import("/static/designer/model.js");
-        const {{ History }} = await import("/static/designer/history.js");
-        {body}
-    }}""")
+    return in_module_page(page, live_server, IMPORTS, body)
 
 
 def test_ids_are_unique_and_valid(page, live_server):

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.helpers import in_module_page
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+IMPORTS = """
+    const rs = await import("/static/designer/run-status.js");
+    const { Follower } = await import("/static/designer/follow.js");
+    const s = (id, node_id, status, extra = {}) => ({id, node_id, status, attempt: 1, item_index: null, ...extra});
+"""
+
+
 def run(page, live_server, body):
-    page.goto(f"{live_server.url}/static/designer/app.css")  # any same-origin page
-    return page.evaluate(f"""async () => {{
-        const rs = await import("/static/designer/run-status.js");
-        const {{ Follower }} = await import("/static/designer/follow.js");
-        const s = (id, node_id, status, extra = {{}}) => ({{id, node_id, status, attempt: 1, item_index: null, ...extra}});
-        {body}
-    }}""")
+    return in_module_page(page, live_server, IMPORTS, body)
 
 
 def test_a_node_shows_its_most_telling_status(page, live_server):

@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.helpers import in_module_page
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def run(page, live_server, body):
-    page.goto(f"{live_server.url}/static/designer/app.css")  # any same-origin page
-    return page.evaluate(f"""async () => {{
-        const tools = await import("/static/designer/step-tools.js");
-        {body}
-    }}""")
+    return in_module_page(page, live_server, 'const tools = await import("/static/designer/step-tools.js");', body)
 
 
 def test_upstream_nodes_nearest_first_including_the_loop(page, live_server):
