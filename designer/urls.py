@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from designer import run_pages, views
-from designer.api.runs import hook as hook_view
+from designer.api.hooks import hook as hook_view
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -1,6 +1,7 @@
 """One error shape for the whole API: {"errors": [{"path": "$.x", "message": "..."}], "detail": "..."}."""
 from __future__ import annotations
 
+from django.http import JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.response import Response
@@ -61,6 +62,11 @@ def exception_handler(exc, context):
         detail = response.data.get("detail", "Bad request.") if isinstance(response.data, dict) else str(response.data)
         response.data = {"detail": str(detail), "errors": [{"path": "$", "message": str(detail)}]}
     return response
+
+
+def error_json(status_code: int, message: str, path: str = "$") -> JsonResponse:
+    """The same shape from a plain Django view (the async views that DRF cannot serve)."""
+    return JsonResponse({"detail": message, "errors": [{"path": path, "message": message}]}, status=status_code)
 
 
 def bad_request(message: str, path: str = "$") -> Response:
