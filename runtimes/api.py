@@ -8,14 +8,20 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from designer.api.errors import bad_request
 from runtimes import actions, lib
 from runtimes.models import AllowedPackage, Runtime
+
+
+def _refused(message: str, field: str | None = None) -> ValidationError:
+    """A 400 about `field` (or the whole request). Raised, so that the API's one exception handler
+    (designer.api.errors, set in REST_FRAMEWORK) gives it the one error shape."""
+    return ValidationError({field: [message]} if field else [message])
 
 
 class PackageSerializer(serializers.ModelSerializer):
@@ -79,18 +85,18 @@ class PackageViewSet(viewsets.ModelViewSet):
             pkg = actions.do_add_package(name, spec, notes=str(data.get("notes", "") or ""),
                                          user=request.user, rebuild=self._rebuild())
         except actions.PackageError as exc:
-            return bad_request(str(exc), "$.name")
+            raise _refused(str(exc), "name")
         return Response(PackageSerializer(pkg).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         pkg = self.get_object()
         changes = {k: request.data[k] for k in ("enabled", "specifier", "notes") if k in request.data}
         if "enabled" in changes and not isinstance(changes["enabled"], bool):
-            return bad_request("enabled must be true or false", "$.enabled")
+            raise _refused("enabled must be true or false", "enabled")
         try:
             actions.do_update_package(pkg, user=request.user, rebuild=self._rebuild(), **changes)
         except actions.PackageError as exc:
-            return bad_request(str(exc))
+            raise _refused(str(exc))
         return Response(PackageSerializer(pkg).data)
 
     def destroy(self, request, *args, **kwargs):
@@ -136,15 +142,15 @@ class WheelUpload(APIView):
         if getattr(request._request, "upload_too_large", False):
             cap = actions.max_wheel_bytes()
             size = f"{cap / 1e6:.0f} MB" if cap >= 1e6 else f"{cap / 1e3:.0f} kB"
-            return bad_request(f"The file is larger than the {size} limit for wheels.", "$.file")
+            raise _refused(f"The file is larger than the {size} limit for wheels.", "file")
         if upload is None:
-            return bad_request("Choose a .whl file to upload (form field 'file').", "$.file")
+            raise _refused("Choose a .whl file to upload (form field 'file').", "file")
         try:
             pkg = actions.do_upload_wheel(upload.name, upload.read(), user=request.user,
                                           notes=str(request.data.get("notes", "") or ""),
                                           rebuild=request.data.get("rebuild", "true") != "false")
         except actions.PackageError as exc:
-            return bad_request(str(exc), "$.file")
+            raise _refused(str(exc), "file")
         return Response(PackageSerializer(pkg).data, status=status.HTTP_201_CREATED)
 
 
@@ -176,14 +182,14 @@ class RuntimeViewSet(viewsets.ReadOnlyModelViewSet):
         try:
             runtime = actions.do_activate(self.get_object())
         except actions.PackageError as exc:
-            return bad_request(str(exc))
+            raise _refused(str(exc))
         return Response(RuntimeListSerializer(runtime).data)
 
     @action(detail=False, methods=["get"])
     def active(self, request):
         runtime = actions.active_runtime()
         if runtime is None:
-            return Response({"detail": "No runtime is active yet."}, status=404)
+            raise NotFound("No runtime is active yet.")
         return Response(RuntimeSerializer(runtime).data)
 
     @extend_schema(responses={200: dict})
@@ -193,7 +199,7 @@ class RuntimeViewSet(viewsets.ReadOnlyModelViewSet):
         try:
             a, b = int(request.query_params["from"]), int(request.query_params["to"])
         except (KeyError, ValueError):
-            return bad_request("Give two runtime ids: ?from=ID&to=ID")
+            raise _refused("Give two runtime ids: ?from=ID&to=ID")
         old, new = get_object_or_404(Runtime, pk=a), get_object_or_404(Runtime, pk=b)
         return Response(lib.diff_runtimes(old, new))
 

@@ -1,4 +1,9 @@
-"""One error shape for the whole API: {"errors": [{"path": "$.x", "message": "..."}], "detail": "..."}."""
+"""One error shape for the whole API: {"detail": "...", "errors": [{"path": "$.x", "message": "..."}]}.
+
+Every error answer is built here: DRF views raise (the `exception_handler` below reshapes what
+DRF produces, whatever its status) or return `error_response(...)` / `bad_request(...)`; plain
+Django views (the async ones DRF cannot serve) return `error_json(...)` / `validation_json(...)`.
+"""
 from __future__ import annotations
 
 from django.http import JsonResponse
@@ -55,19 +60,38 @@ def exception_handler(exc, context):
     if isinstance(exc, DefinitionRejected):
         response.data = {"detail": str(exc.detail), "errors": exc.problems}
     elif isinstance(exc, ValidationError):
-        errors = _flatten(exc.detail, "$")
-        response.data = {"detail": errors[0]["message"] if len(errors) == 1 else "Invalid input.",
-                         "errors": errors}
-    elif response.status_code == 400:
+        response.data = validation_body(exc.detail)
+    else:
         detail = response.data.get("detail", "Bad request.") if isinstance(response.data, dict) else str(response.data)
-        response.data = {"detail": str(detail), "errors": [{"path": "$", "message": str(detail)}]}
+        response.data = error_body(str(detail))
     return response
 
 
-def error_json(status_code: int, message: str, path: str = "$") -> JsonResponse:
-    """The same shape from a plain Django view (the async views that DRF cannot serve)."""
-    return JsonResponse({"detail": message, "errors": [{"path": path, "message": message}]}, status=status_code)
+def validation_body(detail) -> dict:
+    """The body for field errors as DRF serializers give them ({field: [messages]}, nested)."""
+    errors = _flatten(detail, "$")
+    return {"detail": errors[0]["message"] if len(errors) == 1 else "Invalid input.", "errors": errors}
+
+
+def error_body(message: str, path: str = "$") -> dict:
+    """The body of an error about one thing (at `path`, `$` for the request as a whole)."""
+    return {"detail": message, "errors": [{"path": path, "message": message}]}
+
+
+def error_response(status_code: int, message: str, path: str = "$") -> Response:
+    """A DRF Response carrying one error."""
+    return Response(error_body(message, path), status=status_code)
 
 
 def bad_request(message: str, path: str = "$") -> Response:
-    return Response({"detail": message, "errors": [{"path": path, "message": message}]}, status=400)
+    return error_response(400, message, path)
+
+
+def error_json(status_code: int, message: str, path: str = "$") -> JsonResponse:
+    """The same error for plain Django views (no DRF Response)."""
+    return JsonResponse(error_body(message, path), status=status_code)
+
+
+def validation_json(detail, status_code: int = 400) -> JsonResponse:
+    """Field errors (a serializer's `.errors`) for plain Django views."""
+    return JsonResponse(validation_body(detail), status=status_code)

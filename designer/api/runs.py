@@ -1,8 +1,9 @@
-"""Run history, step tests, pins, schemas, hook URLs. Views parse, call one action, respond."""
+"""Run history, step tests, pins, schemas and the HTTP trigger. Views parse, call one action, respond."""
 from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -12,13 +13,11 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from designer.api.errors import bad_request
-from designer.api.hooks import hook_url
-from designer.models import Workflow
+from designer.api.errors import bad_request, error_json, error_response, validation_json
 from engine import actions
 from engine.inference import fields as schema_fields
-from engine.models import NodeSchema, PinnedOutput, Run, StepEvent, StepFile, StepRun
-from engine.states import Status
+from engine.models import HookToken, NodeSchema, PinnedOutput, Run, StepEvent, StepFile, StepRun, Workflow
+from engine.status import Status
 from engine.wake import ReplyWaiter
 
 
@@ -137,8 +136,7 @@ class RunCancel(APIView):
     def post(self, request, pk):
         run = _owned_run(request, pk)
         if run.is_finished:
-            return Response({"detail": f"the run already finished ({run.status})",
-                             "errors": [{"path": "$", "message": "run already finished"}]}, status=409)
+            return error_response(409, f"the run already finished ({run.status})")
         return Response(RunSerializer(actions.do_cancel_run(run)).data)
 
 
@@ -170,8 +168,7 @@ class StepFileDownload(APIView):
         run = _owned_run(request, pk)
         f = get_object_or_404(StepFile, step__run=run, step_id=step_id, name=name)
         if f.content is None:
-            return Response({"detail": f"{name} was larger than the sandbox's file cap; its content was not kept",
-                             "errors": [{"path": "$", "message": "content not kept"}]}, status=410)
+            return error_response(410, f"{name} was larger than the sandbox's file cap; its content was not kept")
         response = HttpResponse(bytes(f.content), content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         response["X-Content-Type-Options"] = "nosniff"
@@ -237,14 +234,14 @@ class NodePin(APIView):
         try:
             pin = actions.do_pin_output(workflow, node_id, output, source)
         except actions.RunRefused as exc:
-            return Response({"detail": str(exc), "errors": [{"path": "$", "message": str(exc)}]}, status=404)
+            return error_response(404, str(exc))
         return Response(_pin_data(pin, workflow), status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={204: OpenApiResponse(description="Unpinned")})
     def delete(self, request, pk, node_id):
         workflow = _owned_workflow(request, pk)
         if not actions.do_unpin_output(workflow, node_id):
-            return Response({"detail": "not pinned"}, status=404)
+            return error_response(404, "not pinned")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -263,9 +260,9 @@ def _api_user(request):
     try:
         user = drf.user
     except exceptions.APIException as exc:
-        return None, _error(403, str(exc.detail))
+        return None, error_json(403, str(exc.detail))
     if not user or not user.is_authenticated:
-        return None, _error(403, "Authentication credentials were not provided.")
+        return None, error_json(403, "Authentication credentials were not provided.")
     return user, None
 
 
@@ -275,18 +272,17 @@ def _test_prepare(request, pk, node_id):
         return err, None
     workflow = Workflow.objects.select_related("head").filter(pk=pk, owner=user).first()
     if workflow is None:
-        return _error(404, "Not found."), None
+        return error_json(404, "Not found."), None
     try:
         data = json.loads(request.body) if request.body else {}
     except ValueError:
-        return _error(400, "the body must be JSON"), None
+        return error_json(400, "the body must be JSON"), None
     s = NodeTestSerializer(data=data if isinstance(data, dict) else {})
     if not s.is_valid():
-        first = next(iter(s.errors.items()))
-        return _error(400, f"{first[0]}: {first[1][0]}"), None
+        return validation_json(s.errors), None
     sample = s.validated_data["input"]
     if sample is not None and not isinstance(sample, dict):
-        return _error(400, "input must be an object"), None
+        return error_json(400, "input must be an object", "$.input"), None
     return None, (user, workflow, s.validated_data)
 
 
@@ -295,7 +291,7 @@ def _test_start(user, workflow, node_id, data, reply_socket):
         return None, actions.do_test_node(workflow, node_id, user, data["input"], data["use_latest_run"],
                                           reply_socket=reply_socket)
     except actions.RunRefused as exc:
-        return _error(404, str(exc)), None
+        return error_json(404, str(exc)), None
 
 
 def _test_body(run, node_id) -> dict:
@@ -317,7 +313,7 @@ async def node_test(request, pk, node_id):
     from asgiref.sync import sync_to_async
 
     if request.method != "POST":
-        return _error(405, "use POST")
+        return error_json(405, "use POST")
     err, prepared = await sync_to_async(_test_prepare)(request, pk, node_id)
     if err:
         return err
@@ -338,7 +334,7 @@ class WorkflowHook(APIView):
     def get(self, request, pk):
         workflow = _owned_workflow(request, pk)
         hook = actions.hook_for(workflow)
-        return Response({"token": hook.token, "url": hook_url(request, hook.token)})
+        return Response({"token": hook.token, "url": request.build_absolute_uri(reverse("hook", args=[hook.token]))})
 
 
 class WorkflowHookRotate(APIView):
@@ -346,10 +342,87 @@ class WorkflowHookRotate(APIView):
     def post(self, request, pk):
         workflow = _owned_workflow(request, pk)
         hook = actions.do_rotate_hook(workflow)
-        return Response({"token": hook.token, "url": hook_url(request, hook.token)},
+        return Response({"token": hook.token, "url": request.build_absolute_uri(reverse("hook", args=[hook.token]))},
                         status=status.HTTP_201_CREATED)
 
 
-# --- errors of the async views (the public hook lives in designer/api/hooks.py) -------------
+# --- the HTTP trigger -------------------------------------------------------------------------
 def _error(status_code: int, message: str) -> JsonResponse:
     return JsonResponse({"detail": message, "errors": [{"path": "$", "message": message}]}, status=status_code)
+
+
+def _ends_in_response(definition: dict) -> bool:
+    return any(n["type"] == "action.response" for n in definition.get("nodes", []))
+
+
+def _hook_prepare(request, token):
+    """(error response, None) or (None, (workflow, payload, waits, timeout))."""
+    h = HookToken.objects.select_related("workflow", "workflow__head").filter(token=token).first()
+    if h is None or h.workflow.head is None:
+        return _error(404, "no such hook"), None
+    workflow = h.workflow
+    definition = workflow.head.definition
+    trigger = next((n for n in definition["nodes"] if n["type"] == "trigger.http"), None)
+    if trigger is None:
+        return _error(404, "this workflow has no HTTP request trigger"), None
+    method = trigger.get("parameters", {}).get("method", "POST")
+    if request.method != method:
+        return _error(405, f"this hook accepts {method}"), None
+    body = None
+    if request.body:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return _error(400, "the body must be JSON"), None
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("cookie", "authorization")}
+    payload = actions.trigger_payload(body, headers=headers, query=dict(request.GET.items()), method=request.method)
+    timeout = min(float(trigger.get("parameters", {}).get("response_timeout_s") or settings.STEPWELL_HOOK_TIMEOUT_S),
+                  settings.STEPWELL_HOOK_TIMEOUT_S)
+    return None, (workflow, payload, _ends_in_response(definition), timeout)
+
+
+@csrf_exempt
+async def hook(request, token):
+    """Start a run from an HTTP request; answer with the Response node's reply when there is one
+    (within the trigger's response_timeout_s), else 202 with the run's id and URL.
+
+    Async so that a request waiting for its run holds no thread: the worker pokes the request's
+    reply socket when the Response node ran (or the run ended)."""
+    from asgiref.sync import sync_to_async
+
+    def run_url(run_id):
+        return request.build_absolute_uri(reverse("run-detail", args=[run_id]))
+
+    def prepare_and_start(reply_socket: str):
+        """One trip to the sync thread: look the hook up, then start the run."""
+        err, prepared = _hook_prepare(request, token)
+        if err:
+            return err, None, None
+        workflow, payload, waits, timeout = prepared
+        run = actions.do_start_run(workflow, payload, Run.Trigger.HTTP,
+                                   reply_socket=reply_socket if waits else "")
+        return None, run, (waits, timeout)
+
+    with ReplyWaiter() as waiter:
+        err, run, rest = await sync_to_async(prepare_and_start)(waiter.path)
+        if err:
+            return err
+        waits, timeout = rest
+        if not waits:
+            return JsonResponse({"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}, status=202)
+        run = await waiter.async_wait(run.pk, timeout, lambda r: r.response is not None or r.is_finished,
+                                      check_first=False)
+    if run.response is not None:
+        resp = run.response
+        out = HttpResponse(json.dumps(resp.get("body")), status=resp.get("status_code", 200),
+                           content_type="application/json")
+        for k, v in (resp.get("headers") or {}).items():
+            out[k] = v
+        out["X-Stepwell-Run"] = str(run.pk)
+        return out
+    info = {"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}
+    if run.is_finished:
+        info["detail"] = run.error or "the run finished without reaching its Response node"
+        return JsonResponse(info, status=502 if run.status != Status.SUCCEEDED else 202)
+    info["detail"] = f"no response within {timeout:g} s; the run goes on"
+    return JsonResponse(info, status=202)
