@@ -17,4 +17,5 @@ urlpatterns = [
     path("runs/<int:pk>/", run_pages.run_detail, name="run-page"),
     path("admin/", admin.site.urls),
     path("", include("runtimes.urls")),
+    path("", include("governance.urls")),
 ]

@@ -39,3 +39,34 @@ def trim(value: Any, limit: int | None = None) -> Any:
     if len(data) <= limit:
         return value
     return {"truncated": True, "bytes": len(data), "preview": data[:limit].decode("utf-8", "ignore")}
+
+
+_META_KEYS = {  # execution metadata worth keeping, under the names the audit event uses
+    "driver": ("driver",), "accel": ("accel",), "guest_image": ("image_sha256", "image_hash", "image_id"),
+    "runtime_id": ("runtime_id",), "runtime_lock_hash": ("lock_hash", "runtime_lock_hash", "lock_sha256"),
+    "execution_id": ("execution_id",),
+}
+
+
+def record_execution(*, code: str, inputs: Any, output: Any, stdout: str, stderr: str, status: str,
+                     error: str = "", sandbox: dict | None = None, workflow: int | None = None,
+                     version: int | None = None, run: int | None = None, step: int | None = None,
+                     node_id: str = "", actor: str = "", trigger: str = "") -> AuditEvent:
+    """The `execution` event of one sandbox execution (called by the engine after each one)."""
+    import hashlib
+
+    meta = dict(sandbox or {})
+    payload: dict[str, Any] = {
+        "node_id": node_id, "version": version, "trigger": trigger,
+        "code_sha256": hashlib.sha256((code or "").encode("utf-8")).hexdigest(),
+        "inputs": trim(inputs), "output": trim(output), "stdout": trim(stdout or ""), "stderr": trim(stderr or ""),
+        "status": status, "error": trim(error or ""), "exit_code": meta.get("exit_code"),
+        "duration_ms": meta.get("duration_ms"), "sandbox_status": meta.get("status"),
+        "limits": {"timeout_s": meta.get("timeout_s"), "memory_mib": meta.get("memory_mib")},
+        "egress": meta.get("egress") if isinstance(meta.get("egress"), list) else [],
+    }
+    if settings.STEPWELL_AUDIT_KEEP_CODE == "full":
+        payload["code"] = code or ""
+    for name, keys in _META_KEYS.items():
+        payload[name] = next((meta[k] for k in keys if meta.get(k) not in (None, "")), None)
+    return record("execution", actor=actor, workflow=workflow, run=run, step=step, payload=payload)
