@@ -1,9 +1,8 @@
-"""Run history, step tests, pins, schemas and the HTTP trigger. Views parse, call one action, respond."""
+"""Run history, step tests, pins, schemas, hook URLs. Views parse, call one action, respond."""
 from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -14,9 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from designer.api.errors import bad_request, error_json, error_response, validation_json
+from designer.api.hooks import hook_url
 from engine import actions
 from engine.inference import fields as schema_fields
-from engine.models import HookToken, NodeSchema, PinnedOutput, Run, StepEvent, StepFile, StepRun, Workflow
+from engine.models import NodeSchema, PinnedOutput, Run, StepEvent, StepFile, StepRun, Workflow
 from engine.status import Status
 from engine.wake import ReplyWaiter
 
@@ -334,7 +334,7 @@ class WorkflowHook(APIView):
     def get(self, request, pk):
         workflow = _owned_workflow(request, pk)
         hook = actions.hook_for(workflow)
-        return Response({"token": hook.token, "url": request.build_absolute_uri(reverse("hook", args=[hook.token]))})
+        return Response({"token": hook.token, "url": hook_url(request, hook.token)})
 
 
 class WorkflowHookRotate(APIView):
@@ -342,87 +342,5 @@ class WorkflowHookRotate(APIView):
     def post(self, request, pk):
         workflow = _owned_workflow(request, pk)
         hook = actions.do_rotate_hook(workflow)
-        return Response({"token": hook.token, "url": request.build_absolute_uri(reverse("hook", args=[hook.token]))},
+        return Response({"token": hook.token, "url": hook_url(request, hook.token)},
                         status=status.HTTP_201_CREATED)
-
-
-# --- the HTTP trigger -------------------------------------------------------------------------
-def _error(status_code: int, message: str) -> JsonResponse:
-    return JsonResponse({"detail": message, "errors": [{"path": "$", "message": message}]}, status=status_code)
-
-
-def _ends_in_response(definition: dict) -> bool:
-    return any(n["type"] == "action.response" for n in definition.get("nodes", []))
-
-
-def _hook_prepare(request, token):
-    """(error response, None) or (None, (workflow, payload, waits, timeout))."""
-    h = HookToken.objects.select_related("workflow", "workflow__head").filter(token=token).first()
-    if h is None or h.workflow.head is None:
-        return _error(404, "no such hook"), None
-    workflow = h.workflow
-    definition = workflow.head.definition
-    trigger = next((n for n in definition["nodes"] if n["type"] == "trigger.http"), None)
-    if trigger is None:
-        return _error(404, "this workflow has no HTTP request trigger"), None
-    method = trigger.get("parameters", {}).get("method", "POST")
-    if request.method != method:
-        return _error(405, f"this hook accepts {method}"), None
-    body = None
-    if request.body:
-        try:
-            body = json.loads(request.body)
-        except ValueError:
-            return _error(400, "the body must be JSON"), None
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in ("cookie", "authorization")}
-    payload = actions.trigger_payload(body, headers=headers, query=dict(request.GET.items()), method=request.method)
-    timeout = min(float(trigger.get("parameters", {}).get("response_timeout_s") or settings.STEPWELL_HOOK_TIMEOUT_S),
-                  settings.STEPWELL_HOOK_TIMEOUT_S)
-    return None, (workflow, payload, _ends_in_response(definition), timeout)
-
-
-@csrf_exempt
-async def hook(request, token):
-    """Start a run from an HTTP request; answer with the Response node's reply when there is one
-    (within the trigger's response_timeout_s), else 202 with the run's id and URL.
-
-    Async so that a request waiting for its run holds no thread: the worker pokes the request's
-    reply socket when the Response node ran (or the run ended)."""
-    from asgiref.sync import sync_to_async
-
-    def run_url(run_id):
-        return request.build_absolute_uri(reverse("run-detail", args=[run_id]))
-
-    def prepare_and_start(reply_socket: str):
-        """One trip to the sync thread: look the hook up, then start the run."""
-        err, prepared = _hook_prepare(request, token)
-        if err:
-            return err, None, None
-        workflow, payload, waits, timeout = prepared
-        run = actions.do_start_run(workflow, payload, Run.Trigger.HTTP,
-                                   reply_socket=reply_socket if waits else "")
-        return None, run, (waits, timeout)
-
-    with ReplyWaiter() as waiter:
-        err, run, rest = await sync_to_async(prepare_and_start)(waiter.path)
-        if err:
-            return err
-        waits, timeout = rest
-        if not waits:
-            return JsonResponse({"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}, status=202)
-        run = await waiter.async_wait(run.pk, timeout, lambda r: r.response is not None or r.is_finished,
-                                      check_first=False)
-    if run.response is not None:
-        resp = run.response
-        out = HttpResponse(json.dumps(resp.get("body")), status=resp.get("status_code", 200),
-                           content_type="application/json")
-        for k, v in (resp.get("headers") or {}).items():
-            out[k] = v
-        out["X-Stepwell-Run"] = str(run.pk)
-        return out
-    info = {"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}
-    if run.is_finished:
-        info["detail"] = run.error or "the run finished without reaching its Response node"
-        return JsonResponse(info, status=502 if run.status != Status.SUCCEEDED else 202)
-    info["detail"] = f"no response within {timeout:g} s; the run goes on"
-    return JsonResponse(info, status=202)
