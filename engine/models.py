@@ -33,7 +33,7 @@ class Workflow(models.Model):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        db_table = "designer_workflow"  # the table predates the model's move from designer
+        db_table = "designer_workflow"  # the name it had while the designer app owned it
         ordering = ["-updated", "-id"]
         indexes = [models.Index(fields=["owner", "-updated"], name="designer_wo_owner_i_b5f00e_idx")]
 
