@@ -231,7 +231,7 @@ STEPWELL_MAX_WHEEL_BYTES = env_int("STEPWELL_MAX_WHEEL_MB", 100, 1, 2048) * 1024
 STEPWELL_RUNTIME_BUILD_TIMEOUT_S = env_int("STEPWELL_RUNTIME_BUILD_TIMEOUT_S", 1800, 30, 7200)
 # Built layers kept besides the active one (older ones are deleted after a build).
 STEPWELL_RUNTIME_KEEP_LAYERS = env_int("STEPWELL_RUNTIME_KEEP_LAYERS", 5, 1, 100)
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RunStatusEnum"] = "engine.states.Status"
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["RunStatusEnum"] = "engine.status.Status"
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["RuntimeStatusEnum"] = "runtimes.models.Runtime.Status"
 
 # --- Deployment: HTTPS, content security policy, rate and size limits (designer/) --------------
