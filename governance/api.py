@@ -41,9 +41,12 @@ def _when(name: str, raw: str):
 
 def _int(name: str, raw: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise ValidationError({name: f"not an id: {raw!r}"}) from None
+    if not 0 <= value < 2**63:
+        raise ValidationError({name: f"not an id: {raw!r}"})
+    return value
 
 
 def filtered(params) -> "AuditEvent.objects":
@@ -165,6 +168,9 @@ class PolicySerializer(serializers.ModelSerializer):
         fields = ["max_timeout_s", "max_memory_mib", "egress_ceiling", "code_steps_group",
                   "allow_process_driver", "output_retention_days", "updated", "updated_by"]
         read_only_fields = ["updated", "updated_by"]
+        extra_kwargs = {"max_timeout_s": {"min_value": 1, "max_value": 86_400},
+                        "max_memory_mib": {"min_value": 1, "max_value": 1_048_576},
+                        "output_retention_days": {"min_value": 1, "max_value": 36_500}}
 
     def validate_egress_ceiling(self, value):
         from governance.rules import ceiling_errors

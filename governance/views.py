@@ -28,7 +28,7 @@ def audit_page(request):
     try:
         qs = filtered(params).order_by("-id")
         before = params.get("before")
-        if before and before.isdigit():
+        if before and before.isdigit() and len(before) < 19:
             qs = qs.filter(id__lt=int(before))
         events = list(qs[:PAGE + 1])
     except ValidationError as exc:
@@ -56,14 +56,14 @@ def audit_event_page(request, pk: int):
 
 
 class PolicyForm(forms.Form):
-    max_timeout_s = forms.IntegerField(required=False, min_value=1, label="Maximum timeout (s) of a code step")
-    max_memory_mib = forms.IntegerField(required=False, min_value=1, label="Maximum memory (MiB) of a code step")
+    max_timeout_s = forms.IntegerField(required=False, min_value=1, max_value=86_400, label="Maximum timeout (s) of a code step")
+    max_memory_mib = forms.IntegerField(required=False, min_value=1, max_value=1_048_576, label="Maximum memory (MiB) of a code step")
     egress_ceiling = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4}),
                                      label="Egress ceiling (one host, host:port, *.domain or * per line)")
     code_steps_group = forms.CharField(required=False, max_length=150,
                                        label="Only this group may add code steps (empty: everyone)")
     allow_process_driver = forms.BooleanField(required=False, label="The process driver may run code steps")
-    output_retention_days = forms.IntegerField(required=False, min_value=1, label="Output retention (days)")
+    output_retention_days = forms.IntegerField(required=False, min_value=1, max_value=36_500, label="Output retention (days)")
 
     def clean_egress_ceiling(self):
         entries = [line.strip() for line in self.cleaned_data["egress_ceiling"].splitlines() if line.strip()]

@@ -70,6 +70,13 @@ ROUTES: dict[str, str] = {
     "api/runtimes/active/": "staff",
     "api/runtimes/build/": "staff",
     "api/runtimes/diff/": "staff",
+    "audit/": "staff",
+    "audit/<int:pk>/": "staff",
+    "policy/": "staff",
+    "api/audit/": "staff",
+    "api/audit/export/": "staff",
+    "api/audit/<int:pk>/": "staff",
+    "api/policy/": "staff",
 }
 ROUTE_PREFIXES_OWN_CHECKS = ("admin/",)       # Django's admin checks is_staff itself
 WEBSOCKETS = ("ws/workflows/<int:workflow_id>/", "ws/runs/<int:run_id>/")
