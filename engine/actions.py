@@ -23,6 +23,27 @@ class RunRefused(ValueError):
     """The run cannot start (e.g. the workflow has no saved version, or the node does not exist)."""
 
 
+class TooManyRuns(RunRefused):
+    """The workflow's owner already has STEPWELL_MAX_ACTIVE_RUNS_PER_USER runs queued or running
+    (hooks answer 429 with Retry-After: `retry_after_s`)."""
+
+    retry_after_s = 5
+
+
+def _check_active_runs(owner_id: int) -> None:
+    """:raises TooManyRuns: the owner is at the cap. Locks the owner's row (PostgreSQL) so that
+    concurrent starts of one user count one after the other."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    cap = settings.STEPWELL_MAX_ACTIVE_RUNS_PER_USER
+    list(get_user_model().objects.select_for_update().filter(pk=owner_id).values_list("pk", flat=True))
+    active = Run.objects.filter(workflow__owner_id=owner_id, status__in=[Status.QUEUED, Status.RUNNING]).count()
+    if active >= cap:
+        raise TooManyRuns(f"too many runs at once: {active} of this user's runs are queued or running "
+                          f"(limit {cap}, STEPWELL_MAX_ACTIVE_RUNS_PER_USER); retry when one has finished")
+
+
 def node_params_hash(node: dict) -> str:
     """Fingerprint of what a node does (type + parameters); pins go stale when it changes."""
     raw = json.dumps({"type": node.get("type"), "parameters": node.get("parameters")}, sort_keys=True)
@@ -44,10 +65,12 @@ def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, sta
     """Create a queued run of `version` (default: the head) and enqueue it.
 
     :raises RunRefused: the workflow has no version.
+    :raises TooManyRuns: the workflow's owner has STEPWELL_MAX_ACTIVE_RUNS_PER_USER runs active.
     """
     version = version or workflow.head
     if version is None:
         raise RunRefused("the workflow has no saved version")
+    _check_active_runs(workflow.owner_id)
     run = begin(Run, Status.QUEUED, data={"trigger": trigger, "kind": kind},
                 workflow=workflow, version=version, payload=payload, trigger=trigger,
                 started_by=started_by, rerun_of=rerun_of, reply_socket=reply_socket,
@@ -201,5 +224,8 @@ def do_start_due_schedules(now: datetime | None = None, grace_s: float = 600.0) 
                 tick.save(update_fields=["run"])
         except IntegrityError:
             continue  # another scheduler started it
+        except RunRefused as exc:  # the owner is at the runs cap: this time is tried again next pass
+            log.warning("workflow %s: schedule not started: %s", wf.pk, exc)
+            continue
         started.append(run)
     return started

@@ -190,7 +190,41 @@ def validate_definition(doc, max_nodes: int = 1000, max_bytes: int | None = None
     problems = _graph_problems(doc, max_nodes) + _settings_problems(doc)
     if problems:
         return problems
-    return _mapping_problems(doc)
+    return _nesting_problems(doc) + _mapping_problems(doc)
+
+
+def foreach_depth(graph, node_id: str) -> int:
+    """How many For eaches enclose `node_id`, itself included when it is one (a top-level For
+    each is 1 deep, one in its body 2). `graph` is an engine.graph.Graph of a valid definition."""
+    depth = 1 if graph.nodes[node_id]["type"] == "control.foreach" else 0
+    seen = {node_id}
+    owner = graph.owner.get(node_id)
+    while owner is not None and owner not in seen:
+        seen.add(owner)
+        depth += 1
+        owner = graph.owner.get(owner)
+    return depth
+
+
+def _nesting_problems(doc: dict) -> list[Problem]:
+    """For eaches nested deeper than STEPWELL_MAX_FOREACH_DEPTH (each item of a loop runs the
+    whole inner loop, so work grows as items^depth)."""
+    from django.conf import settings
+
+    from engine.graph import Graph
+
+    limit = getattr(settings, "STEPWELL_MAX_FOREACH_DEPTH", 4)
+    graph = Graph(doc)
+    problems = []
+    for i, node in enumerate(doc["nodes"]):
+        if node["type"] != "control.foreach":
+            continue
+        depth = foreach_depth(graph, node["id"])
+        if depth > limit:
+            problems.append(Problem(f"$.nodes[{i}]", f"For each {node['id']!r} is nested {depth} deep; "
+                                                     f"the limit is {limit} (STEPWELL_MAX_FOREACH_DEPTH)",
+                                    node["id"]))
+    return problems
 
 
 def _settings_problems(doc: dict) -> list[Problem]:
