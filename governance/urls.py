@@ -1,6 +1,6 @@
 from django.urls import path
 
-from governance import api, views
+from governance import api, api_secrets, api_usage, pages, views
 
 urlpatterns = [
     path("audit/", views.audit_page, name="audit-page"),
@@ -10,4 +10,10 @@ urlpatterns = [
     path("api/audit/export/", api.AuditExport.as_view(), name="audit-export"),
     path("api/audit/<int:pk>/", api.AuditDetail.as_view(), name="audit-detail"),
     path("api/policy/", api.PolicyView.as_view(), name="policy"),
+    # secrets and metering (governance/secrets.py, governance/usage.py)
+    path("secrets/", pages.secrets_page, name="secrets-page"),
+    path("usage/", pages.usage_page, name="usage-page"),
+    path("api/secrets/", api_secrets.SecretList.as_view(), name="secret-list"),
+    path("api/secrets/<str:secret_name>/", api_secrets.SecretDetail.as_view(), name="secret-detail"),
+    path("api/usage/", api_usage.UsageView.as_view(), name="usage"),
 ]
