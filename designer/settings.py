@@ -120,6 +120,7 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/monaco", BASE_DIR / "node_modules" / "monaco-editor" / "min"),
     ("vendor/x6", BASE_DIR / "node_modules" / "@antv" / "x6" / "dist"),
+    ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
 ]
 STATICFILES_DIRS = [d for d in STATICFILES_DIRS if Path(d[1] if isinstance(d, tuple) else d).exists()]
 WHITENOISE_USE_FINDERS = DEBUG
@@ -289,3 +290,22 @@ if STEPWELL_AUDIT_KEEP_CODE not in ("full", "hash"):
     raise ImproperlyConfigured(f"STEPWELL_AUDIT_KEEP_CODE must be full or hash (got {STEPWELL_AUDIT_KEEP_CODE!r})")
 # Inputs, outputs, stdout and stderr in an execution event are cut to this many bytes each.
 STEPWELL_AUDIT_MAX_FIELD_BYTES = env_int("STEPWELL_AUDIT_MAX_FIELD_BYTES", 65_536, 256, 10_000_000)
+
+# --- Governance: secrets and metering (governance/secrets.py, governance/usage.py) --------------
+# Secrets are encrypted with STEPWELL_SECRETS_KEY (comma-separated Fernet keys, newest first), or
+# with the keys in var/secrets_key, made 0600 on first use when the variable is unset.
+# Cost of one session-second of sandbox time on the usage page and API (a decimal, no minimum).
+def _price() -> "Decimal":
+    import re
+    from decimal import Decimal
+
+    raw = (env_str("STEPWELL_PRICE_PER_SESSION_SECOND", "0.000017") or "").strip()
+    value = Decimal(raw) if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,18})?", raw) else None
+    if value is None:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"STEPWELL_PRICE_PER_SESSION_SECOND must be a decimal number >= 0 (got {raw!r})")
+    return value
+
+
+STEPWELL_PRICE_PER_SESSION_SECOND = _price()
