@@ -4,9 +4,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timezone as dt_timezone
 
 from asgiref.sync import sync_to_async
 from django.http import StreamingHttpResponse
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -36,6 +38,8 @@ def _when(name: str, raw: str):
         value = parse_datetime(raw + "T00:00:00+00:00")
     if value is None:
         raise ValidationError({name: f"not an ISO date or date-time: {raw!r}"})
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt_timezone.utc)
     return value
 
 
