@@ -25,6 +25,28 @@ def default_cache_dir() -> Path:
 
 
 @dataclass(frozen=True)
+class HostLimits:
+    """What the host accepts from a sandbox (guest agent, harness, sandbox service), whatever
+    the code inside chose to send: checked on the host side (sandbox/limits.py)."""
+    max_result_bytes: int = 16 * 1024 * 1024       # the result value, as JSON
+    max_files: int = 100                           # produced files per execution
+    max_file_bytes_total: int = 64 * 1024 * 1024   # produced-file content per execution
+    max_json_depth: int = 100                      # nesting of the result value
+    max_frame_bytes: int = 128 * 1024 * 1024       # one frame from the guest or the service
+
+    @classmethod
+    def from_env(cls) -> "HostLimits":
+        mib = 1024 * 1024
+        return cls(
+            max_result_bytes=env_int("SANDBOX_MAX_RESULT_BYTES", 16 * mib, 1024, 256 * mib),
+            max_files=env_int("SANDBOX_MAX_FILES", 100, 0, 100000),
+            max_file_bytes_total=env_int("SANDBOX_MAX_FILE_BYTES_TOTAL", 64 * mib, 0, 1024 * mib),
+            max_json_depth=env_int("SANDBOX_MAX_JSON_DEPTH", 100, 1, 512),
+            max_frame_bytes=env_int("SANDBOX_MAX_FRAME_BYTES", 128 * mib, mib, 256 * mib),
+        )
+
+
+@dataclass(frozen=True)
 class SandboxConfig:
     driver: str            # "libvirt" or "process"
     accel: str             # "auto", "kvm" or "qemu"
@@ -47,3 +69,20 @@ class SandboxConfig:
             run_dir=run,
             socket_path=Path(os.environ.get("SANDBOX_SOCKET") or run / "sandbox.sock"),
         )
+
+
+def egress_limits_from_env():
+    """The per-execution egress caps (sandbox.egress.proxy.EgressLimits) from STEPWELL_EGRESS_*:
+    MAX_CONNECTIONS (default 32), MAX_BYTES (each way, default 64 MiB), CONNECT_TIMEOUT_S (10),
+    IDLE_TIMEOUT_S (30); strict integers, a bad value raises ValueError naming the variable."""
+    from sandbox.egress.proxy import EgressLimits
+
+    default = EgressLimits()
+    max_bytes = env_int("STEPWELL_EGRESS_MAX_BYTES", default.max_bytes_in, 0, 2**40)
+    return EgressLimits(
+        max_connections=env_int("STEPWELL_EGRESS_MAX_CONNECTIONS", default.max_connections, 0, 10_000),
+        max_bytes_out=max_bytes,
+        max_bytes_in=max_bytes,
+        connect_timeout_s=float(env_int("STEPWELL_EGRESS_CONNECT_TIMEOUT_S", int(default.connect_timeout_s), 1, 600)),
+        idle_timeout_s=float(env_int("STEPWELL_EGRESS_IDLE_TIMEOUT_S", int(default.idle_timeout_s), 1, 3600)),
+    )
