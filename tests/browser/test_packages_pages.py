@@ -102,7 +102,10 @@ def test_the_staff_page_adds_disables_and_shows_builds(page, django_user_model):
     page.click("#add-form button[type=submit]")
     page.wait_for_selector(".toast-error")
     assert "already on the list" in page.locator(".toast-error").first.inner_text()
+    assert page.console_errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    page.console_errors.clear()  # that refusal was the point; nothing else may go wrong
 
-    page.fill("#pkg-search", "tabul")
+    page.fill("#pkg-search", "extra-pkg")  # not "tabul": the default list has tabulate
     page.wait_for_function("() => document.querySelectorAll('#pkg-table tbody tr').length === 1")
+    assert page.locator("#pkg-table tbody tr").get_attribute("data-name") == "tabulate-extra-pkg"
     assert not page.console_errors
