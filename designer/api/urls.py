@@ -1,5 +1,5 @@
 from django.urls import path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from designer.api import runs, views
@@ -10,7 +10,8 @@ router.register("workflows", views.WorkflowViewSet, basename="api-workflow")
 urlpatterns = [
     path("schema/workflow.json", views.definition_schema, name="workflow-schema"),
     path("schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
+    # The split view serves its start-up script as a file: the pages' CSP allows no inline script.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="openapi-schema"), name="api-redoc"),
     path("node-types/", views.node_types, name="node-types"),
     path("workflows/<int:pk>/versions/", views.VersionList.as_view(), name="version-list"),
@@ -28,7 +29,7 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", runs.RunCancel.as_view(), name="run-cancel"),
     path("runs/<int:pk>/rerun/", runs.RunRerun.as_view(), name="run-rerun"),
     path("runs/<int:pk>/events/", runs.RunEvents.as_view(), name="run-events"),
-    path("runs/<int:pk>/steps/<int:step_id>/files/<str:name>", runs.StepFileDownload.as_view(),
+    path("runs/<int:pk>/steps/<int:step_id>/files/<path:name>", runs.StepFileDownload.as_view(),
          name="run-step-file"),
     *router.urls,
 ]
