@@ -29,7 +29,7 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", runs.RunCancel.as_view(), name="run-cancel"),
     path("runs/<int:pk>/rerun/", runs.RunRerun.as_view(), name="run-rerun"),
     path("runs/<int:pk>/events/", runs.RunEvents.as_view(), name="run-events"),
-    path("runs/<int:pk>/steps/<int:step_id>/files/<str:name>", runs.StepFileDownload.as_view(),
+    path("runs/<int:pk>/steps/<int:step_id>/files/<path:name>", runs.StepFileDownload.as_view(),
          name="run-step-file"),
     *router.urls,
 ]

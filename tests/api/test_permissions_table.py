@@ -53,7 +53,7 @@ ROUTES: dict[str, str] = {
     "api/runs/<int:pk>/cancel/": "owner",
     "api/runs/<int:pk>/rerun/": "owner",
     "api/runs/<int:pk>/events/": "owner",
-    "api/runs/<int:pk>/steps/<int:step_id>/files/<str:name>": "owner",
+    "api/runs/<int:pk>/steps/<int:step_id>/files/<path:name>": "owner",
     "api/workflows/": "user",
     "api/workflows/<pk>/": "owner",
     "api/workflows/<pk>/export/": "owner",
