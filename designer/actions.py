@@ -12,14 +12,23 @@ def _next_number(workflow: Workflow) -> int:
     return (workflow.versions.aggregate(n=Max("number"))["n"] or 0) + 1
 
 
-@transaction.atomic
 def do_save_version(workflow: Workflow, definition: dict, author, message: str = "",
-                    restored_from: int | None = None) -> WorkflowVersion:
+                    restored_from: int | None = None, policy_checked: bool = False) -> WorkflowVersion:
     """Validate `definition` and store it as the workflow's next version.
 
     :raises engine.validation.DefinitionInvalid: nothing is saved.
     """
     check_definition(definition)
+    if not policy_checked:   # the instance policy, outside the transaction so a denial stays recorded
+        from engine.governance_hooks import check_save
+
+        check_save(workflow, definition, author)
+    return _store_version(workflow, definition, author, message, restored_from)
+
+
+@transaction.atomic
+def _store_version(workflow: Workflow, definition: dict, author, message: str,
+                   restored_from: int | None) -> WorkflowVersion:
     workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
     version = WorkflowVersion.objects.create(
         workflow=workflow, number=_next_number(workflow), definition=definition,
@@ -27,10 +36,13 @@ def do_save_version(workflow: Workflow, definition: dict, author, message: str =
     )
     workflow.head = version
     workflow.save(update_fields=["head", "updated"])
+    from governance.actions import actor_of, record
+
+    record("workflow.saved", actor=actor_of(author), workflow=workflow.pk, payload={
+        "version": version.number, "name": workflow.name, "message": message, "restored_from": restored_from})
     return version
 
 
-@transaction.atomic
 def do_create_workflow(owner, name: str, description: str = "", definition: dict | None = None) -> Workflow:
     """Create a workflow with its first version (an empty one when no definition is given).
 
@@ -38,8 +50,16 @@ def do_create_workflow(owner, name: str, description: str = "", definition: dict
     """
     definition = definition if definition is not None else empty_definition()
     check_definition(definition)
+    from engine.governance_hooks import check_save
+
+    check_save(None, definition, owner)   # outside the transaction: a denial stays recorded
+    return _create_workflow(owner, name, description, definition)
+
+
+@transaction.atomic
+def _create_workflow(owner, name: str, description: str, definition: dict) -> Workflow:
     workflow = Workflow.objects.create(owner=owner, name=name, description=description)
-    do_save_version(workflow, definition, author=owner, message="created")
+    do_save_version(workflow, definition, author=owner, message="created", policy_checked=True)
     workflow.refresh_from_db()
     return workflow
 
@@ -62,6 +82,17 @@ def do_rename_workflow(workflow: Workflow, name: str | None = None, description:
         fields.append("description")
     workflow.save(update_fields=fields)
     return workflow
+
+
+def do_delete_workflow(workflow: Workflow, user) -> None:
+    """Delete a workflow with its versions and runs (recorded as `workflow.deleted`)."""
+    from governance.actions import actor_of, record
+
+    with transaction.atomic():
+        record("workflow.deleted", actor=actor_of(user), workflow=workflow.pk,
+               payload={"name": workflow.name, "owner": workflow.owner.get_username(),
+                        "version": workflow.head.number if workflow.head_id else None})
+        workflow.delete()
 
 
 EXPORT_FORMAT = "stepwell.workflow/v1"

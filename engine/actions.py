@@ -77,12 +77,18 @@ def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, sta
                 kind=kind, test_node=test_node, test_upstream=test_upstream)
     execute_run.enqueue(run.pk)
     transaction.on_commit(poke)
+    from engine.governance_hooks import record_run
+
+    record_run(run, "run.started")
     return run
 
 
 def do_cancel_run(run: Run) -> Run:
     """Ask a run to stop: a queued run is cancelled at once, a running one at its next check."""
-    Run.objects.filter(pk=run.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(cancel_requested=True)
+    if Run.objects.filter(pk=run.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(cancel_requested=True):
+        from engine.governance_hooks import record_run
+
+        record_run(run, "run.cancelled")
     run.refresh_from_db()
     if run.status == Status.QUEUED:
         transition(run, Status.CANCELLED, expect=Status.QUEUED, error="cancelled before it started")

@@ -279,6 +279,9 @@ class Execution:
             if outcome.error:
                 data["error"] = outcome.error[:500]
             transition(step, final, data=data, **fields)
+            from engine.governance_hooks import record_step   # the execution's audit event
+
+            record_step(self.run, step, node, params, outcome)
             if final == Status.SUCCEEDED:
                 if node["type"] == "action.response":
                     Run.objects.filter(pk=self.run.pk).update(response=outcome.output)
@@ -465,6 +468,11 @@ class Execution:
         leases.add(run.pk, self.cancel)
         status, error = Status.SUCCEEDED, ""
         try:
+            from engine.governance_hooks import run_refusal   # the instance policy, checked again at run
+
+            refusal = run_refusal(run, self.definition, self.settings)
+            if refusal:
+                raise StepFailed(refusal)
             if run.kind == Run.Kind.TEST:
                 self.execute_test()
             else:

@@ -69,4 +69,17 @@ def record_execution(*, code: str, inputs: Any, output: Any, stdout: str, stderr
         payload["code"] = code or ""
     for name, keys in _META_KEYS.items():
         payload[name] = next((meta[k] for k in keys if meta.get(k) not in (None, "")), None)
+    if payload["runtime_id"] is not None and payload["runtime_lock_hash"] is None:
+        payload["runtime_lock_hash"] = _lock_hash(payload["runtime_id"])
     return record("execution", actor=actor, workflow=workflow, run=run, step=step, payload=payload)
+
+
+def _lock_hash(runtime_id) -> str | None:
+    """The lock hash of a package runtime, looked up by id (the runtimes app, when installed)."""
+    from django.apps import apps
+
+    try:
+        runtime = apps.get_model("runtimes", "Runtime")
+        return runtime.objects.filter(pk=int(runtime_id)).values_list("lock_hash", flat=True).first() or None
+    except (LookupError, TypeError, ValueError):
+        return None

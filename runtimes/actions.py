@@ -77,6 +77,13 @@ def parse_requirement(text: str) -> tuple[str, str]:
     return check_name(req.name), check_specifier(spec)
 
 
+def _audit(kind: str, user, **payload) -> None:
+    """A `package.*` / `runtime.*` audit event (governance), inside the caller's transaction."""
+    from governance.actions import actor_of, record
+
+    record(kind, actor=actor_of(user), payload=payload)
+
+
 # ------------------------------------------------------------------------------- the list
 def do_add_package(name: str, specifier: str = "", *, notes: str = "", user=None,
                    enabled: bool = True, rebuild: bool = True) -> AllowedPackage:
@@ -89,6 +96,7 @@ def do_add_package(name: str, specifier: str = "", *, notes: str = "", user=None
                                             enabled=enabled, added_by=user)
         if rebuild:
             do_request_build(user=user, reason=f"added {pkg}")
+        _audit("package.added", user, name=pkg.name, specifier=pkg.specifier, enabled=pkg.enabled)
     return pkg
 
 
@@ -109,6 +117,7 @@ def do_update_package(pkg: AllowedPackage, *, user=None, rebuild: bool = True, *
         if rebuild and affects_build:
             verb = "changed" if "specifier" in changes else ("enabled" if pkg.enabled else "disabled")
             do_request_build(user=user, reason=f"{verb} {pkg.name}")
+        _audit("package.changed", user, name=pkg.name, changes={k: v for k, v in changes.items()})
     return pkg
 
 
@@ -121,6 +130,7 @@ def do_remove_package(pkg: AllowedPackage, *, user=None, rebuild: bool = True) -
         pkg.delete()
         if rebuild and was_enabled:
             do_request_build(user=user, reason=f"removed {name}")
+        _audit("package.removed", user, name=name, wheel_sha256=sha or "")
     if path is not None and not AllowedPackage.objects.filter(wheel_sha256=sha).exists():
         try:
             path.unlink()
@@ -158,6 +168,7 @@ def do_upload_wheel(filename: str, data: bytes, *, user=None, notes: str = "",
         pkg.save()
         if rebuild:
             do_request_build(user=user, reason=f"uploaded {info.filename}")
+        _audit("package.uploaded", user, name=pkg.name, filename=info.filename, sha256=info.sha256, size=info.size)
     return pkg
 
 
@@ -173,6 +184,7 @@ def do_request_build(*, user=None, reason: str = "") -> Runtime:
                 queued.save(update_fields=["reason"])
             return queued
         runtime = Runtime.objects.create(requested_by=user, reason=reason[:200])
+        _audit("runtime.build_requested", user, runtime=runtime.pk, reason=runtime.reason)
         transaction.on_commit(lambda: _enqueue(build_runtime, runtime.pk))
     return runtime
 

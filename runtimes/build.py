@@ -111,8 +111,15 @@ class _LogSink:
     def finish(self, to: str, **fields) -> bool:
         """Write the log and end the build in status `to` (if it is still building)."""
         self.last = time.monotonic()
-        return bool(move(Runtime.objects.filter(pk=self.runtime_id), to, expect=Runtime.Status.BUILDING,
-                         log=self.text(), phase="", **fields))
+        moved = bool(move(Runtime.objects.filter(pk=self.runtime_id), to, expect=Runtime.Status.BUILDING,
+                          log=self.text(), phase="", **fields))
+        if moved:
+            from governance.actions import record
+
+            record("runtime.build_finished", actor="worker", payload={
+                "runtime": self.runtime_id, "status": to, "lock_hash": fields.get("lock_hash", ""),
+                "error": str(fields.get("error", ""))[:2000]})
+        return moved
 
 
 def _stored_status(runtime_id: int) -> str:
@@ -216,4 +223,7 @@ def do_activate(runtime: Runtime) -> Runtime:
             image_path=Path(runtime.image_path) if runtime.image_path else None,
             modules=tuple(runtime.modules),
         ))
+        from governance.actions import record
+
+        record("runtime.activated", payload={"runtime": runtime.pk, "lock_hash": runtime.lock_hash})
     return runtime

@@ -54,6 +54,8 @@ def _flatten(detail, path: str) -> list[dict]:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DefinitionInvalid):   # raised by an action (the instance policy at save)
+        exc = prefixed(exc, "$.definition")
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -47,6 +47,9 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             actions.do_save_version(workflow, d["definition"], self.request.user, d.get("message", ""))
         workflow.refresh_from_db()
 
+    def perform_destroy(self, instance):
+        actions.do_delete_workflow(instance, self.request.user)
+
     @extend_schema(request=None, responses={200: ImportSerializer})
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):

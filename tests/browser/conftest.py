@@ -43,6 +43,10 @@ def signed_in(page, user):
 @pytest.fixture
 def make_workflow(user):
     from designer import actions
+    from governance.policies import Policy
+
+    # the instance policy's egress ceiling allows no host by default: open it for these fixtures
+    Policy.objects.update_or_create(pk=1, defaults={"egress_ceiling": ["*"]})
 
     def make(name="Demo", definition=None, description=""):
         return actions.do_create_workflow(user, name, description, definition)

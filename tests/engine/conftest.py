@@ -101,6 +101,9 @@ class Stack:
         }
         self.procs: dict[str, subprocess.Popen] = {}
         self.manage("migrate", "--noinput", "-v0")
+        # The instance policy's egress ceiling allows no host by default; these stacks open it so
+        # the workflows' own allow-lists decide (tests/governance closes it again).
+        self.set_policy(egress_ceiling=["*"])
         self.tokens = {}
         for name in ("alice", "bob"):
             self.tokens[name] = self.shell(
@@ -119,6 +122,11 @@ class Stack:
 
     def shell(self, code: str) -> str:
         return self.manage("shell", "-v0", "-c", code)
+
+    def set_policy(self, **values) -> None:
+        """Set fields of the instance policy (governance.policies.Policy) in the stack's database."""
+        self.shell("from governance.policies import Policy;"
+                   f"Policy.objects.update_or_create(pk=1, defaults={values!r})")
 
     def session_key(self, username: str = "alice") -> str:
         """A signed-in session of `username` in the stack's database (for websocket cookies)."""

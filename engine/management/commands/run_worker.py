@@ -170,6 +170,9 @@ class Command(BaseCommand):
                             log.warning("marked runs %s failed: their worker stopped renewing the lease", reaped)
                         if not opts["no_scheduler"]:
                             do_start_due_schedules()
+                        from governance.chain import prune_if_due   # audit retention, at most hourly
+
+                        prune_if_due()
                     except Exception:
                         log.exception("scheduler pass failed")
                     finally:
