@@ -5,7 +5,7 @@ from django.db import transaction
 from django.db.models import Max
 
 from engine.models import Workflow, WorkflowVersion
-from engine.validation import check_definition, empty_definition
+from engine.validation import DefinitionInvalid, Problem, check_definition, empty_definition
 
 
 def _next_number(workflow: Workflow) -> int:
@@ -19,6 +19,11 @@ def do_save_version(workflow: Workflow, definition: dict, author, message: str =
     :raises engine.validation.DefinitionInvalid: nothing is saved.
     """
     check_definition(definition)
+    from governance.secret_actions import problems as secret_problems   # names the owner has
+
+    missing = secret_problems(workflow.owner_id, definition)
+    if missing:
+        raise DefinitionInvalid([Problem(path, message) for path, message in missing])
     if not policy_checked:   # the instance policy, outside the transaction so a denial stays recorded
         from engine.governance_hooks import check_save
 

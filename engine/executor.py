@@ -189,6 +189,14 @@ class Execution:
         self.steps_created = 0
         self.steps_lock = threading.Lock()
         self.limit_error: str = ""
+        # secrets (governance): values for code steps' env and HTTP-call parameters only, and a
+        # masker that hides them in everything a step records
+        from governance.masking import Masker
+        from governance.secret_actions import values_for
+
+        self.owner_id = run.workflow.owner_id
+        self.secrets, self.missing_secrets = values_for(self.owner_id, self.settings.get("secrets") or [])
+        self.masker = Masker(self.secrets)
 
     # --- recording --------------------------------------------------------------------------
     def _new_step(self, node_id: str, item_index, attempt: int, status=Status.RUNNING) -> StepRun:
@@ -259,15 +267,25 @@ class Execution:
                 raise StepFailed(f"step {node_id!r}: mapping error at {exc.path}: {exc.message}") from None
             if node["type"] == "control.foreach":
                 outcome = self.run_foreach(node_id, params, ns)
+            elif self.missing_secrets and node["type"] in ("action.python", "action.http"):
+                outcome = Outcome.failed(f"secret(s) {', '.join(self.missing_secrets)} listed in settings.secrets "
+                                         "no longer exist for the workflow's owner")
             else:
                 ctx = StepContext(run_id=self.run.pk, workflow_id=self.run.workflow_id, node=node,
                                   settings=self.settings, trigger=self.trigger_payload, cancel=self.cancel,
-                                  item_index=item_index)
+                                  item_index=item_index,
+                                  secrets=self.secrets if node["type"] == "action.python" else {})
                 try:
-                    outcome = handler(node["type"])(ctx, params)
+                    call_params = params   # `params` (stored) keeps {{ secrets.NAME }} as written
+                    if node["type"] == "action.http" and self.secrets:
+                        call_params = resolve_parameters(node, {**ns, "secrets": self.secrets})
+                    outcome = handler(node["type"])(ctx, call_params)
+                except MappingError as exc:
+                    outcome = Outcome.failed(f"mapping error at {exc.path}: {exc.message}")
                 except Exception as exc:  # a bug in a step type must not leave the step running
                     log.exception("step %s of run %s crashed", node_id, self.run.pk)
                     outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}: {exc}")
+            outcome = self.masker.outcome(outcome)   # before anything is stored or sent
             self._store_files(step, outcome)
             final = outcome.status
             retrying = final in (Status.FAILED, Status.TIMED_OUT) and attempt < max_attempts
@@ -282,6 +300,7 @@ class Execution:
             from engine.governance_hooks import record_step   # the execution's audit event
 
             record_step(self.run, step, node, params, outcome)
+            self._record_usage(step, outcome)
             if final == Status.SUCCEEDED:
                 if node["type"] == "action.response":
                     Run.objects.filter(pk=self.run.pk).update(response=outcome.output)
@@ -300,6 +319,18 @@ class Execution:
                 raise Cancelled()
             delay = min(delay * factor, max_delay)
         raise AssertionError("unreachable")
+
+    def _record_usage(self, step: StepRun, outcome: Outcome) -> None:
+        """The metering row of a sandbox execution (governance.usage); never fails the run."""
+        if (outcome.sandbox or {}).get("session_s") is None:
+            return
+        from governance.usage import record
+
+        try:
+            record(meta=outcome.sandbox, user_id=self.owner_id, workflow_id=self.run.workflow_id,
+                   run_id=self.run.pk, step_id=step.pk)
+        except Exception:
+            log.exception("usage of step %s of run %s", step.pk, self.run.pk)
 
     def _store_files(self, step: StepRun, outcome: Outcome) -> None:
         for f in outcome.files:

@@ -9,6 +9,10 @@ Scanning is linear: each `{{` pairs with the first `}}` after it. Caps (settings
 STEPWELL_MAPPING_MAX_EXPRESSIONS per node, STEPWELL_MAPPING_MAX_EXPRESSION_CHARS per expression,
 STEPWELL_MAPPING_MAX_STRING_CHARS per interpolated string. Parameters in VERBATIM are never
 templated: a code step's source reaches the sandbox as written; values reach code through `inputs`.
+
+Secrets: `{{ secrets.NAME }}` (exactly that form, in HTTP-call parameters) resolves only when the
+namespace has a "secrets" key, which the executor adds for the call alone; without it the text
+is kept as written, so what is stored (step inputs) is the template, never the value.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from jmespath import exceptions as jp_exc
 
 # steps.<id> or steps."<id>" at the start of a path (possibly after other operators)
 _STEP_REF = re.compile(r'(?<![\w."])steps\s*\.\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_][A-Za-z0-9_]*))')
-_ROOTS = ("trigger", "steps", "item", "index", "vars")
+_ROOTS = ("trigger", "steps", "item", "index", "vars", "secrets")
+SECRET_REF = re.compile(r"\s*secrets\s*\.\s*([A-Z_][A-Z0-9_]*)\s*")
 # Parameters that are never templated, by node type.
 VERBATIM = {"action.python": frozenset({"code"})}
 DEFAULT_LIMITS = {"STEPWELL_MAPPING_MAX_EXPRESSIONS": 1000, "STEPWELL_MAPPING_MAX_EXPRESSION_CHARS": 2000,
@@ -108,14 +113,18 @@ def _interpolate(text: str, namespace: dict, path: str, budget: _Budget):
     if "{{" not in text:
         return text
     found = scan(text, path, budget)
+    keep = "secrets" not in namespace   # {{ secrets.NAME }} stays a template (see above)
     if len(found) == 1:
         start, end, inner = found[0]
         if not text[:start].strip() and not text[end:].strip() and "{{" not in inner:
+            if keep and SECRET_REF.fullmatch(inner):
+                return text
             return evaluate(inner, namespace, path)     # exactly one expression: its raw value
     cap = _limit("STEPWELL_MAPPING_MAX_STRING_CHARS")
     parts, size, pos = [], 0, 0
     for start, end, inner in found:
-        for piece in (text[pos:start], _text(evaluate(inner, namespace, path))):
+        value = text[start:end] if keep and SECRET_REF.fullmatch(inner) else _text(evaluate(inner, namespace, path))
+        for piece in (text[pos:start], value):
             size += len(piece)
             if size > cap:
                 raise MappingError(f"the interpolated string is longer than {cap} characters", path)

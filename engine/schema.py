@@ -99,6 +99,10 @@ def workflow_schema() -> dict:
                         },
                     },
                     "allowed_hosts": {"type": "array", "items": {"type": "string", "maxLength": 253}},
+                    "secrets": {  # names of the owner's secrets (governance) this workflow uses
+                        "type": "array", "maxItems": 200, "uniqueItems": True,
+                        "items": {"type": "string", "pattern": r"^[A-Z_][A-Z0-9_]{0,127}$"},
+                    },
                     "default_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
                     "default_memory_mib": {"type": "integer", "minimum": 128, "maximum": 8192},
                 },

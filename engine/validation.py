@@ -7,6 +7,7 @@ the canvas can mark the node they belong to.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -280,6 +281,10 @@ def _mapping_problems(doc: dict) -> list[Problem]:
             if error:
                 problems.append(Problem(path, error, node["id"]))
                 continue
+            secret_problem = _secret_problem(doc, node, expr)
+            if secret_problem:
+                problems.append(Problem(path, secret_problem, node["id"]))
+                continue
             for ref in sorted(step_references(expr)):
                 if ancestors is None:
                     ancestors = graph.ancestors(node["id"])
@@ -290,3 +295,23 @@ def _mapping_problems(doc: dict) -> list[Problem]:
                     problems.append(Problem(path, f"{{{{ {expr} }}}} refers to step {ref!r}, which does "
                                                   f"not run before {node['id']!r}", node["id"]))
     return problems
+
+_SECRETS_ROOT = re.compile(r'(?<![\w."$@])secrets(?![\w"])')
+
+
+def _secret_problem(doc: dict, node: dict, expr: str) -> str | None:
+    """Why an expression's use of `secrets` is refused: only `{{ secrets.NAME }}`, only in an
+    HTTP call's parameters, and only for a NAME listed in `settings.secrets`."""
+    from engine.mapping import SECRET_REF
+
+    if not _SECRETS_ROOT.search(expr):
+        return None
+    m = SECRET_REF.fullmatch(expr)
+    if not m:
+        return "secrets can only be used alone, as {{ secrets.NAME }}"
+    if node["type"] != "action.http":
+        return ("secrets reach HTTP-call parameters only; code steps read them as environment "
+                "variables (os.environ[\"NAME\"])")
+    if m.group(1) not in ((doc.get("settings") or {}).get("secrets") or []):
+        return f"secret {m.group(1)!r} is not listed in settings.secrets"
+    return None

@@ -11,7 +11,7 @@ from designer.api.errors import DefinitionRejected, prefixed
 from engine.validation import DefinitionInvalid, check_definition
 
 
-def validate_definition_field(value, prefix: str = "$.definition"):
+def validate_definition_field(value, prefix: str = "$.definition", owner=None):
     size = len(json.dumps(value, separators=(",", ":")).encode())
     if size > settings.MAX_DEFINITION_BYTES:
         raise DefinitionRejected([{
@@ -22,7 +22,18 @@ def validate_definition_field(value, prefix: str = "$.definition"):
         check_definition(value, max_nodes=settings.MAX_DEFINITION_NODES)
     except DefinitionInvalid as exc:
         raise prefixed(exc, prefix) from None
+    if owner is not None:   # settings.secrets must name the owner's secrets
+        from governance.secret_actions import problems
+
+        missing = problems(owner.pk, value)
+        if missing:
+            raise DefinitionRejected([{"path": prefix + path[1:], "message": message} for path, message in missing])
     return value
+
+
+def _owner(serializer):
+    request = serializer.context.get("request")
+    return getattr(request, "user", None)
 
 
 class WorkflowSerializer(serializers.ModelSerializer):
@@ -36,7 +47,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "version", "created", "updated"]
 
     def validate_definition(self, value):
-        return validate_definition_field(value)
+        return validate_definition_field(value, owner=_owner(self))
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
@@ -76,7 +87,7 @@ class ImportSerializer(serializers.Serializer):
     definition = serializers.JSONField()
 
     def validate_definition(self, value):
-        return validate_definition_field(value)
+        return validate_definition_field(value, owner=_owner(self))
 
 
 class ValidationResultSerializer(serializers.Serializer):

@@ -39,6 +39,7 @@ class StepContext:
     trigger: Any
     cancel: threading.Event
     item_index: int | None = None
+    secrets: dict = field(default_factory=dict, repr=False)   # the settings.secrets values (code steps' env)
 
 
 def handler(node_type: str):

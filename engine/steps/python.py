@@ -7,6 +7,7 @@ never runs in the web process: steps run in the worker.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from django.conf import settings
@@ -28,7 +29,10 @@ def backend_name() -> str:
 
 
 def _execute(request: ExecutionRequest):
-    return _chooser.execute(request, settings.STEPWELL_SANDBOX_DRIVER)
+    """The result and the session's seconds, from requesting a sandbox to its release (metering)."""
+    started = time.monotonic()
+    result = _chooser.execute(request, settings.STEPWELL_SANDBOX_DRIVER)
+    return result, time.monotonic() - started
 
 
 def build_request(ctx, params) -> ExecutionRequest:
@@ -36,6 +40,7 @@ def build_request(ctx, params) -> ExecutionRequest:
     timeout = params.get("timeout_s") or s.get("default_timeout_s") or settings.STEPWELL_DEFAULT_STEP_TIMEOUT_S
     memory = params.get("memory_mib") or s.get("default_memory_mib") or settings.STEPWELL_DEFAULT_STEP_MEMORY_MIB
     env = {v["name"]: v["value"] for v in s.get("variables", [])}
+    env.update(getattr(ctx, "secrets", None) or {})   # secrets win over variables of the same name
     inputs = params.get("inputs", {})
     return ExecutionRequest(
         code=params.get("code", ""), inputs={} if inputs is None else inputs, env=env,
@@ -52,7 +57,7 @@ def run(ctx, params) -> Outcome:
     future = _calls.submit(_execute, request)
     while True:  # stay responsive to cancellation while the sandbox works
         try:
-            result = future.result(timeout=0.05 if not ctx.cancel.is_set() else 0)
+            result, session_s = future.result(timeout=0.05 if not ctx.cancel.is_set() else 0)
             break
         except FutureTimeout:
             if ctx.cancel.is_set():
@@ -63,7 +68,8 @@ def run(ctx, params) -> Outcome:
     meta.update({"status": result.status.value, "exit_code": result.exit_code,
                  "duration_ms": result.duration_ms, "message": result.message,
                  "stdout_truncated": result.stdout_truncated, "stderr_truncated": result.stderr_truncated,
-                 "timeout_s": request.timeout_s, "memory_mib": request.memory_mib})
+                 "timeout_s": request.timeout_s, "memory_mib": request.memory_mib,
+                 "session_s": round(session_s, 6)})
     common = dict(stdout=result.stdout, stderr=result.stderr, sandbox=meta, files=result.files)
     status = step_status_for(result.status)
     if status == Status.SUCCEEDED:
