@@ -4,6 +4,11 @@ Every hop (the first request and each redirect, followed here, at most MAX_REDIR
 by `sandbox.egress.decide`: the name must be listed, it is resolved once, every address it
 resolves to is checked, and the connection goes to a checked address while the Host header and
 the TLS server name (and certificate check) stay the URL's host.
+
+One call has one deadline (`timeout_s`, capped by STEPWELL_MAX_HTTP_TIMEOUT_S) for everything:
+connecting, every redirect, the headers and the whole body. A watchdog shuts the connection's
+socket down when the deadline passes or the run is cancelled, so a server that trickles bytes
+cannot hold the step past it, and cancel stops the call within a fraction of a second.
 """
 from __future__ import annotations
 
@@ -11,10 +16,13 @@ import http.client
 import json
 import socket
 import ssl
+import threading
+import time
 from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 
+from engine.status import Status
 from engine.steps import Outcome
 from sandbox.egress import Decision, decide, open_connection, parse_networks
 
@@ -27,16 +35,85 @@ class HostNotAllowed(Exception):
     pass
 
 
+class Watchdog:
+    """Shuts the call's current socket down once the deadline passes or `cancel` is set.
+
+    `reason` is "deadline" or "cancelled" when it fired before `stop()`, else "".
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self, deadline: float, cancel: threading.Event | None):
+        self.deadline, self.cancel = deadline, cancel
+        self.reason = ""
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._sock: socket.socket | None = None
+        self._thread = threading.Thread(target=self._watch, name="http-call-watchdog", daemon=True)
+
+    def __enter__(self) -> "Watchdog":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def left(self) -> float:
+        """Seconds until the deadline (a small positive number once it passed)."""
+        return max(self.deadline - time.monotonic(), 0.001)
+
+    def attach(self, sock: socket.socket) -> None:
+        """Watch `sock` (through a duplicate: shutting that down ends the shared connection)."""
+        with self._lock:
+            self._release()
+            self._sock = sock.dup()
+            if self.reason:
+                self._shut()
+
+    def stop(self) -> None:
+        with self._lock:   # the thread sees it at its next tick and ends
+            self._stopped.set()
+            self._release()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.POLL_S):
+            if self.cancel is not None and self.cancel.is_set():
+                reason = "cancelled"
+            elif time.monotonic() >= self.deadline:
+                reason = "deadline"
+            else:
+                continue
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                self.reason = reason
+                self._shut()
+            return
+
+    def _shut(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _release(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
 class CheckedConnection(http.client.HTTPConnection):
     """An HTTP(S) connection to an address the egress policy checked, never to a new lookup."""
 
-    def __init__(self, decision: Decision, timeout: float, tls: ssl.SSLContext | None):
-        super().__init__(decision.host, decision.port, timeout=timeout)
-        self.decision, self.tls = decision, tls
+    def __init__(self, decision: Decision, watchdog: Watchdog, tls: ssl.SSLContext | None):
+        super().__init__(decision.host, decision.port, timeout=watchdog.left())
+        self.decision, self.tls, self.watchdog = decision, tls, watchdog
         self.default_port = 443 if tls else 80   # the Host header omits the scheme's default port
 
     def connect(self):
-        sock = open_connection(self.decision, self.timeout)
+        sock = open_connection(self.decision, self.watchdog.left())
+        self.watchdog.attach(sock)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = self.tls.wrap_socket(sock, server_hostname=self.host) if self.tls else sock
 
@@ -69,7 +146,7 @@ def _decision(url: str, allowed: list[str]) -> tuple[Decision, str]:
 
 
 def _fetch(first: tuple[Decision, str], method: str, url: str, headers: dict, data: bytes | None,
-           timeout: float, allowed: list[str], cap: int):
+           watchdog: Watchdog, allowed: list[str], cap: int):
     """(status, headers, body bytes up to cap+1) after following redirects, each hop checked.
 
     `first` is the decision already made for `url`: the name is not resolved a second time.
@@ -77,7 +154,7 @@ def _fetch(first: tuple[Decision, str], method: str, url: str, headers: dict, da
     tls = ssl.create_default_context()
     for hop in range(MAX_REDIRECTS + 1):
         decision, target = first if hop == 0 else _decision(url, allowed)
-        conn = CheckedConnection(decision, timeout, tls if urlsplit(url).scheme == "https" else None)
+        conn = CheckedConnection(decision, watchdog, tls if urlsplit(url).scheme == "https" else None)
         try:
             conn.request(method, target, body=data, headers=headers)
             resp = conn.getresponse()
@@ -121,12 +198,23 @@ def run(ctx, params) -> Outcome:
     timeout = min(float(params.get("timeout_s") or settings.STEPWELL_MAX_HTTP_TIMEOUT_S),
                   settings.STEPWELL_MAX_HTTP_TIMEOUT_S)
     cap = settings.STEPWELL_MAX_HTTP_RESPONSE_BYTES
-    try:
-        status, resp_headers, raw = _fetch(first, method, url, headers, data, timeout, allowed, cap)
-    except HostNotAllowed as exc:
-        return Outcome.failed(f"redirect refused: {exc}")
-    except (http.client.HTTPException, OSError, ValueError) as exc:
-        return Outcome.failed(f"{method} {url} failed: {exc}")
+    failure = ""
+    with Watchdog(time.monotonic() + timeout, ctx.cancel) as watchdog:
+        try:
+            status, resp_headers, raw = _fetch(first, method, url, headers, data, watchdog, allowed, cap)
+        except HostNotAllowed as exc:
+            failure = f"redirect refused: {exc}"
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            failure = f"{method} {url} failed: {exc}"
+        watchdog.stop()
+    if watchdog.reason == "cancelled":  # whatever was read is cut short
+        return Outcome(status=Status.CANCELLED, ports=(), error=f"{method} {url} was stopped: the run was cancelled")
+    if watchdog.reason == "deadline":
+        return Outcome(status=Status.TIMED_OUT, ports=(),
+                       error=f"{method} {url} did not finish within {timeout:g} s (connecting, redirects "
+                             "and the whole response count)")
+    if failure:
+        return Outcome.failed(failure)
     if len(raw) > cap:
         return Outcome.failed(f"response larger than {cap} bytes")
     text = raw.decode("utf-8", errors="replace")
