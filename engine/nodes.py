@@ -104,6 +104,12 @@ NODE_TYPES: dict[str, NodeType] = {
                 "inputs": {"type": "object", "description": _MAPPING_NOTE},
                 "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_S},
                 "memory_mib": {"type": "integer", "minimum": 128, "maximum": MAX_MEMORY_MIB},
+                "allowed_hosts": {
+                    "type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 253},
+                    "description": "Narrows the workflow's settings.allowed_hosts for this step's code "
+                                   "(each entry must be covered by the workflow's list); absent: the "
+                                   "workflow's list applies.",
+                },
             }, required=("code",)),
             defaults={"code": "# `inputs` holds the mapped inputs\nresult = {\"ok\": True}\n", "inputs": {}},
             icon="🐍",
