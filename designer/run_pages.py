@@ -28,5 +28,6 @@ def run_detail(request, pk: int):
     run = get_object_or_404(Run.objects.select_related("workflow", "version"), pk=pk,
                             workflow__owner=request.user)
     boot = {"id": run.pk, "workflow": run.workflow_id, "workflow_name": run.workflow.name,
-            "version": run.version.number, "definition": run.version.definition, "nodeTypes": _node_types()}
+            "version": run.version.number, "definition": run.version.definition, "nodeTypes": _node_types(),
+            "audit": request.user.is_staff}   # staff see a link from each step to its audit event
     return render(request, "designer/run_detail.html", {"run": run, "boot": boot})

@@ -40,7 +40,7 @@ def audit_page(request):
     if more:
         query["before"] = str(events[-1].id)
     return render(request, "governance/audit.html", {
-        "events": events, "filters": {k: params.get(k, "") for k in ("kind", "workflow", "run", "actor", "since", "until")},
+        "events": events, "filters": {k: params.get(k, "") for k in ("kind", "workflow", "run", "step", "actor", "since", "until")},
         "kinds": KINDS, "next_query": query.urlencode() if more else "", "error": error,
         "export_query": params.copy().urlencode(),
     })

@@ -188,7 +188,8 @@ function renderPanel() {
       fact("Status", label(step.status)), fact("Duration", fmtMs(step.duration_ms) || "—"),
       fact("Attempt", String(step.attempt)), step.item_index != null ? fact("Item index", String(step.item_index)) : null,
       fact("Started", step.started ? new Date(step.started).toLocaleTimeString() : "—"),
-      fact("Finished", step.finished ? new Date(step.finished).toLocaleTimeString() : "—")));
+      fact("Finished", step.finished ? new Date(step.finished).toLocaleTimeString() : "—"),
+      boot.audit ? fact("Audit", h("a", { href: `/audit/?step=${step.id}`, class: "audit-link" }, "event")) : null));
     if (step.error) body.push(h("div", { class: "alert alert-error step-error" }, h("strong", {}, "Error "), h("span", { class: "mono" }, step.error)));
     const cols = h("div", { class: "panel-cols" });
     cols.append(
