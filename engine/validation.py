@@ -229,17 +229,63 @@ def _nesting_problems(doc: dict) -> list[Problem]:
 
 
 def _settings_problems(doc: dict) -> list[Problem]:
-    """`settings.allowed_hosts` entries the egress policy cannot read."""
+    """`settings.allowed_hosts` entries the egress policy cannot read, and a code step's
+    `allowed_hosts` entries that are unreadable or not covered by the workflow's list (a step may
+    narrow the list, never widen it)."""
     from sandbox.egress import EntryError, parse_entry
 
     problems = []
-    for i, entry in enumerate((doc.get("settings") or {}).get("allowed_hosts") or []):
+    workflow_hosts = (doc.get("settings") or {}).get("allowed_hosts") or []
+    for i, entry in enumerate(workflow_hosts):
         try:
             parse_entry(entry)
         except EntryError as exc:
             problems.append(Problem(f"$.settings.allowed_hosts[{i}]",
                                     f"{exc}; entries are host, host:port or *.domain"))
+    for n, node in enumerate(doc.get("nodes") or []):
+        if not isinstance(node, dict) or node.get("type") != "action.python":
+            continue
+        for i, entry in enumerate((node.get("parameters") or {}).get("allowed_hosts") or []):
+            path = f"$.nodes[{n}].parameters.allowed_hosts[{i}]"
+            try:
+                parse_entry(entry)
+            except EntryError as exc:
+                problems.append(Problem(path, f"{exc}; entries are host, host:port or *.domain", node.get("id")))
+                continue
+            if not host_entry_covered(workflow_hosts, entry):
+                problems.append(Problem(path, f"{entry!r} is not covered by the workflow's settings.allowed_hosts; "
+                                              "a step may narrow that list, never widen it", node.get("id")))
     return problems
+
+
+def host_entry_covered(allowed_hosts, entry: str) -> bool:
+    """True when everything the allow-list entry `entry` lets through is also let through by
+    `allowed_hosts` (a wildcard only by a wildcard of the same or a parent domain)."""
+    from sandbox.egress import EntryError, listed, parse_entry
+
+    try:
+        host, port = parse_entry(entry)
+    except EntryError:
+        return False
+    ports = (port,) if port is not None else (80, 443)
+    if not host.startswith("*."):
+        return all(listed(allowed_hosts, host, p) for p in ports)
+    suffix = host[1:]                                       # ".example.com"
+    for p in ports:
+        ok = False
+        for other in allowed_hosts or ():
+            try:
+                other_host, other_port = parse_entry(other)
+            except EntryError:
+                continue
+            if p not in ((other_port,) if other_port is not None else (80, 443)):
+                continue
+            if other_host.startswith("*.") and (suffix == other_host[1:] or suffix.endswith(other_host[1:])):
+                ok = True
+                break
+        if not ok:
+            return False
+    return True
 
 
 def check_definition(doc, **kwargs) -> None:
