@@ -40,7 +40,7 @@ class StepRunSerializer(serializers.ModelSerializer):
 class RunListSerializer(serializers.ModelSerializer):
     duration_ms = serializers.FloatField(read_only=True)
     version = serializers.IntegerField(source="version.number", read_only=True)
-    started_by = serializers.CharField(source="started_by.username", default=None, read_only=True)
+    started_by = serializers.CharField(source="started_by.username", default=None, read_only=True, allow_null=True)
     url = serializers.SerializerMethodField()
     page = serializers.SerializerMethodField()
 
@@ -117,9 +117,17 @@ class WorkflowRuns(generics.ListCreateAPIView):
         try:
             run = actions.do_start_run(workflow, actions.trigger_payload(s.validated_data["payload"]),
                                        Run.Trigger.MANUAL, request.user)
+        except actions.TooManyRuns as exc:
+            return _too_many(exc)
         except actions.RunRefused as exc:
             return bad_request(str(exc))
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+def _too_many(exc: actions.TooManyRuns) -> Response:
+    response = error_response(429, str(exc))
+    response["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 class RunDetail(generics.RetrieveAPIView):
@@ -145,7 +153,10 @@ class RunRerun(APIView):
     def post(self, request, pk):
         run = _owned_run(request, pk)
         same = bool(isinstance(request.data, dict) and request.data.get("same_version"))
-        new = actions.do_rerun(run, request.user, same_version=same)
+        try:
+            new = actions.do_rerun(run, request.user, same_version=same)
+        except actions.TooManyRuns as exc:
+            return _too_many(exc)
         return Response(RunSerializer(new).data, status=status.HTTP_201_CREATED)
 
 
@@ -290,6 +301,10 @@ def _test_start(user, workflow, node_id, data, reply_socket):
     try:
         return None, actions.do_test_node(workflow, node_id, user, data["input"], data["use_latest_run"],
                                           reply_socket=reply_socket)
+    except actions.TooManyRuns as exc:
+        response = error_json(429, str(exc))
+        response["Retry-After"] = str(exc.retry_after_s)
+        return response, None
     except actions.RunRefused as exc:
         return error_json(404, str(exc)), None
 
