@@ -146,8 +146,21 @@ function sandboxInfo(sb) {
     if (k === "memory_mib") v = `${v} MiB`;
     dl.append(h("dt", {}, label), h("dd", { class: "mono", "data-key": k }, v == null || v === "" ? "—" : String(v)));
   }
-  const rest = Object.fromEntries(Object.entries(sb).filter(([k]) => !shown.has(k)));
+  const rest = Object.fromEntries(Object.entries(sb).filter(([k]) => !shown.has(k) && k !== "egress"));
   return h("div", {}, dl, Object.keys(rest).length ? section("More", jsonTree(rest, { openDepth: 1 }), { open: false, cls: "nested" }) : null);
+}
+
+// One row per outbound connection the step's code attempted through the egress proxy.
+function egressTable(rows) {
+  const head = ["Host", "Port", "Method", "Allowed", "Reason", "Sent", "Received", "Duration"];
+  return h("table", { class: "table egress" },
+    h("thead", {}, h("tr", {}, head.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((r) => h("tr", { class: r.allowed ? "egress-allowed" : "egress-refused" },
+      h("td", { class: "mono" }, String(r.host ?? "")), h("td", { class: "mono" }, String(r.port ?? "")),
+      h("td", {}, String(r.method ?? "")), h("td", {}, r.allowed ? "allowed" : "refused"),
+      h("td", { class: "small" }, String(r.reason || "")),
+      h("td", { class: "mono" }, `${r.bytes_out ?? 0} B`), h("td", { class: "mono" }, `${r.bytes_in ?? 0} B`),
+      h("td", { class: "mono" }, fmtMs(r.duration_ms) || "—")))));
 }
 
 function renderPanel() {
@@ -201,6 +214,8 @@ function renderPanel() {
       body.push(section("stderr", step.stderr ? pre(step.stderr, "log-err") : h("p", { class: "muted small" }, "Nothing."), { open: !!step.stderr, cls: "sec-stderr" }));
     }
     if (step.files?.length) body.push(section(`Files (${step.files.length})`, h("ul", { class: "files" }, step.files.map(fileItem)), { cls: "sec-files" }));
+    const egress = step.sandbox?.egress;
+    if (Array.isArray(egress) && egress.length) body.push(section(`Egress (${egress.length})`, egressTable(egress), { open: true, cls: "sec-egress" }));
     if (step.sandbox && Object.keys(step.sandbox).length) body.push(section("Sandbox", sandboxInfo(step.sandbox), { open: false, cls: "sec-sandbox" }));
   }
   const schema = state.schemas?.[nodeId];
