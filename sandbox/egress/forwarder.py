@@ -20,6 +20,9 @@ import threading
 
 DEFAULT_LISTEN = ("127.0.0.1", 3128)
 PROXY_URL = "http://127.0.0.1:3128"
+# The environment code runs with, so that urllib, requests, httpx and pip use the forwarder.
+PROXY_ENV = {"HTTP_PROXY": PROXY_URL, "HTTPS_PROXY": PROXY_URL, "http_proxy": PROXY_URL,
+             "https_proxy": PROXY_URL, "NO_PROXY": "", "no_proxy": ""}
 CHUNK = 256 * 1024
 
 
