@@ -77,6 +77,11 @@ ROUTES: dict[str, str] = {
     "api/audit/export/": "staff",
     "api/audit/<int:pk>/": "staff",
     "api/policy/": "staff",
+    "secrets/": "user",
+    "usage/": "user",                        # staff see everyone's usage
+    "api/secrets/": "user",
+    "api/secrets/<str:secret_name>/": "owner",
+    "api/usage/": "user",
 }
 ROUTE_PREFIXES_OWN_CHECKS = ("admin/",)       # Django's admin checks is_staff itself
 WEBSOCKETS = ("ws/workflows/<int:workflow_id>/", "ws/runs/<int:run_id>/")
@@ -124,8 +129,10 @@ def bobs(bob, definition):
     StepFile.objects.create(step=step, name="out.txt", size=3, content=b"bob")
     PinnedOutput.objects.create(workflow_id=wf["id"], node_id="python_1", output={"n": 1}, params_hash="x")
     token = c.get(f"/api/workflows/{wf['id']}/hook/").json()
+    assert c.post("/api/secrets/", {"name": "BOB_SECRET", "value": "bob-value"},
+                  content_type="application/json").status_code == 201
     return {"pk": wf["id"], "run": run["id"], "step_id": step.pk, "number": 1, "node_id": "python_1",
-            "name": "out.txt", "token": token}
+            "name": "out.txt", "token": token, "secret_name": "BOB_SECRET"}
 
 
 def _fill(route: str, ids: dict) -> str:
