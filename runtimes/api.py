@@ -25,7 +25,7 @@ def _refused(message: str, field: str | None = None) -> ValidationError:
 
 
 class PackageSerializer(serializers.ModelSerializer):
-    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    added_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = AllowedPackage
@@ -36,7 +36,7 @@ class PackageSerializer(serializers.ModelSerializer):
 
 
 class RuntimeListSerializer(serializers.ModelSerializer):
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     packages = serializers.SerializerMethodField()
 
     class Meta:
