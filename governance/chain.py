@@ -75,7 +75,8 @@ _last_prune: float | None = None
 
 
 def prune_if_due(now_monotonic: float | None = None) -> int:
-    """What the worker's periodic loop calls: prune at most once an hour per process."""
+    """What the worker's periodic loop calls, at most once an hour per process: the policy's output
+    retention, then the audit retention."""
     import time
 
     global _last_prune
@@ -83,4 +84,7 @@ def prune_if_due(now_monotonic: float | None = None) -> int:
     if _last_prune is not None and clock - _last_prune < _PRUNE_EVERY_S:
         return 0
     _last_prune = clock
+    from governance.output_retention import prune_outputs
+
+    prune_outputs()
     return prune()
