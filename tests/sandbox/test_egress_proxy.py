@@ -205,3 +205,18 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("STEPWELL_EGRESS_CONNECT_TIMEOUT_S", "soon")
     with pytest.raises(ValueError, match="STEPWELL_EGRESS_CONNECT_TIMEOUT_S"):
         egress_limits_from_env()
+
+
+@pytest.mark.parametrize("client", ["requests", "httpx"])
+def test_requests_and_httpx_work_through_the_forwarder(http_server, egress, client):
+    lib = pytest.importorskip(client, reason=f"{client} is not installed on this host")
+    plain, tls = http_server(), http_server(tls=True)
+    proxy, url = egress([plain.netloc, tls.netloc])
+    if client == "requests":
+        get = lambda u: lib.get(u, proxies={"http": url, "https": url}, verify=False, timeout=10)  # noqa: E731
+    else:
+        get = lambda u: lib.Client(proxy=url, verify=False, timeout=10).get(u)  # noqa: E731
+    assert get(plain.url("/p")).status_code == 200 and get(tls.url("/t")).status_code == 200
+    refused = get(f"http://127.0.0.1:{plain.port + 1 if plain.port < 65535 else 1}/")
+    assert refused.status_code == 403 and "not allowed by this workflow" in refused.text
+    assert [(r["method"], r["allowed"]) for r in proxy.records()] == [("GET", True), ("CONNECT", True), ("GET", False)]
