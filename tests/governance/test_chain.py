@@ -3,6 +3,7 @@ edit or a removed row, and still verifiable after retention pruning (checkpoint 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -125,3 +126,19 @@ def test_execution_event_trims_and_keeps_code_by_setting(settings):
     assert "code" not in e2.payload and e2.payload["egress"] == []
     assert "secret_algorithm" not in canonical_json(e2.payload)
     assert "2 events verified" in _verify_output()
+
+
+@pytest.mark.parametrize("value, ok", [("full", True), ("HASH", True), ("none", False), ("yes", False)])
+def test_keep_code_setting_is_parsed_strictly(value, ok):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STEPWELL_AUDIT_KEEP_CODE": value, "DJANGO_SETTINGS_MODULE": "designer.settings"}
+    out = subprocess.run([sys.executable, "-c", "import django; django.setup(); from django.conf import settings;"
+                          "print(settings.STEPWELL_AUDIT_KEEP_CODE)"], env=env, capture_output=True, text=True,
+                         cwd=str(Path(__file__).resolve().parents[2]))
+    if ok:
+        assert out.returncode == 0 and out.stdout.strip() == value.lower()
+    else:
+        assert out.returncode != 0 and "STEPWELL_AUDIT_KEEP_CODE must be full or hash" in out.stderr
