@@ -6,6 +6,7 @@
 //   const help = registerImportHelp(monaco);   // once, after Monaco loaded
 //   help.refresh();                             // re-fetch (e.g. after a runtime was activated)
 //   help.dispose();
+// It also completes os.environ[" and os.getenv(" with the workflow's variable and secret names.
 
 export const MARKER_OWNER = "stepwell-imports";
 const MODULES_URL = "/api/runtime/modules/";
@@ -150,6 +151,22 @@ export function registerImportHelp(monaco, { url = MODULES_URL, language = "pyth
     },
   }));
 
+  // os.environ[" / os.environ.get(" / os.getenv(" complete with the workflow's variable and
+  // secret names (the editor page exposes its definition as window.stepwell.definition)
+  disposables.push(monaco.languages.registerCompletionItemProvider(language, {
+    triggerCharacters: ['"', "'"],
+    provideCompletionItems(model, position) {
+      const before = model.getValueInRange({ startLineNumber: position.lineNumber, startColumn: 1, endLineNumber: position.lineNumber, endColumn: position.column });
+      const found = envNameCompletions(before, window.stepwell?.definition?.settings);
+      if (!found) return { suggestions: [] };
+      const range = { startLineNumber: position.lineNumber, endLineNumber: position.lineNumber,
+                      startColumn: position.column - found.typed.length, endColumn: position.column };
+      const K = monaco.languages.CompletionItemKind;
+      return { suggestions: found.names.map((n) => ({ label: n.name, kind: n.secret ? K.Constant : K.Variable,
+        insertText: n.name, detail: n.secret ? "secret (masked in output)" : "workflow variable", range, sortText: n.name })) };
+    },
+  }));
+
   for (const model of monaco.editor.getModels()) watch(model);
   disposables.push(monaco.editor.onDidCreateModel(watch));
   disposables.push(monaco.editor.onWillDisposeModel((model) => { clearTimeout(timers.get(model)); timers.delete(model); }));
@@ -166,4 +183,17 @@ export function registerImportHelp(monaco, { url = MODULES_URL, language = "pyth
       for (const model of monaco.editor.getModels()) monaco.editor.setModelMarkers(model, MARKER_OWNER, []);
     },
   };
+}
+
+// The names to offer after `os.environ["`, `os.environ.get("` or `os.getenv("` in `before` (the
+// line up to the cursor): {typed, names: [{name, secret}]}, or null when the cursor is elsewhere.
+export function envNameCompletions(before, settings) {
+  const m = before.match(/\bos\s*\.\s*(?:environ\s*\[|environ\s*\.\s*get\s*\(|getenv\s*\()\s*["']([A-Za-z0-9_]*)$/);
+  if (!m) return null;
+  const seen = new Map();
+  for (const v of settings?.variables || []) if (v?.name) seen.set(v.name, false);
+  for (const name of settings?.secrets || []) if (name) seen.set(name, true);
+  const names = [...seen].map(([name, secret]) => ({ name, secret }))
+    .filter((n) => n.name.startsWith(m[1])).sort((a, b) => a.name.localeCompare(b.name));
+  return { typed: m[1], names };
 }

@@ -1,0 +1,93 @@
+"""The secrets page (add, replace, delete; the value never comes back) and the usage page (totals
+and Chart.js charts served from npm's package, offline), in a real browser."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from tests.browser.helpers import in_module_page, settle
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+VALUE = "browser-secret-value-5f1c"
+
+
+def test_secrets_page_adds_replaces_and_deletes(signed_in, user):
+    from governance.models import Secret
+
+    page = signed_in
+    page.goto("/secrets/")
+    page.wait_for_selector("#secrets-empty")
+    page.fill("#secret-name", "SERVICE_TOKEN")
+    page.fill("#secret-value", VALUE)
+    page.click("#secret-add-button")
+    page.wait_for_selector("tr[data-secret=SERVICE_TOKEN]")
+    settle(page)
+    assert "added" in page.inner_text("#secrets-message")
+    assert VALUE not in page.content()
+    assert Secret.objects.get(owner=user, name="SERVICE_TOKEN").reveal() == VALUE
+
+    row = page.locator("tr[data-secret=SERVICE_TOKEN]")
+    row.locator("input[name=value]").fill("replaced-value-77")
+    row.locator("button", has_text="Replace").click()
+    page.wait_for_selector("#secrets-message >> text=replaced")
+    settle(page)
+    assert "replaced-value-77" not in page.content()
+    assert Secret.objects.get(owner=user, name="SERVICE_TOKEN").reveal() == "replaced-value-77"
+
+    page.fill("#secret-name", "bad name")   # the pattern attribute stops it in the browser;
+    page.evaluate("document.getElementById('secret-add').noValidate = true")   # the server refuses too
+    page.fill("#secret-value", "x")
+    page.click("#secret-add-button")
+    page.wait_for_selector("#secrets-message >> text=environment variable name")
+    settle(page)
+
+    page.locator("tr[data-secret=SERVICE_TOKEN] button", has_text="Delete").click()
+    page.wait_for_selector("#secrets-empty")
+    settle(page)
+    assert not Secret.objects.filter(owner=user).exists()
+    assert page.console_errors == [] and page.external == []
+
+
+def test_usage_page_draws_charts(signed_in, user, make_workflow):
+    from django.utils import timezone
+
+    from governance.models import Usage
+
+    wf = make_workflow("Metered")
+    today = timezone.now()
+    for i, (days_ago, seconds) in enumerate([(0, 1.5), (0, 2.5), (1, 4.0)]):
+        when = today - timedelta(days=days_ago)
+        Usage.objects.create(user=user, workflow_id=wf.pk, run_id=1, step_id=1000 + i, day=when.date(),
+                             created=when, session_s=seconds, peak_memory_bytes=1024, egress_bytes=0)
+    page = signed_in
+    page.goto("/usage/")
+    page.wait_for_selector("#chart-day[data-drawn='2']")
+    page.wait_for_selector("#chart-workflow[data-drawn='1']")
+    assert page.inner_text("#usage-session") == "8.0"
+    assert page.inner_text("#usage-cost") == "0.000136"            # 8 s x 0.000017
+    charted = page.evaluate("""() => ['chart-day', 'chart-workflow'].map((id) => {
+        const chart = Chart.getChart(document.getElementById(id));
+        return chart ? chart.data.datasets[0].data : null; })""")
+    assert charted == [[4.0, 4.0], [8.0]]
+    painted = page.evaluate("""() => { const c = document.getElementById('chart-day');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }""")
+    assert painted > 500                                              # bars and axes were drawn
+    assert page.console_errors == [] and page.external == []
+
+
+def test_env_names_complete_with_variables_and_secrets(page, live_server):
+    out = in_module_page(page, live_server, 'const m = await import("/static/designer/imports.js");', """
+        const settings = {variables: [{name: "API_URL", value: "https://x"}], secrets: ["API_TOKEN", "DB_PASSWORD"]};
+        return [m.envNameCompletions('token = os.environ["API', settings),
+                m.envNameCompletions("os.getenv('", settings),
+                m.envNameCompletions('os.environ.get("D', settings),
+                m.envNameCompletions('print("', settings)];
+    """)
+    assert out[0] == {"typed": "API", "names": [{"name": "API_TOKEN", "secret": True},
+                                                {"name": "API_URL", "secret": False}]}
+    assert [n["name"] for n in out[1]["names"]] == ["API_TOKEN", "API_URL", "DB_PASSWORD"]
+    assert out[2]["names"] == [{"name": "DB_PASSWORD", "secret": True}]
+    assert out[3] is None
