@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import select
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sandbox.egress import policy
+from sandbox.egress.forwarder import copy_stream
 
 MIB = 1024 * 1024
 MAX_RECORDS = 1000
@@ -89,7 +89,8 @@ class _Connection:
         self.client = client
         self.upstream: socket.socket | None = None
         self.record: dict | None = None
-        self.t0 = time.monotonic()
+        self.last = time.monotonic()            # last byte either way (the idle watchdog reads it)
+        self.relaying = False
 
     # --- reading the request head --------------------------------------------------------------
     def read_head(self) -> tuple[bytes, bytes]:
@@ -213,54 +214,54 @@ class _Connection:
 
     # --- relaying ------------------------------------------------------------------------------
     def _relay(self, rewrite_response: bool = False) -> None:
+        """Carry bytes both ways (one thread each, blocking; the kernel moves them between the
+        sockets) until both directions end, a cap is reached, the idle watchdog or close() shuts
+        the sockets. With `rewrite_response` (plain http) the answer's head gets `Connection:
+        close` and the connection ends with the answer."""
         client, upstream = self.client, self.upstream
-        idle = self.proxy.limits.idle_timeout_s
-        head_buf = b"" if rewrite_response else None
-        open_from = {client: True, upstream: True}
-        client.setblocking(True)
-        upstream.setblocking(True)
-        client.settimeout(idle)
-        upstream.settimeout(idle)
+        client.settimeout(None)
+        upstream.settimeout(None)
+        self.last = time.monotonic()
+        self.relaying = True
+        self.proxy._watch()
+        out = threading.Thread(target=self._pump, args=(client, upstream, "bytes_out", False), daemon=True,
+                               name="egress-proxy-out")
+        out.start()
+        self._pump(upstream, client, "bytes_in", rewrite_response)
+        if rewrite_response:
+            self.shut()
+        out.join()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, key: str, rewrite_head: bool) -> None:
+        def on_bytes(n: int) -> None:
+            self._count(key, n)
+            self.last = time.monotonic()
+
         try:
-            while any(open_from.values()):
-                readable = [s for s, is_open in open_from.items() if is_open]
-                ready, _, _ = select.select(readable, [], [], idle)
-                if not ready:
-                    if self.record is not None and not self.record["reason"]:
-                        self.record["reason"] = f"closed: idle for {idle:g} s"
-                    return
-                for s in ready:
-                    data = s.recv(CHUNK)
-                    other = upstream if s is client else client
+            if rewrite_head:
+                buf = b""
+                while b"\r\n\r\n" not in buf and len(buf) <= MAX_HEAD_BYTES:
+                    data = src.recv(CHUNK)
                     if not data:
-                        open_from[s] = False
-                        if s is upstream and head_buf:
-                            client.sendall(head_buf)
-                            head_buf = None
-                        try:
-                            other.shutdown(socket.SHUT_WR)
-                        except OSError:
-                            pass
-                        continue
-                    if s is client:
-                        self._count("bytes_out", len(data))
-                        upstream.sendall(data)
-                        continue
-                    self._count("bytes_in", len(data))
-                    if head_buf is not None:
-                        head_buf += data
-                        if b"\r\n\r\n" in head_buf or len(head_buf) > MAX_HEAD_BYTES:
-                            client.sendall(_close_response_head(head_buf))
-                            head_buf = None
-                        continue
-                    client.sendall(data)
-                if rewrite_response and not open_from[upstream]:
-                    return          # one request per connection: the answer is complete
-        except ConnectionAbortedError:
-            return
-        except (OSError, socket.timeout) as exc:
+                        break
+                    on_bytes(len(data))
+                    buf += data
+                if buf:
+                    dst.sendall(_close_response_head(buf))
+                if b"\r\n\r\n" not in buf:
+                    return
+            copy_stream(src, dst, on_bytes)
+        except ConnectionAbortedError:          # a byte cap: the record says which
+            self.shut()
+        except OSError as exc:
             if self.record is not None and not self.record["reason"] and not self.proxy.closed:
                 self.record["reason"] = f"closed: {exc}"
+            self.shut()
+        finally:
+            try:
+                dst.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
 
     def _answer(self, status: int, reason: str) -> None:
         titles = {400: "Bad Request", 403: "Forbidden", 431: "Request Header Fields Too Large",
@@ -311,6 +312,8 @@ class EgressProxy:
         self._connections = 0
         self._bytes = {"bytes_out": 0, "bytes_in": 0}
         self._listeners: list[socket.socket] = []
+        self._watchdog: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # --- serving -------------------------------------------------------------------------------
     def handle(self, sock: socket.socket) -> threading.Thread:
@@ -351,6 +354,7 @@ class EgressProxy:
 
     def close(self) -> None:
         """End every connection and stop listening (the execution has ended)."""
+        self._stop.set()
         with self._lock:
             self.closed = True
             listeners, self._listeners = self._listeners, []
@@ -390,6 +394,25 @@ class EgressProxy:
             else:
                 self.dropped_records += 1
         return rec
+
+    def _watch(self) -> None:
+        """Start the idle watchdog (once): it shuts connections silent for idle_timeout_s."""
+        with self._lock:
+            if self._watchdog is not None or self.closed:
+                return
+            self._watchdog = threading.Thread(target=self._watch_idle, daemon=True, name="egress-proxy-idle")
+        self._watchdog.start()
+
+    def _watch_idle(self) -> None:
+        idle = self.limits.idle_timeout_s
+        while not self._stop.wait(min(1.0, idle / 4)):
+            now = time.monotonic()
+            with self._lock:
+                stale = [c for c in self._live if c.relaying and now - c.last > idle]
+            for conn in stale:
+                if conn.record is not None and not conn.record["reason"]:
+                    conn.record["reason"] = f"closed: idle for {idle:g} s"
+                conn.shut()
 
     def _take_connection(self) -> bool:
         with self._lock:
