@@ -43,8 +43,9 @@ def _number(meta: dict, *keys):
 def egress_bytes(meta: dict) -> int:
     total = 0
     for entry in meta.get("egress") or []:
-        if isinstance(entry, dict):
-            for k in ("bytes", "bytes_in", "bytes_out", "sent", "received"):
+        if isinstance(entry, dict):   # the egress proxy's records: bytes_out and bytes_in
+            keys = ("bytes_out", "bytes_in") if ("bytes_out" in entry or "bytes_in" in entry) else ("bytes",)
+            for k in keys:
                 v = entry.get(k)
                 if isinstance(v, int) and not isinstance(v, bool) and v > 0:
                     total += v
