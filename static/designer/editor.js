@@ -13,6 +13,7 @@
 //   editor-runs.js        running the workflow from the editor and following the run
 //   editor-palette.js     the palette of node types
 //   editor-keyboard.js    keyboard shortcuts and their help dialog
+//   editor-egress.js      URLs in code steps not on the allow-list: warning and "Allow this host"
 //
 // Other modules (plain ES modules, no bundler):
 //   model.js    the definition JSON (the API's format) and pure helpers over it; node types by key
@@ -33,6 +34,7 @@ import { StepTools } from "./step-tools.js";
 import { hydrateIcons } from "./icons.js";
 import { clipboard } from "./editor-clipboard.js";
 import { edits } from "./editor-edits.js";
+import { egress } from "./editor-egress.js";
 import { jsonView } from "./editor-json.js";
 import { keyboard } from "./editor-keyboard.js";
 import { palette } from "./editor-palette.js";
@@ -130,6 +132,7 @@ function changed(source) {
   updateStatus();
   ed.scheduleValidation();
   ed.jsonChanged(source);
+  ed.egressChanged();
   stepTools.notify();
   $("#empty-canvas").hidden = state.def.nodes.length > 0;
 }
@@ -161,7 +164,7 @@ function updateStatus() {
 
 // ---- parts and toolbar -----------------------------------------------------------------------
 
-for (const part of [edits, clipboard, validation, saving, versions, jsonView, runs, keyboard]) Object.assign(ed, part(ed));
+for (const part of [edits, clipboard, validation, saving, versions, jsonView, runs, keyboard, egress]) Object.assign(ed, part(ed));
 
 $("#btn-undo").addEventListener("click", undo);
 $("#btn-redo").addEventListener("click", redo);
