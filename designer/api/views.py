@@ -77,6 +77,11 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             return bad_request("the body must be a JSON object (a workflow definition)")
         problems = validate_definition(request.data, max_nodes=settings.MAX_DEFINITION_NODES,
                                        max_bytes=settings.MAX_DEFINITION_BYTES)
+        if not problems:   # settings.secrets must name the caller's secrets
+            from governance.secret_actions import problems as secret_problems
+            from engine.validation import Problem
+
+            problems = [Problem(path, message) for path, message in secret_problems(request.user.pk, request.data)]
         return Response({"valid": not problems, "errors": [p.to_dict() for p in problems]})
 
 

@@ -77,6 +77,13 @@ export class PropertiesPanel {
       st.allowed_hosts = hosts.value.split("\n").map((x) => x.trim()).filter(Boolean);
     }, "settings:hosts"));
 
+    const secretNames = h("textarea", { id: "setting-secrets", rows: 2, class: "mono", placeholder: "API_TOKEN", spellcheck: "false" });
+    secretNames.value = (settings.secrets || []).join("\n");
+    secretNames.addEventListener("input", () => edit((st) => {
+      const names = [...new Set(secretNames.value.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean))];
+      if (names.length) st.secrets = names; else delete st.secrets;
+    }, "settings:secrets"));
+
     const vars = h("div", { class: "vars" });
     const renderVars = (list) => {
       vars.replaceChildren(...list.map((v, i) => {
@@ -109,7 +116,12 @@ export class PropertiesPanel {
       h("section", { class: "props-section" }, h("h4", {}, "Allowed hosts"),
         this._row("Hosts HTTP steps may call, one per line", hosts)),
       h("section", { class: "props-section" }, h("h4", {}, "Variables"),
-        h("p", { class: "muted small" }, "Available to steps as {{ vars.NAME }}."), vars, h("div", {}, addVar))));
+        h("p", { class: "muted small" }, "Available to steps as {{ vars.NAME }}."), vars, h("div", {}, addVar)),
+      h("section", { class: "props-section" }, h("h4", {}, "Secrets"),
+        h("p", { class: "muted small" }, "Names of your secrets (managed on the ",
+          h("a", { href: "/secrets/", target: "_blank", rel: "noopener" }, "Secrets page"),
+          ") this workflow uses: code steps read os.environ[\"NAME\"], HTTP calls {{ secrets.NAME }}. Values are masked in run records."),
+        this._row("One name per line", secretNames))));
   }
 
   _disposeMonaco() {

@@ -91,3 +91,39 @@ def test_env_names_complete_with_variables_and_secrets(page, live_server):
     assert [n["name"] for n in out[1]["names"]] == ["API_TOKEN", "API_URL", "DB_PASSWORD"]
     assert out[2]["names"] == [{"name": "DB_PASSWORD", "secret": True}]
     assert out[3] is None
+
+
+def test_code_editor_completes_env_names_and_settings_list_secrets(signed_in, user, make_workflow):
+    from governance import secret_actions
+    from tests.browser.helpers import definition, linear_definition, open_editor
+
+    secret_actions.create(user, "API_TOKEN", "t-123456")
+    d = linear_definition("action.python")
+    d["nodes"][1]["parameters"]["code"] = "import os\n"
+    d["settings"].update(variables=[{"name": "API_URL", "value": "https://x"}], secrets=["API_TOKEN"])
+    w = make_workflow("Env", d)
+    page = signed_in
+    open_editor(page, w.pk)
+    page.click(".node[data-id=python_1] .node-name")
+    page.wait_for_function("!!(window.stepwell.monaco && window.stepwell.importHelp)")
+    page.evaluate("""() => { const ed = window.stepwell.monaco; ed.focus();
+        ed.setPosition({lineNumber: 2, column: 1}); ed.trigger("keyboard", "type", {text: 'os.environ["'}); }""")
+    page.evaluate("window.stepwell.monaco.trigger('test', 'editor.action.triggerSuggest', {})")
+    rows = page.locator(".suggest-widget .monaco-list-row")
+    rows.first.wait_for()
+    labels = sorted(rows.all_inner_texts())
+    assert any(t.startswith("API_TOKEN") for t in labels) and any(t.startswith("API_URL") for t in labels), labels
+    page.keyboard.press("Escape")
+
+    page.click("#canvas", position={"x": 20, "y": 20})       # nothing selected: the workflow settings
+    box = page.locator("#setting-secrets")
+    box.wait_for()
+    assert box.input_value() == "API_TOKEN"
+    box.fill("API_TOKEN\nNOT_A_SECRET")
+    page.wait_for_selector("#validation-status[data-state=invalid]")
+    assert "settings.secrets[1]" in page.locator("#problems-list").inner_text()
+    assert definition(page)["settings"]["secrets"] == ["API_TOKEN", "NOT_A_SECRET"]
+    box.fill("API_TOKEN")
+    page.wait_for_selector("#validation-status[data-state=valid]")
+    settle(page)
+    assert page.console_errors == []
