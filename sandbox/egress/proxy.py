@@ -161,16 +161,13 @@ class _Connection:
         path = url.path or "/"
         if url.query:
             path += "?" + url.query
-        out = [f"{method} {path} HTTP/1.1"]
-        has_host = False
+        # The Host header is the URL's authority (the name that was checked), never another
+        # name the code wrote: no reaching a different virtual host on an allowed address.
+        out = [f"{method} {path} HTTP/1.1", f"Host: {url.netloc.rpartition('@')[2]}"]
         for name, value in headers:
-            low = name.lower()
-            if low in _HOP_BY_HOP:
+            if name.lower() in _HOP_BY_HOP or name.lower() == "host":
                 continue
-            has_host = has_host or low == "host"
             out.append(f"{name}: {value}")
-        if not has_host:
-            out.insert(1, f"Host: {url.netloc.rpartition('@')[2]}")
         out.append("Connection: close")
         self._send_up(("\r\n".join(out) + "\r\n\r\n").encode("latin-1") + rest)
         self._relay(rewrite_response=True)
@@ -306,6 +303,8 @@ class EgressProxy:
         self.limits = limits or EgressLimits()
         self.closed = False
         self.dropped_records = 0
+        # client streams served at once (each holds a thread here), refused beyond with a 503
+        self.max_clients = max(64, 2 * self.limits.max_connections)
         self._lock = threading.Lock()
         self._records: list[dict] = []
         self._live: set[_Connection] = set()
@@ -320,10 +319,21 @@ class EgressProxy:
         """Serve one client stream (a socketpair end, an accepted unix socket) in its own thread."""
         conn = _Connection(self, sock)
         with self._lock:
-            if self.closed:
-                sock.close()
-                return threading.Thread()
-            self._live.add(conn)
+            busy = len(self._live) >= self.max_clients
+            if self.closed or busy:
+                conn = None
+            else:
+                self._live.add(conn)
+        if conn is None:
+            if busy and not self.closed:
+                body = f"this execution already has {self.max_clients} connections open to the egress proxy\n"
+                try:
+                    sock.sendall(("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                  f"Content-Length: {len(body.encode())}\r\nConnection: close\r\n\r\n{body}").encode())
+                except OSError:
+                    pass
+            sock.close()
+            return threading.Thread()
         thread = threading.Thread(target=conn.run, daemon=True, name="egress-proxy")
         thread.start()
         return thread

@@ -220,3 +220,36 @@ def test_requests_and_httpx_work_through_the_forwarder(http_server, egress, clie
     refused = get(f"http://127.0.0.1:{plain.port + 1 if plain.port < 65535 else 1}/")
     assert refused.status_code == 403 and "not allowed by this workflow" in refused.text
     assert [(r["method"], r["allowed"]) for r in proxy.records()] == [("GET", True), ("CONNECT", True), ("GET", False)]
+
+
+def test_the_host_header_is_the_checked_name(http_server, egress):
+    srv = http_server()
+    proxy, url = egress([srv.netloc])
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {srv.url('/h')} HTTP/1.1\r\nHost: other-vhost.example\r\n\r\n".encode())
+        while s.recv(65536):
+            pass
+    assert [r.headers.get("Host") for r in srv.requests] == [srv.netloc]
+
+
+def test_idle_client_streams_are_bounded(tmp_path):
+    proxy = EgressProxy([], LOOPBACK, EgressLimits(max_connections=1))
+    path = str(tmp_path / "p.sock")
+    proxy.serve_unix(path)
+    held = []
+    try:
+        for _ in range(proxy.max_clients):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            held.append(s)
+        time.sleep(0.3)
+        extra = socket.socket(socket.AF_UNIX)
+        extra.connect(path)
+        extra.settimeout(5)
+        assert extra.recv(1000).startswith(b"HTTP/1.1 503")
+        extra.close()
+    finally:
+        for s in held:
+            s.close()
+        proxy.close()
