@@ -1,7 +1,7 @@
 """The audit chain on the real stack (uvicorn + worker + process sandbox, a file database): a run
 leaves an `execution` event linked to its step, audit_verify passes, a policy tightened after the
 save fails the next run with the rule's name (a `policy` event at run), and a direct SQL edit
-of an event makes audit_verify fail naming it."""
+of an event makes audit_verify fail naming it (that test runs last: it breaks the chain)."""
 from __future__ import annotations
 
 import json
@@ -75,6 +75,20 @@ def test_a_policy_tightened_after_the_save_fails_the_run(stack):
     [decision] = _events(stack, kind="policy", run_id=run["id"])
     assert decision["payload"]["stage"] == "run" and decision["payload"]["decision"] == "denied"
     assert decision["payload"]["rules"] == ["max_timeout"]
+
+
+def test_concurrent_appends_from_processes_do_not_fork_the_chain(stack):
+    code = ("from governance.actions import record\n"
+            "for i in range(40):\n"
+            "    record('package.changed', actor='proc', payload={'i': i})\n")
+    procs = [subprocess.Popen([PY, "manage.py", "shell", "-v0", "-c", code], cwd=ROOT, env=stack.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for p in procs:
+        _, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    assert len(_events(stack, kind="package.changed", actor="proc")) == 160
+    out = _verify(stack)
+    assert out.returncode == 0, out.stderr
 
 
 def test_a_direct_sql_edit_fails_audit_verify(stack):
