@@ -20,7 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox.config import SandboxConfig
+from sandbox import limits
+from sandbox.config import HostLimits, SandboxConfig
 from sandbox.contract import (
     ContractError,
     ExecutionRequest,
@@ -87,7 +88,10 @@ class SandboxClient:
             sock.settimeout(None if timeout is None else max(timeout, 0.001))
             try:
                 send_frame(sock, message)
-                reply = recv_frame(sock, FrameDecoder(MAX_RESPONSE_FRAME), [], deadline)
+                host_limits = HostLimits.from_env()
+                decoder = FrameDecoder(min(MAX_RESPONSE_FRAME, host_limits.max_frame_bytes),
+                                       lambda p: limits.check_frame(p, host_limits))
+                reply = recv_frame(sock, decoder, [], deadline)
             except FrameTimeout:
                 raise SandboxError(f"sandbox service did not answer within {timeout:g} s") from None
             except (ProtocolError, OSError) as exc:
@@ -111,8 +115,8 @@ class SandboxClient:
             timeout = float(request.timeout_s) + EXECUTE_SLACK_S
         reply = self._call({"op": "execute", "request": request.to_dict()}, timeout)
         try:
-            return ExecutionResult.from_dict(reply["result"])
-        except (KeyError, TypeError, ValueError) as exc:
+            return limits.enforce(ExecutionResult.from_dict(reply["result"]))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SandboxError(f"malformed result from the sandbox service: {exc}") from None
 
     def status(self, timeout: float = 5.0) -> dict:

@@ -19,6 +19,11 @@ EXIT_MEMORY_ERROR = 86
 RESULT_MAX_BYTES = 16 * 1024 * 1024
 
 
+class ResultTooLarge(Exception):
+    """`result` is over RESULT_MAX_BYTES as JSON, or too deep to encode: the code fails (exit
+    code 1)."""
+
+
 def _exit_code_of(exc: SystemExit) -> int:
     code = exc.code
     if code is None:
@@ -35,8 +40,13 @@ def _result_payload(namespace: dict) -> dict:
     try:
         text = json.dumps(namespace["result"], allow_nan=False)
         if len(text) > RESULT_MAX_BYTES:
-            raise ValueError(f"result is larger than {RESULT_MAX_BYTES} bytes as JSON")
+            raise ResultTooLarge(f"error: `result` is {len(text)} bytes as JSON, over the limit "
+                                 f"of {RESULT_MAX_BYTES}; it was dropped")
         return {"has_result": True, "result_json": text}
+    except ResultTooLarge:
+        raise
+    except RecursionError:
+        raise ResultTooLarge("error: `result` is nested too deeply to be JSON; it was dropped") from None
     except (TypeError, ValueError) as exc:
         print(f"warning: `result` is not JSON-serialisable and was dropped: {exc}", file=sys.stderr)
         return {"has_result": False}
@@ -69,6 +79,14 @@ def run(code: str, inputs, filename: str = "<step>") -> tuple[int, dict]:
         pass
     try:
         payload = _result_payload(namespace)
+    except ResultTooLarge as exc:
+        payload = {"has_result": False}
+        exit_code = exit_code or 1
+        try:
+            sys.stderr.write(f"{exc}\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001
+            pass
     except Exception:  # noqa: BLE001
         payload = {"has_result": False}
     return exit_code, payload

@@ -130,7 +130,8 @@ def collect_files(workdir: str, file_cap: int, inputs: dict[str, bytes],
                   max_files: int = MAX_FILES, budget: int = FILES_BUDGET,
                   ) -> list[tuple[str, int, bytes | None]]:
     """Produced files under `workdir` as (name, size, content or None when over a cap): input
-    files left as they were written are not produced files."""
+    files left as they were written are not produced files. At most `max_files` + 1 are
+    listed, so that a reader can tell the code produced more than the cap."""
     out: list[tuple[str, int, bytes | None]] = []
     for name, size in walk_files(workdir):
         path = os.path.join(workdir, name)
@@ -144,7 +145,7 @@ def collect_files(workdir: str, file_cap: int, inputs: dict[str, bytes],
                 content, size = data, len(data)
                 budget -= len(data)
         out.append((name, size, content))
-        if len(out) >= max_files:
+        if len(out) > max_files:  # one more than the cap: the host then knows there were more
             break
     return out
 

@@ -45,7 +45,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import harness, layers, outcome
+from sandbox import harness, layers, limits, outcome
 from sandbox.config import SandboxConfig
 from sandbox.contract import (
     WORKDIR,
@@ -633,13 +633,13 @@ class ProcessDriver:
                     files = self._collect(workdir, request)
                 else:
                     message = (message + "; " if message else "") + "produced files were not collected (processes survived)"
-            return ExecutionResult(
+            return limits.enforce(ExecutionResult(
                 status=status, exit_code=exit_code, stdout=stdout, stderr=stderr,
                 stdout_truncated=totals[out_r] > caps[out_r],
                 stderr_truncated=totals[err_r] > caps[err_r],
                 result=result_value, files=files,
                 duration_ms=(t_end - t_spawn) * 1000, message=message, metadata=metadata,
-            )
+            ))
         finally:
             if proc is not None and proc.poll() is None:
                 cg.kill_all()

@@ -54,9 +54,10 @@ def frame(payload: bytes) -> bytes:
 class FrameDecoder:
     """Incremental decoder: feed() bytes as they arrive, then take complete messages."""
 
-    def __init__(self, max_frame: int = MAX_FRAME):
+    def __init__(self, max_frame: int = MAX_FRAME, check=None):
         self._buf = bytearray()
         self._max = max_frame
+        self._check = check  # called with each payload before parsing; raises ValueError
 
     def feed(self, data: bytes) -> list[dict]:
         self._buf += data
@@ -74,10 +75,17 @@ class FrameDecoder:
                 return out
             payload = bytes(self._buf[HEADER.size:end])
             del self._buf[:end]
+            if self._check is not None:
+                try:
+                    self._check(payload)
+                except ValueError as exc:
+                    raise ProtocolError(str(exc)) from None
             try:
                 msg = json.loads(payload)
             except ValueError as exc:
                 raise ProtocolError(f"frame payload is not JSON: {exc}") from None
+            except RecursionError:
+                raise ProtocolError("frame payload is nested too deeply") from None
             if not isinstance(msg, dict):
                 raise ProtocolError("frame payload is not a JSON object")
             out.append(msg)
@@ -93,10 +101,11 @@ class FdChannel:
     recv() waits with an optional deadline (time.monotonic() based) and returns one message.
     """
 
-    def __init__(self, fd: int, max_frame: int = MAX_FRAME, read_chunk: int = 1 << 20):
+    def __init__(self, fd: int, max_frame: int = MAX_FRAME, read_chunk: int = 1 << 20,
+                 check=None):
         self.fd = fd
         self._chunk = read_chunk
-        self._dec = FrameDecoder(max_frame)
+        self._dec = FrameDecoder(max_frame, check)
         self._ready: list[dict] = []
 
     def send(self, message: dict) -> None:

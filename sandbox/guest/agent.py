@@ -7,11 +7,11 @@ supervisor.py, procfs.py and shared.py beside it; this note is how they fit toge
 Two processes share the one virtio-serial channel to the host (length-prefixed frames,
 protocol.py), under a lock, so that a request costs one process and no hand-off:
 
-- the *worker*, forked at boot, imports numpy, pandas and matplotlib (Agg) once, freezes that
-  heap for the cyclic GC and drops for good to uid 65534 (keeping only CAP_SYS_BOOT, so a reboot
-  or power-off from inside ends the VM; no_new_privs; RLIMIT_NPROC), all before the host saves
-  the VM for its warm pool. It then owns the channel: it reads a request, answers "accepted",
-  runs the code (harness.run) and sends the result itself (worker.py). Under TCG every guest
+- the *worker*, forked at boot, drops for good to uid 65534 (keeping only CAP_SYS_BOOT, so a
+  reboot or power-off from inside ends the VM; no_new_privs; RLIMIT_NPROC), then imports numpy,
+  pandas and matplotlib (Agg) once as that uid and freezes that heap for the cyclic GC, all
+  before the host saves the VM for its warm pool. It then owns the channel: it reads a
+  request, answers "accepted", runs the code (harness.run) and sends the result itself (worker.py). Under TCG every guest
   instruction costs about ten host ones, and a hand-off between two processes cost more than
   the rest of a hello world together, so the request path stays inside this one process.
 - the *supervisor* (PID 1, root) is the safety net and does what needs root. It answers for

@@ -1,6 +1,7 @@
-"""The guest agent's worker: forked by the supervisor at boot, imports the heavy packages once,
-drops to uid 65534 for good, then owns the channel and runs every request in this one process
-(reads it, answers "accepted", runs the code through the harness, sends the result)."""
+"""The guest agent's worker: forked by the supervisor at boot, drops to uid 65534 for good,
+imports the heavy packages once (as that uid), then owns the channel and runs every request in
+this one process (reads it, answers "accepted", runs the code through the harness, sends the
+result)."""
 from __future__ import annotations
 
 import base64
@@ -206,16 +207,19 @@ class Worker:
             self.inputs_written[name] = data
 
 
+PRELOAD_UID: int | None = None  # the uid the preload ran as (a test reads it from user code)
+
+
 def _preload(preload: bool) -> None:
     """Import numpy, pandas and matplotlib (Agg) when present and memory allows, with the
-    runtime's package layer on the path; failures leave plain Python serving."""
+    runtime's package layer on the path; failures leave plain Python serving. Runs after the
+    drop to the code's uid: package code (`.pth` files, imports) never runs as root."""
     if not preload:
         raise ImportError("preloading disabled (the first worker died while importing)")
     if procfs.mem_total_mib() < PRELOAD_MIN_MIB:
         raise ImportError(f"preloading skipped: less than {PRELOAD_MIN_MIB} MiB of memory")
-    if os.path.isdir(MPL_SRC) and not os.path.exists(MPL_DIR):
-        shutil.copytree(MPL_SRC, MPL_DIR)
-        _chown_tree(MPL_DIR)
+    global PRELOAD_UID
+    PRELOAD_UID = os.geteuid()
     import importlib.util
     import site
 
@@ -233,8 +237,6 @@ def _preload(preload: bool) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot  # noqa: F401
-        # the font cache was just built (as root) in MPL_DIR: let the code's uid use it
-        _chown_tree(MPL_DIR)
     import tempfile  # noqa: F401
     import traceback  # noqa: F401
 
@@ -250,14 +252,18 @@ def worker_main(port: int, ctl_r: int, ctl_w: int, out_r: int, err_r: int, share
         BASE_ENV["OPENBLAS_CORETYPE"] = "Prescott"
         os.environ["OPENBLAS_CORETYPE"] = "Prescott"
     t = time.monotonic()
+    if os.path.isdir(MPL_SRC) and not os.path.exists(MPL_DIR):
+        shutil.copytree(MPL_SRC, MPL_DIR)   # matplotlib's config and font cache, the code's
+        _chown_tree(MPL_DIR)
+    worker = Worker(port, ctl_r, ctl_w, out_r, err_r, shared, {})
+    # Unprivileged from here on, before any package code runs and before the host saves the
+    # VM: neither the preloaded packages (and a layer's .pth files) nor a request run as root.
+    if os.getuid() == 0:
+        _drop_privileges(USER_ID)
     try:
         _preload(preload)
     except Exception as exc:  # noqa: BLE001 - report, keep serving plain Python
         log(f"worker preload failed: {exc!r}")
-    worker = Worker(port, ctl_r, ctl_w, out_r, err_r, shared, {})
-    # Unprivileged from here on, before the host saves the VM: no request ever runs as root.
-    if os.getuid() == 0:
-        _drop_privileges(USER_ID)
     # Everything imported so far lives as long as the VM: keep the cyclic GC from ever walking
     # it again (a full collection over the pandas heap costs tens of ms under TCG).
     gc.collect()

@@ -33,6 +33,7 @@ import os
 import queue
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 import time
@@ -88,9 +89,9 @@ class LibvirtDriver:
         self._prefix = f"{PREFIX}{self._pid:07d}-{self._instance:03d}-"
         self._seq = itertools.count(1)
         self._run_dir = Path(self.config.run_dir) / str(self._pid) / str(self._instance)
-        # unix socket paths must stay under 108 bytes
-        self._sock_dir = self._run_dir if len(str(self._run_dir)) <= 80 else \
-            Path(tempfile.gettempdir()) / f"stepwell-{self._pid}-{self._instance}"
+        # unix socket paths must stay under 108 bytes: with a long run dir the sockets go to a
+        # fresh private folder in /tmp, made by start() (mkdtemp: never a predictable name)
+        self._sock_dir = self._run_dir if len(str(self._run_dir)) <= 80 else None
         self._destroy_q: queue.Queue = queue.Queue()
         self._destroyers: list[threading.Thread] = []
         self._tpl_locks: dict[tuple, threading.Lock] = {}
@@ -122,7 +123,12 @@ class LibvirtDriver:
             # read once: status() is polled often, and a libvirtd restart is rare
             self.libvirtd_thp_disabled = libvirtd_thp_disabled()
             self._run_dir.mkdir(parents=True, exist_ok=True)
-            self._sock_dir.mkdir(parents=True, exist_ok=True)
+            if self._sock_dir is None:
+                self._sock_dir = Path(tempfile.mkdtemp(
+                    prefix=f"stepwell-{self._pid}-{self._instance}-"))
+            else:
+                self._sock_dir.mkdir(parents=True, exist_ok=True)
+            check_private_dir(self._sock_dir)
             self._tpl_base = (Path(self.config.cache_dir) / "saves"
                               / f"v4-{self.image.id[:16]}-{self.accel}-{qemu_version()}")
             layer = layers.active_layer(self.config)
@@ -194,7 +200,8 @@ class LibvirtDriver:
         for store in list(self._stores.values()):
             store.close()
         shutil.rmtree(self._run_dir, ignore_errors=True)
-        shutil.rmtree(self._sock_dir, ignore_errors=True)
+        if self._sock_dir is not None:
+            shutil.rmtree(self._sock_dir, ignore_errors=True)
 
     def __enter__(self):
         self.start()
@@ -227,7 +234,12 @@ class LibvirtDriver:
                     shutil.rmtree(d, ignore_errors=True)
         for d in Path(tempfile.gettempdir()).glob("stepwell-*-*"):
             pid = d.name.split("-")[1]
-            if d.is_dir() and pid.isdigit() and int(pid) != self._pid and not pid_alive(int(pid)):
+            try:
+                st = d.lstat()
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and pid.isdigit() \
+                    and int(pid) != self._pid and not pid_alive(int(pid)):
                 shutil.rmtree(d, ignore_errors=True)
         if self._tpl_base is not None and self._tpl_base.is_dir():
             for p in self._tpl_base.glob("*/*.partial*"):
@@ -565,6 +577,16 @@ class LibvirtDriver:
             meta["guest_timing_ms"] = reply["guest_timing_ms"]
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
         return result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
+
+
+def check_private_dir(path: Path) -> None:
+    """`path` must be a real folder (not a link) owned by this process's user, that nobody else
+    may write to: the VMs' channel sockets live there."""
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise SandboxUnavailable(f"{path} is not a private folder of this user (owner uid "
+                                 f"{st.st_uid}, mode {stat.S_IMODE(st.st_mode):o}); refusing to "
+                                 "put VM sockets there")
 
 
 def _layer_key(layer) -> str:

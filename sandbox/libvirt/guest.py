@@ -12,7 +12,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from sandbox import protocol
+from sandbox import limits, protocol
+from sandbox.config import HostLimits
 from sandbox.contract import ExecutionRequest, ExecutionResult, OutputFile, SandboxError, Status
 
 from .xml import DomainSpec
@@ -40,7 +41,10 @@ class AgentSession:
                     raise SandboxError(f"cannot connect to the guest channel {path}") from None
                 time.sleep(0.005)
         self.sock = s
-        self.chan = protocol.FdChannel(s.fileno())
+        # the guest's frames are held to the host's limits (the code holds the channel); the
+        # frame cap is the largest allowed, check_frame reads the current limits
+        self.chan = protocol.FdChannel(s.fileno(), max_frame=HostLimits.from_env().max_frame_bytes,
+                                       check=limits.check_frame)
 
     def request(self, message: dict, deadline: float) -> dict:
         self.chan.send(message)
@@ -123,8 +127,8 @@ def cap_text(text: str, cap: int) -> str:
 
 def result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: float,
                       meta: dict) -> ExecutionResult:
-    """The agent's result frame as an ExecutionResult, with the request's caps applied again
-    (the guest is not trusted to have kept them)."""
+    """The agent's result frame as an ExecutionResult, with the request's caps and the host's
+    limits (sandbox/limits.py) applied again (the guest is not trusted to have kept them)."""
     try:
         status = Status(reply.get("status"))
     except ValueError:
@@ -140,18 +144,19 @@ def result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: float
         stderr = stderr.encode()[: request.stderr_cap].decode("utf-8", "replace")
         err_trunc = True
     files = []
-    for f in reply.get("files") or []:
+    listed = reply.get("files")
+    for f in listed if isinstance(listed, list) else []:
         try:
             of = OutputFile.from_dict(f)
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, AttributeError):
             continue
         if of.content is not None and len(of.content) > request.file_cap:
             of = OutputFile(name=of.name, size=of.size, content=None, truncated=True)
         files.append(of)
     exit_code = reply.get("exit_code")
-    return ExecutionResult(
+    return limits.enforce(ExecutionResult(
         status=status, exit_code=exit_code if isinstance(exit_code, int) else None,
         stdout=stdout, stderr=stderr, stdout_truncated=out_trunc, stderr_truncated=err_trunc,
         result=reply.get("result"), files=tuple(files), duration_ms=duration_ms,
         message=str(reply.get("message", "")), metadata=meta,
-    )
+    ))
