@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from typing import Any, Iterable
 
@@ -27,9 +28,26 @@ def canonical_json(data: Any) -> str:
                       default=str)
 
 
+def _portable(value: Any) -> Any:
+    """Floats that a JSON column would not give back as written: NaN and infinities become
+    strings, integral floats too large for exact output become ints (PostgreSQL's jsonb prints
+    1e16 as 10000000000000000)."""
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        if value.is_integer() and abs(value) >= 1e16:
+            return int(value)
+        return value
+    if isinstance(value, dict):
+        return {str(k): _portable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_portable(v) for v in value]
+    return value
+
+
 def plain(data: Any) -> Any:
     """`data` as it reads back from a JSON column (what is hashed is exactly what is stored)."""
-    return json.loads(canonical_json(data))
+    return _portable(json.loads(json.dumps(data, default=str, allow_nan=True)))
 
 
 class AuditQuerySet(models.QuerySet):

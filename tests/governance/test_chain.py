@@ -142,3 +142,11 @@ def test_keep_code_setting_is_parsed_strictly(value, ok):
         assert out.returncode == 0 and out.stdout.strip() == value.lower()
     else:
         assert out.returncode != 0 and "STEPWELL_AUDIT_KEEP_CODE must be full or hash" in out.stderr
+
+
+def test_payloads_are_stored_as_they_read_back():
+    event = actions.record("execution", payload={"nan": float("nan"), "inf": float("-inf"), "big": 1e16,
+                                                 "f": 0.1, "t": (1, 2), 3: "int key"})
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.payload == {"nan": "nan", "inf": "-inf", "big": 10**16, "f": 0.1, "t": [1, 2], "3": "int key"}
+    assert stored.compute_hash() == stored.hash == event.hash
