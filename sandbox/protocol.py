@@ -20,6 +20,7 @@ import struct
 import time
 
 CHANNEL_NAME = "org.stepwell.agent.0"  # the virtio-serial port's name (domain XML <target name>)
+EGRESS_CHANNEL_NAME = "org.stepwell.egress.0"  # the second port: code egress (sandbox/egress/mux.py)
 MAGIC = b"SWF1"
 HEADER = struct.Struct(">4sI")
 MAX_FRAME = 256 * 1024 * 1024

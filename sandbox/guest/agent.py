@@ -39,6 +39,9 @@ make the supervisor reseed the kernel CRNG and the worker reseed Python's and nu
 generators, so every restored clone has its own RNG state. When the host end of the channel
 goes away while the agent is armed, the VM powers itself off (restored domains outlive the
 host process that restored them).
+
+A third process, forked first, is the egress forwarder (egress.py): 127.0.0.1:3128 inside the
+guest, each connection carried over the second virtio-serial port to the host's egress proxy.
 """
 from __future__ import annotations
 
@@ -49,6 +52,7 @@ sys.path.insert(0, "/opt/stepwell")  # the package copy; python3 -I adds no scri
 import os  # noqa: E402
 import signal  # noqa: E402
 
+from sandbox.guest import egress  # noqa: E402
 from sandbox.guest.channel import find_port  # noqa: E402
 from sandbox.guest.shared import RESULT_DIR, USER_ID, WORKDIR, log, poweroff  # noqa: E402
 from sandbox.guest.supervisor import Supervisor  # noqa: E402
@@ -67,7 +71,10 @@ def main() -> None:
     except OSError as exc:
         log(f"chown {WORKDIR}: {exc}")
     try:
-        sup = Supervisor(find_port())
+        port = find_port()
+        if os.getpid() == 1:
+            egress.start()   # before the worker: a small process, forked without pandas
+        sup = Supervisor(port)
         log("supervisor up")
         sup.serve()
     except BaseException as exc:  # noqa: BLE001

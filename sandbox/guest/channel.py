@@ -14,8 +14,8 @@ from sandbox.guest import procfs
 from sandbox.guest.shared import READ_CHUNK, T0, Shared, log, poweroff
 
 
-def find_port(timeout: float = 30.0) -> str:
-    """/dev path of the virtio-serial port named protocol.CHANNEL_NAME."""
+def find_port(timeout: float = 30.0, name: str = protocol.CHANNEL_NAME) -> str:
+    """/dev path of the virtio-serial port named `name` (the agent's: protocol.CHANNEL_NAME)."""
     deadline = time.monotonic() + timeout
     while True:
         base = "/sys/class/virtio-ports"
@@ -23,14 +23,14 @@ def find_port(timeout: float = 30.0) -> str:
             for d in sorted(os.listdir(base)):
                 try:
                     with open(f"{base}/{d}/name") as fh:
-                        if fh.read().strip() == protocol.CHANNEL_NAME:
+                        if fh.read().strip() == name:
                             return f"/dev/{d}"
                 except OSError:
                     continue
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"virtio port {protocol.CHANNEL_NAME} not found")
+            raise RuntimeError(f"virtio port {name} not found")
         time.sleep(0.05)
 
 

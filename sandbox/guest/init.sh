@@ -27,6 +27,8 @@ fi
 mount -t tmpfs -o mode=1777,size=25%,nosuid,nodev tmpfs /newroot/tmp
 mount -t tmpfs -o mode=0755,size=25%,nosuid,nodev tmpfs /newroot/mnt/data
 mount -t tmpfs -o mode=0755,size=16m,nosuid,nodev tmpfs /newroot/run
+# No network interface, only loopback: the egress forwarder listens on 127.0.0.1:3128.
+ip link set lo up || echo "init: cannot bring up lo"
 mount --move /dev /newroot/dev
 mount --move /proc /newroot/proc
 mkdir -p /newroot/dev/shm /newroot/dev/pts

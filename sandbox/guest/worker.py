@@ -17,6 +17,7 @@ import sys
 import time
 
 from sandbox import harness, outcome, protocol
+from sandbox.egress.forwarder import PROXY_ENV
 from sandbox.guest import channel, procfs
 from sandbox.guest.shared import (
     LOCK_PATH, USER_ID, WORKDIR, Shared, collect_result, libc, log,
@@ -37,6 +38,7 @@ BASE_ENV = {
     "MPLCONFIGDIR": MPL_DIR,
     "PYTHONDONTWRITEBYTECODE": "1",
     "OPENBLAS_NUM_THREADS": "1",
+    **PROXY_ENV,   # code egress: the forwarder on the guest's loopback (guest/egress.py)
 }
 
 PR_SET_KEEPCAPS = 8

@@ -48,7 +48,7 @@ from sandbox.contract import (
 )
 from sandbox.image import find_image
 
-from .guest import VM, NotAccepted, cap_text, result_from_reply
+from .guest import VM, NotAccepted, cap_text, result_from_reply, with_egress
 from .host import (
     Host, RestoreRejected, libvirtd_thp_disabled, pid_alive, qemu_version, resolve_accel,
     thp_mode,
@@ -130,7 +130,7 @@ class LibvirtDriver:
                 self._sock_dir.mkdir(parents=True, exist_ok=True)
             check_private_dir(self._sock_dir)
             self._tpl_base = (Path(self.config.cache_dir) / "saves"
-                              / f"v4-{self.image.id[:16]}-{self.accel}-{qemu_version()}")
+                              / f"v5-{self.image.id[:16]}-{self.accel}-{qemu_version()}")
             layer = layers.active_layer(self.config)
             self._layer_key = _layer_key(layer)
             self.store = self._store_for(layer)
@@ -257,11 +257,13 @@ class LibvirtDriver:
         meta = {"owner": str(self._pid), "image": img.id[:16]}
         if packages:
             meta["runtime"] = str(layer.runtime_id)
+        n = next(self._seq)
         return DomainSpec(
             name=name, uuid=uid, memory_mib=memory_mib, kernel=str(img.kernel),
             initrd=str(img.initrd), rootfs=str(img.rootfs), packages=packages,
             cmdline=img.cmdline + (" stepwell.packages=1" if packages else ""),
-            channel_path=str(self._sock_dir / f"{next(self._seq)}.sock"),
+            channel_path=str(self._sock_dir / f"{n}.sock"),
+            egress_path=str(self._sock_dir / f"{n}.egress.sock"),
             serial_log=str(self._run_dir / f"{name}.log"), accel=self.accel,
             metadata=meta,
         )
@@ -348,6 +350,7 @@ class LibvirtDriver:
         """Hand a VM to the background destroyer."""
         if vm.session is not None:
             vm.session.close()
+        vm.close_egress()
         self._destroy_q.put(vm)
 
     def _sigkill(self, name: str) -> None:
@@ -382,7 +385,8 @@ class LibvirtDriver:
                 with self._live_lock:
                     self._live.pop(vm.name, None)
                 keep = os.environ.get("SANDBOX_KEEP_LOGS")
-                for p in (vm.spec.channel_path, None if keep else vm.spec.serial_log):
+                for p in (vm.spec.channel_path, vm.spec.egress_path,
+                          None if keep else vm.spec.serial_log):
                     if p:
                         try:
                             os.unlink(p)
@@ -541,6 +545,18 @@ class LibvirtDriver:
                 self._retire(vm)
 
     def _run(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float) -> ExecutionResult:
+        """The request in `vm`, with the guest's egress streams served meanwhile (and all
+        ended, their records in the result, once it is over)."""
+        egress = vm.egress(request)
+        records: list[dict] = []
+        try:
+            result = self._run_code(vm, request, meta, t0)
+        finally:
+            if egress is not None:
+                records = egress.close()
+        return with_egress(result, records)
+
+    def _run_code(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float) -> ExecutionResult:
         meta["domain"] = vm.name
         meta["runtime_id"] = vm.layer.runtime_id if vm.layer is not None else None
         meta.update({k: v for k, v in vm.timings.items()})

@@ -1,45 +1,58 @@
 """The host's session with one VM: the connection to its guest agent over the virtio-serial
 unix socket, and what the host asks of it (hello, one request, the output so far at a timeout,
-disarm before a save), and the reading of the agent's result into an ExecutionResult.
+disarm before a save), and the reading of the agent's result into an ExecutionResult; and the
+host end of its egress port during an execution (EgressSession).
 
-Frames are sandbox/protocol.py's; the guest end is sandbox/guest/.
+Frames are sandbox/protocol.py's; the guest end is sandbox/guest/. The egress port carries
+sandbox/egress/mux.py streams from the guest's forwarder (sandbox/guest/egress.py).
 """
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 
 from sandbox import limits, protocol
 from sandbox.config import HostLimits
+from sandbox.config import egress_limits_from_env
 from sandbox.contract import ExecutionRequest, ExecutionResult, OutputFile, SandboxError, Status
+from sandbox.egress import forwarder, mux, private_networks_from_env
+from sandbox.egress.proxy import EgressProxy
 
 from .xml import DomainSpec
 
 CONNECT_TIMEOUT_S = 15.0
+MAX_EGRESS_STREAMS = 64   # streams open at once per execution (each costs three host threads)
 
 
 class NotAccepted(SandboxError):
     """The VM went away before it acknowledged the request: the user code never ran."""
 
 
+def connect_unix(path: str, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket:
+    """Connect to a VM's channel socket, waiting for QEMU to create it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            if time.monotonic() > deadline:
+                raise SandboxError(f"cannot connect to the guest channel {path}") from None
+            time.sleep(0.005)
+
+
 class AgentSession:
     """One connection to a domain's agent over its virtio-serial unix socket."""
 
     def __init__(self, path: str, timeout: float = CONNECT_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                s.close()
-                if time.monotonic() > deadline:
-                    raise SandboxError(f"cannot connect to the guest channel {path}") from None
-                time.sleep(0.005)
+        s = connect_unix(path, timeout)
         self.sock = s
         # the guest's frames are held to the host's limits (the code holds the channel); the
         # frame cap is the largest allowed, check_frame reads the current limits
@@ -72,13 +85,30 @@ class VM:
     broken: bool = False
     accepted: bool = False          # the agent acknowledged the current request
     seeded: bool = False            # host entropy reached this VM after its boot or restore
+    egress_sock: socket.socket | None = None   # the egress port, connected with the agent
 
     def connect(self, wait_s: float) -> dict:
         """Connect to the agent and arm it (it powers the VM off when the host end goes away);
-        its hello. Raises protocol.ProtocolError when it does not answer in time."""
+        its hello. Raises protocol.ProtocolError when it does not answer in time. The egress
+        port is connected here too, off the request path: by the time code runs, the guest
+        has long seen its host end connected."""
         self.session = AgentSession(self.spec.channel_path)
+        if self.spec.egress_path:
+            self.egress_sock = connect_unix(self.spec.egress_path)
         return self.session.request({"op": "hello", "arm": True, "wait_s": wait_s},
                                     time.monotonic() + wait_s)
+
+    def egress(self, request: ExecutionRequest) -> "EgressSession | None":
+        """Serve the guest's egress streams for this execution (None: the VM has no port)."""
+        sock, self.egress_sock = self.egress_sock, None
+        if sock is None:
+            return None
+        return EgressSession(sock, getattr(request, "allowed_hosts", None) or ())
+
+    def close_egress(self) -> None:
+        sock, self.egress_sock = self.egress_sock, None
+        if sock is not None:
+            sock.close()
 
     def exchange(self, msg_id: int, request: dict, deadline: float, warmup: bool = False) -> dict:
         """One request to the agent. Host entropy goes with every warm-up and with the first
@@ -118,6 +148,47 @@ class VM:
         self.session.request({"op": "disarm", "drop_caches": True}, time.monotonic() + 30)
         self.session.close()
         self.session = None
+        self.close_egress()
+
+
+class EgressSession:
+    """The host end of one VM's egress port for one execution. Each stream the guest's
+    forwarder opens is one client connection of this execution's EgressProxy (policy from the
+    request's allowed_hosts and STEPWELL_EGRESS_PRIVATE_NETWORKS, limits from
+    STEPWELL_EGRESS_*), joined to it by a socketpair; bytes move both ways with the mux's flow
+    control. close() ends everything and returns the records for ExecutionResult.egress."""
+
+    def __init__(self, sock: socket.socket, allowed_hosts):
+        self.sock = sock
+        self.proxy = EgressProxy(allowed_hosts, private_networks_from_env(), egress_limits_from_env())
+        self.mux = mux.Mux(lambda: sock.recv(1 << 18), sock.sendall, on_open=self._on_open,
+                           max_streams=MAX_EGRESS_STREAMS)
+        self.thread = threading.Thread(target=self.mux.run, daemon=True, name="egress-mux")
+        self.thread.start()
+
+    def _on_open(self, stream: mux.Stream) -> None:
+        ours, proxys = socket.socketpair()
+        self.proxy.handle(proxys)
+        threading.Thread(target=forwarder.relay, args=(ours, stream), daemon=True,
+                         name="egress-relay").start()
+
+    def close(self) -> list[dict]:
+        self.proxy.close()
+        self.mux.close()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.thread.join(2)
+        self.sock.close()
+        return self.proxy.records()
+
+
+def with_egress(result: ExecutionResult, records: list[dict]) -> ExecutionResult:
+    """`result` with its egress records (while the contract has no such field: unchanged)."""
+    if "egress" not in {f.name for f in dataclasses.fields(result)}:
+        return result
+    return dataclasses.replace(result, egress=records)
 
 
 def cap_text(text: str, cap: int) -> str:

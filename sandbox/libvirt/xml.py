@@ -2,14 +2,15 @@
 
 One `DomainSpec` describes one single-use VM: direct kernel boot, 1 vCPU, memory = the
 limit, no balloon, no NIC, the shared root image read-only, one virtio-serial channel to the
-guest agent (a unix socket on the host), and `destroy` on power-off, reboot and crash.
+guest agent and a second one for code egress (unix sockets on the host, side by side), and
+`destroy` on power-off, reboot and crash.
 """
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 
-from sandbox.protocol import CHANNEL_NAME
+from sandbox.protocol import CHANNEL_NAME, EGRESS_CHANNEL_NAME
 
 NS = "https://stepwell.dev/xmlns/sandbox/1"
 EMULATOR = "/usr/bin/qemu-system-x86_64"
@@ -32,6 +33,7 @@ class DomainSpec:
     cpu_model: str | None = "Nehalem"
     vcpus: int = 1
     channel_name: str = CHANNEL_NAME
+    egress_path: str | None = None   # unix socket of the egress port (sandbox/egress/mux.py)
     serial_log: str | None = None    # file receiving the guest console, or None
     machine: str = "pc"
     # <memoryBacking><source type=...>: None = anonymous RAM. (memfd was tried to avoid
@@ -90,6 +92,10 @@ class DomainSpec:
         ch = ET.SubElement(dev, "channel", type="unix")
         ET.SubElement(ch, "source", mode="bind", path=self.channel_path)
         ET.SubElement(ch, "target", type="virtio", name=self.channel_name)
+        if self.egress_path:
+            eg = ET.SubElement(dev, "channel", type="unix")
+            ET.SubElement(eg, "source", mode="bind", path=self.egress_path)
+            ET.SubElement(eg, "target", type="virtio", name=EGRESS_CHANNEL_NAME)
         if self.serial_log:
             ser = ET.SubElement(dev, "serial", type="file")
             ET.SubElement(ser, "source", path=self.serial_log)
@@ -117,12 +123,14 @@ class DomainSpec:
 
         mem = req("memory")
         memory_mib = _to_mib(int(mem.text or 0), mem.get("unit", "KiB"))
-        ch = None
+        ch = egress = None
         for c in d.findall("devices/channel"):
             t = c.find("target")
             if c.get("type") == "unix" and t is not None and t.get("type") == "virtio":
-                ch = c
-                break
+                if t.get("name") == EGRESS_CHANNEL_NAME:
+                    egress = c
+                elif ch is None:
+                    ch = c
         if ch is None:
             raise ValueError("domain XML has no virtio unix channel")
         disk = packages = None
@@ -154,6 +162,7 @@ class DomainSpec:
             packages=packages,
             cpu_model=d.findtext("cpu/model") or None,
             channel_name=ch.find("target").get("name"),
+            egress_path=egress.find("source").get("path") if egress is not None else None,
             accel=d.get("type", "qemu"),
             vcpus=int(req("vcpu").text or 1),
             serial_log=serial_log,
