@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from runtimes import actions
-from runtimes.models import Runtime
+from runtimes.models import AllowedPackage, Runtime
 
 
 class Command(BaseCommand):
@@ -15,13 +15,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--if-missing", action="store_true",
-                            help="do nothing when an active runtime exists and its layer is on disk")
+                            help="do nothing when an active runtime exists, its layer is on disk "
+                                 "and it was built from the allow-list as it is now")
 
     def handle(self, *args, **opts):
         active = actions.active_runtime()
         if opts["if_missing"] and active and active.layer_dir and Path(active.layer_dir).is_dir():
-            self.stdout.write(f"runtime #{active.pk} is active ({len(active.lock)} distributions)")
-            return
+            listed = [p.snapshot() for p in AllowedPackage.objects.filter(enabled=True).order_by("normalized")]
+            if active.requested == listed:
+                self.stdout.write(f"runtime #{active.pk} is active ({len(active.lock)} distributions)")
+                return
+            self.stdout.write(f"the allow-list changed since runtime #{active.pk}: building")
         runtime = Runtime.objects.create(reason="manage.py runtime_build")
         status = actions.do_build_runtime(runtime.pk)
         runtime.refresh_from_db()
