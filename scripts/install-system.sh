@@ -7,7 +7,7 @@ PACKAGES=(
   python3-venv python3-dev build-essential pkg-config nodejs npm
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 qemu-utils debootstrap busybox-static cpio lz4 e2fsprogs
-  bubblewrap chromium chromium-driver fonts-dejavu-core redis-server
+  bubblewrap chromium chromium-driver fonts-dejavu-core redis-server postgresql
   python3-numpy python3-pandas python3-matplotlib
 )
 
