@@ -77,6 +77,18 @@ def test_a_policy_tightened_after_the_save_fails_the_run(stack):
     assert decision["payload"]["rules"] == ["max_timeout"]
 
 
+def test_a_policy_that_forbids_the_process_driver_fails_code_runs(stack):
+    api = stack.api("alice")
+    wf = api.create_workflow(_wf(), name="no process driver")
+    stack.set_policy(allow_process_driver=False)
+    try:
+        run = api.wait(api.start(wf["id"], {"a": 1})["id"], timeout=60)
+    finally:
+        stack.set_policy(allow_process_driver=True)
+    assert run["status"] == "failed" and "[policy rule process_driver]" in run["error"], run["error"]
+    assert not _events(stack, kind="execution", run_id=run["id"])
+
+
 def test_concurrent_appends_from_processes_do_not_fork_the_chain(stack):
     code = ("from governance.actions import record\n"
             "for i in range(40):\n"
