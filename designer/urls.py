@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from designer import run_pages, views
+from designer.api.health import health as health_view
 from designer.api.hooks import hook as hook_view
 
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     path("workflows/<int:pk>/edit", views.workflow_edit, name="workflow-edit"),
     path("api/", include("designer.api.urls")),
     path("hooks/<str:token>/", hook_view, name="hook"),
+    path("healthz", health_view, name="health"),
     path("workflows/<int:pk>/runs", run_pages.workflow_runs, name="workflow-runs-page"),
     path("runs/<int:pk>/", run_pages.run_detail, name="run-page"),
     path("admin/", admin.site.urls),

@@ -14,7 +14,6 @@ A connection may carry several requests one after the other.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -142,24 +141,26 @@ def execute_local(request: ExecutionRequest, driver: str | None = None,
     name = driver or config.driver
     drv = get_driver(name, config=config, pool_size=0 if name == "libvirt" else None)
     try:
-        try:
-            drv.start()
-        except SandboxUnavailable as exc:
-            if name != "libvirt" or driver or os.environ.get("SANDBOX_DRIVER"):
-                raise
-            # libvirt is only the default here, not a choice: fall back to the process driver.
-            log.warning("libvirt driver unavailable (%s); using the process driver", exc)
-            drv.close()
-            drv = get_driver("process", config=config)
-            drv.start()
+        drv.start()   # SandboxUnavailable when it cannot: never another driver instead
         return drv.execute(request)
     finally:
         drv.close()
 
 
+def unavailable_result(driver: str, reason) -> ExecutionResult:
+    """The result of an execution that could not run because the configured driver is down."""
+    from sandbox.contract import Status
+
+    return ExecutionResult(status=Status.ERROR, metadata={"driver": driver},
+                           message=f"the configured sandbox driver ({driver}) is unavailable: {reason}; "
+                                   "nothing ran (there is no fallback to another driver)")
+
+
 class Chooser:
     """The one place that decides where executions run: the host's sandbox service when its
     socket answers and runs the wanted driver (it owns the warm pool), else in this process.
+    The wanted driver is the one asked for, else the configured one (SANDBOX_DRIVER); it is
+    never replaced by another: when it is unavailable, executions end with status error.
 
     `recheck_s`: how long an answer about the service is trusted (0: ask on every call).
     `keep_local`: build and start one local driver on first need and keep it (a worker
@@ -183,6 +184,7 @@ class Chooser:
         """("service", SandboxClient) or ("local", a started driver, or None without
         keep_local)."""
         config = self.config or SandboxConfig.from_env()
+        driver = driver or config.driver
         with self._lock:
             client = SandboxClient(self.socket_path or config.socket_path)
             now = time.monotonic()
@@ -192,7 +194,7 @@ class Chooser:
                 if Path(client.socket_path).exists():
                     try:
                         st = client.status(timeout=self.status_timeout)
-                        self._service_ok = driver is None or st.get("driver") == driver
+                        self._service_ok = st.get("driver") == driver
                     except SandboxError:
                         pass
             if self._service_ok:
@@ -208,19 +210,27 @@ class Chooser:
             return "local", self._local
 
     def describe(self, driver: str | None = None) -> str:
-        kind, obj = self.backend(driver)
+        try:
+            kind, obj = self.backend(driver)
+        except SandboxUnavailable:
+            return f"unavailable:{driver or (self.config or SandboxConfig.from_env()).driver}"
         if kind == "service":
             return f"service:{obj.socket_path}"
         return f"local:{obj.name if obj is not None else driver or (self.config or SandboxConfig.from_env()).driver}"
 
     def execute(self, request: ExecutionRequest, driver: str | None = None,
                 timeout: float | None = None) -> ExecutionResult:
-        kind, obj = self.backend(driver)
-        if kind == "service":
-            return obj.execute(request, timeout=timeout)
-        if obj is None:
-            return execute_local(request, driver=driver, config=self.config)
-        return obj.execute(request)
+        driver = driver or (self.config or SandboxConfig.from_env()).driver
+        try:
+            kind, obj = self.backend(driver)
+            if kind == "service":
+                return obj.execute(request, timeout=timeout)
+            if obj is None:
+                return execute_local(request, driver=driver, config=self.config)
+            return obj.execute(request)
+        except SandboxUnavailable as exc:
+            log.error("the %s sandbox driver is unavailable: %s", driver, exc)
+            return unavailable_result(driver, exc)
 
 
 def execute(request: ExecutionRequest, driver: str | None = None, *, socket_path: str | Path | None = None,
@@ -230,3 +240,24 @@ def execute(request: ExecutionRequest, driver: str | None = None, *, socket_path
     With `driver` given, the service is used only if it runs that driver.
     """
     return Chooser(socket_path=socket_path, config=config).execute(request, driver, timeout=timeout)
+
+
+def health(socket_path: str | Path | None = None, config: SandboxConfig | None = None,
+           timeout: float = 1.0) -> dict:
+    """What a health check may say about this host's sandbox: the configured driver, whether
+    the sandbox service answers, whether it runs that driver and it is available, and its pool
+    counts. Nothing else (no paths, pids, errors or image ids)."""
+    config = config or SandboxConfig.from_env()
+    out = {"driver": config.driver, "service": False, "available": False,
+           "pool": {"size": 0, "ready": 0, "busy": 0}}
+    try:
+        st = SandboxClient(socket_path or config.socket_path).status(timeout=timeout)
+    except SandboxError:
+        return out
+    out["service"] = True
+    out["service_driver"] = str(st.get("driver"))
+    out["available"] = st.get("driver") == config.driver and st.get("available", True) is True
+    for k in ("size", "ready", "busy"):
+        v = st.get(k)
+        out["pool"][k] = v if isinstance(v, int) and not isinstance(v, bool) else 0
+    return out

@@ -1,5 +1,10 @@
 """The per-host sandbox service: one process that owns one driver (and so the warm pool).
 
+The driver is the configured one, never another: when it cannot start (libvirtd gone, no
+image), the service still listens, its status says `available: false` with the reason, every
+execution ends with status `error` and that reason, and it tries to start the driver again at
+most every DRIVER_RETRY_S.
+
 Listens on a unix socket (mode 0660, stale socket removed at start-up), one thread per
 connection, protocol described in `sandbox.client`. Stopped by SIGTERM/SIGINT (or `stop()`):
 stops accepting, lets executions in flight finish for a grace period, then closes the driver.
@@ -16,14 +21,20 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox.client import MAX_REQUEST_FRAME, recv_frame, send_frame
-from sandbox.contract import ContractError, ExecutionRequest, SandboxError, SandboxUnavailable
+from sandbox.client import MAX_REQUEST_FRAME, recv_frame, send_frame, unavailable_result
+from sandbox.contract import (
+    ContractError,
+    ExecutionRequest,
+    SandboxError,
+    SandboxUnavailable,
+)
 from sandbox.protocol import ChannelClosed, FrameDecoder, ProtocolError
 
 log = logging.getLogger("sandbox.service")
 
 SOCKET_MODE = 0o660
 SHUTDOWN_GRACE_S = 30.0
+DRIVER_RETRY_S = 10.0
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -78,8 +89,12 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 class SandboxService:
     """Serves one started driver on a unix socket."""
 
-    def __init__(self, driver, socket_path: str | os.PathLike):
+    def __init__(self, driver, socket_path: str | os.PathLike, unavailable: str | None = None):
+        """`driver` started, or, with `unavailable` (why it could not start), not started."""
         self.driver = driver
+        self.unavailable = unavailable
+        self._driver_tried = time.monotonic()
+        self._driver_lock = threading.Lock()
         self.socket_path = Path(socket_path)
         self.stopping = threading.Event()
         self._server: _Server | None = None
@@ -180,8 +195,30 @@ class SandboxService:
         with self._lock:
             self._connections += d
 
+    def driver_available(self) -> bool:
+        """True once the driver started; while it has not, start it again (at most every
+        DRIVER_RETRY_S)."""
+        if self.unavailable is None:
+            return True
+        with self._driver_lock:
+            if self.unavailable is not None and time.monotonic() - self._driver_tried >= DRIVER_RETRY_S:
+                self._driver_tried = time.monotonic()
+                try:
+                    self.driver.start()
+                except SandboxUnavailable as exc:
+                    self.unavailable = str(exc)
+                else:
+                    log.warning("the %s driver is available now", self.driver.name)
+                    self.unavailable = None
+        return self.unavailable is None
+
     def status(self) -> dict:
-        st = dict(self.driver.status())
+        if self.driver_available():
+            st = dict(self.driver.status())
+            st["available"] = True
+        else:
+            st = {"driver": self.driver.name, "available": False, "error": self.unavailable,
+                  "ready": 0, "busy": 0, "refilling": 0, "size": 0}
         with self._lock:
             st["service"] = {
                 "pid": os.getpid(), "socket": str(self.socket_path), "connections": self._connections,
@@ -201,6 +238,8 @@ class SandboxService:
                 if self.stopping.is_set():
                     return {"ok": False, "kind": "unavailable", "error": "the sandbox service is shutting down"}
                 request = ExecutionRequest.from_dict(msg.get("request"))
+                if not self.driver_available():
+                    return {"ok": True, "result": unavailable_result(self.driver.name, self.unavailable).to_dict()}
                 with self._lock:
                     self._active += 1
                 try:
@@ -224,25 +263,22 @@ class SandboxService:
 
 def run_service(driver_name: str | None = None, pool_size: int | None = None,
                 socket_path: str | os.PathLike | None = None) -> None:
-    """Build and start the driver, serve until SIGTERM/SIGINT (used by `manage.py sandbox_service`)."""
+    """Build and start the configured driver (never another one), serve until SIGTERM/SIGINT
+    (used by `manage.py sandbox_service`)."""
     from sandbox.config import SandboxConfig
     from sandbox.drivers import get_driver
 
     config = SandboxConfig.from_env()
     driver = get_driver(driver_name, config=config, pool_size=pool_size)
+    unavailable = None
     try:
         driver.start()
     except SandboxUnavailable as exc:
-        driver.close()
-        if driver.name != "libvirt" or driver_name or os.environ.get("SANDBOX_DRIVER"):
-            raise
-        # libvirt is only the default, not a choice: hosts without it use the process driver.
-        log.warning("libvirt driver unavailable (%s); falling back to the process driver "
-                    "(weaker isolation; set SANDBOX_DRIVER to choose explicitly)", exc)
-        driver = get_driver("process", config=config, pool_size=pool_size)
-        driver.start()
+        unavailable = str(exc)
+        log.error("the %s sandbox driver is unavailable (%s): executions end with status error "
+                  "until it starts", driver.name, exc)
     try:
-        service = SandboxService(driver, socket_path or config.socket_path).start()
+        service = SandboxService(driver, socket_path or config.socket_path, unavailable).start()
     except BaseException:
         driver.close()
         raise

@@ -33,6 +33,7 @@ ROUTES: dict[str, str] = {
     "workflows/<int:pk>/runs": "owner",
     "runs/<int:pk>/": "owner",
     "hooks/<str:token>/": "public",          # the token is the credential
+    "healthz": "public",                     # sandbox driver, availability, pool counts only
     "runtimes/": "staff",
     "api/schema/workflow.json": "public",
     "api/schema/": "public",
