@@ -83,10 +83,10 @@ def test_nesting_deeper_than_the_limit_is_refused_at_save(stack, wf):
 
 @pytest.fixture(scope="module")
 def capped_stack():
-    """A stack with small caps: 40 step records per run, 2 active runs per user, a 1-deep For each
-    (runs of definitions saved under a larger limit meet it at run time), 1 s back-off."""
+    """A stack with small caps: 40 step records per run, 2 active runs per user, 1 s back-off."""
     s = Stack(env={"STEPWELL_MAX_STEPS_PER_RUN": "40", "STEPWELL_MAX_ACTIVE_RUNS_PER_USER": "2",
-                   "STEPWELL_MAX_RETRY_DELAY_S": "1"})
+                   "STEPWELL_MAX_RETRY_DELAY_S": "1",
+                   "STEPWELL_RUN_LEASE_S": "30"})   # a loaded test machine must not reap these runs
     yield s
     s.close()
 
