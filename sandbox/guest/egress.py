@@ -26,6 +26,7 @@ PORT_WAIT_S = 5.0
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_DUMPABLE = 4
 READ_CHUNK = 1 << 16
+READ_MAX = 1 << 18
 
 
 class PortTransport:
@@ -41,18 +42,28 @@ class PortTransport:
         return not any(ev & select.POLLHUP for _fd, ev in p.poll(0))
 
     def read(self) -> bytes:
+        """What has arrived, b"" once the host end is gone. A read gives one port buffer (a
+        page) at most: read on until nothing is left, so the mux decodes large pieces."""
         p = select.poll()
         p.register(self.fd, select.POLLIN)
-        while True:
-            ev = p.poll()[0][1]
+        chunks: list[bytes] = []
+        size = 0
+        while size < READ_MAX:
             try:
                 data = os.read(self.fd, READ_CHUNK)
             except BlockingIOError:
                 data = None
             if data:
-                return data
-            if ev & (select.POLLHUP | select.POLLERR) or data == b"":
+                chunks.append(data)
+                size += len(data)
+                continue
+            if chunks:
+                break
+            if data == b"":
                 return b""
+            if p.poll()[0][1] & select.POLLERR:
+                return b""
+        return b"".join(chunks)
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
