@@ -80,11 +80,12 @@ ETC_ENTRIES = (
 )
 
 _WRAPPER = (
-    # $1..$3: cgroup.procs of the pids, memory and (optional) freezer groups. Join them before
-    # anything else runs, disable core dumps, then exec the rest of the command line.
+    # $1..$4: cgroup.procs of the pids, memory and (optional) freezer and cpuacct groups. Join
+    # them before anything else runs, disable core dumps, then exec the rest of the command line.
     'echo $$ > "$1" || exit 125; echo $$ > "$2" || exit 125; '
     'if [ -n "$3" ]; then echo $$ > "$3" || exit 125; fi; '
-    'ulimit -c 0; shift 3; exec "$@"'
+    'if [ -n "$4" ]; then echo $$ > "$4" || exit 125; fi; '
+    'ulimit -c 0; shift 4; exec "$@"'
 )
 
 MS_NOSUID, MS_NODEV = 2, 4
@@ -133,9 +134,11 @@ class _Cgroups:
         self.memory = root / "memory" / CGROUP_PARENT / name
         freezer_root = root / "freezer"
         self.freezer = (freezer_root / CGROUP_PARENT / name) if (freezer_root / "cgroup.procs").exists() else None
+        cpu_root = root / "cpuacct"   # optional: CPU time for metering (cpu_s)
+        self.cpuacct = (cpu_root / CGROUP_PARENT / name) if (cpu_root / "cgroup.procs").exists() else None
 
     def create(self, pids_max: int, memory_bytes: int) -> None:
-        for d in (self.pids, self.memory, self.freezer):
+        for d in (self.pids, self.memory, self.freezer, self.cpuacct):
             if d is not None:
                 d.mkdir(parents=False, exist_ok=False)
         (self.pids / "pids.max").write_text(str(pids_max))
@@ -222,10 +225,15 @@ class _Cgroups:
             out["pids_max_hits"] = int(m.group(1))
         return out
 
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the group's tasks used, when cpuacct is mounted."""
+        raw = self._read(self.cpuacct / "cpuacct.usage").strip() if self.cpuacct is not None else ""
+        return round(int(raw) / 1e9, 6) if raw.isdigit() else None
+
     def remove(self) -> None:
         self._freeze("THAWED")
         self.kill_all()
-        for d in (self.pids, self.memory, self.freezer):
+        for d in (self.pids, self.memory, self.freezer, self.cpuacct):
             if d is None:
                 continue
             for _ in range(200):
@@ -339,7 +347,7 @@ class ProcessDriver:
                 missing.append(f"cgroup v1 controller {ctl!r} is not mounted at {self.cgroup_root / ctl}")
         if missing:
             raise SandboxUnavailable("process driver unavailable: " + "; ".join(missing))
-        for ctl in ("pids", "memory", "freezer"):
+        for ctl in ("pids", "memory", "freezer", "cpuacct"):
             if (self.cgroup_root / ctl / "cgroup.procs").exists():
                 try:
                     (self.cgroup_root / ctl / CGROUP_PARENT).mkdir(exist_ok=True)
@@ -382,7 +390,7 @@ class ProcessDriver:
         """Remove cgroups, mounts and directories left by dead driver processes."""
         removed = {"cgroups": 0, "dirs": 0}
         own = os.getpid()
-        for ctl in ("pids", "memory", "freezer"):
+        for ctl in ("pids", "memory", "freezer", "cpuacct"):
             parent = self.cgroup_root / ctl / CGROUP_PARENT
             if not parent.is_dir():
                 continue
@@ -568,6 +576,7 @@ class ProcessDriver:
                 "/bin/sh", "-c", _WRAPPER, "stepwell-sandbox",
                 str(cg.pids / "cgroup.procs"), str(cg.memory / "cgroup.procs"),
                 str(cg.freezer / "cgroup.procs") if cg.freezer else "",
+                str(cg.cpuacct / "cgroup.procs") if cg.cpuacct else "",
                 self._setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
                 "--no-new-privs", "--",
                 *self._bwrap_args(request, workdir, mem_bytes // 4, exec_dir, layer),
@@ -598,6 +607,7 @@ class ProcessDriver:
             t_end = time.monotonic()
             stats = cg.memory_stats()
             all_gone = cg.kill_all()
+            cpu_s = cg.cpu_seconds()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -619,7 +629,7 @@ class ProcessDriver:
                 "returncode": rc, "pids_max": self.pids_max,
                 "memory_limit_bytes": mem_bytes,
                 "stdout_bytes": totals[out_r], "stderr_bytes": totals[err_r],
-                "setup_ms": round((t_spawn - t_start) * 1000, 3),
+                "setup_ms": round((t_spawn - t_start) * 1000, 3), "cpu_s": cpu_s,
                 **stats,
             }
             status, exit_code, message = self._classify(
