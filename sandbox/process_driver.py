@@ -7,7 +7,8 @@ such. Per execution:
   bind-mounted at /mnt/data (input files are written there first; produced files are collected
   from it afterwards; it is unmounted and removed in every case);
 - a pids group (pids.max, default 64), a memory group (limit = request memory_mib, memsw too
-  when swap accounting exists) and, when available, a freezer group are created under
+  when swap accounting exists) and, when available, a freezer and a cpuacct group (its CPU time
+  is the result's metadata `cpu_s`) are created under
   /sys/fs/cgroup/<controller>/stepwell/<id>; a tiny /bin/sh wrapper writes its own pid into
   every group *before* it execs anything else, so bubblewrap and the user code are born inside;
 - the wrapper then drops to an unprivileged uid/gid with setpriv (a fresh, otherwise unused one
