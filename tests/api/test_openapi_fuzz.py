@@ -40,6 +40,21 @@ def tokens(django_user_model, definition, settings_throttle_off):
     return {"user": Token.objects.create(user=user).key, "staff": Token.objects.create(user=staff).key}
 
 
+@pytest.fixture(autouse=True)
+def keep_test_connection():
+    """The WSGI app's request signals close "old" database connections, which on PostgreSQL would
+    close the test's own connection (inside its transaction); Django's test client unhooks them
+    the same way for the requests it makes."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
 @pytest.fixture
 def settings_throttle_off(settings):
     """Throttling is tested on its own; here it would only hide what the fuzzer reaches."""
