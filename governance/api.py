@@ -7,6 +7,7 @@ import json
 from datetime import timezone as dt_timezone
 
 from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -117,29 +118,49 @@ def _row(event: AuditEvent) -> dict:
             "payload": event.payload, "prev_hash": event.prev_hash, "hash": event.hash}
 
 
+def _header(fmt: str) -> str:
+    if fmt != "csv":
+        return ""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(EXPORT_FIELDS)
+    return buffer.getvalue()
+
+
+def _render(chunk: list[AuditEvent], fmt: str) -> str:
+    if fmt != "csv":
+        return "".join(json.dumps(_row(e), ensure_ascii=False, separators=(",", ":")) + "\n" for e in chunk)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for event in chunk:
+        row = _row(event)
+        row["payload"] = canonical_json(row["payload"])
+        writer.writerow([("" if row[f] is None else row[f]) for f in EXPORT_FIELDS])
+    return buffer.getvalue()
+
+
+def _chunk(qs, after: int) -> list[AuditEvent]:
+    """The next events after id `after` (keyset pages: each query reads one bounded chunk)."""
+    return list(qs.filter(id__gt=after).order_by("id")[:EXPORT_CHUNK])
+
+
 async def _stream(qs, fmt: str):
-    """Lines of the export, one chunk of events at a time (keyset pages: bounded memory)."""
-    last = 0
+    """The export for ASGI (uvicorn): one chunk of events at a time, memory stays flat."""
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(EXPORT_FIELDS)
-        yield buffer.getvalue()
-    while True:
-        chunk = await sync_to_async(lambda after=last: list(qs.filter(id__gt=after).order_by("id")[:EXPORT_CHUNK]))()
-        if not chunk:
-            return
+        yield _header(fmt)
+    last = 0
+    while chunk := await sync_to_async(_chunk)(qs, last):
         last = chunk[-1].id
-        if fmt == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            for event in chunk:
-                row = _row(event)
-                row["payload"] = canonical_json(row["payload"])
-                writer.writerow([("" if row[f] is None else row[f]) for f in EXPORT_FIELDS])
-            yield buffer.getvalue()
-        else:
-            yield "".join(json.dumps(_row(e), ensure_ascii=False, separators=(",", ":")) + "\n" for e in chunk)
+        yield _render(chunk, fmt)
+
+
+def _stream_sync(qs, fmt: str):
+    """The same for WSGI servers and the test client."""
+    if fmt == "csv":
+        yield _header(fmt)
+    last = 0
+    while chunk := _chunk(qs, last):
+        last = chunk[-1].id
+        yield _render(chunk, fmt)
 
 
 class AuditExport(APIView):
@@ -158,7 +179,9 @@ class AuditExport(APIView):
             raise ValidationError({"format": "jsonl or csv"})
         qs = filtered(request.query_params)
         content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-        response = StreamingHttpResponse(_stream(qs, fmt), content_type=content_type)
+        asgi = isinstance(request._request, ASGIRequest)   # Django buffers the other kind of iterator
+        response = StreamingHttpResponse(_stream(qs, fmt) if asgi else _stream_sync(qs, fmt),
+                                         content_type=content_type)
         response["Content-Disposition"] = f'attachment; filename="audit.{fmt}"'
         return response
 

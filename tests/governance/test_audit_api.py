@@ -70,7 +70,7 @@ def test_csv_export(staff_client):
     actions.record("workflow.saved", actor="alice", workflow=3, payload={"note": 'a "quoted", line\nbreak'})
     r = staff_client.get("/api/audit/export/?format=csv&workflow=3")
     assert r.status_code == 200 and r["Content-Type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(b"".join(r).decode())))
+    rows = list(csv.DictReader(io.StringIO(b"".join(r.streaming_content).decode())))
     assert len(rows) == 1 and json.loads(rows[0]["payload"]) == {"note": 'a "quoted", line\nbreak'}
     assert staff_client.get("/api/audit/export/?format=xml").status_code == 400
 
