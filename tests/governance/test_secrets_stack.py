@@ -134,6 +134,8 @@ def test_the_value_is_nowhere_in_the_database_file(leaky_run):
     assert_absent(blob, value, "the database file")
     assert b"***API_TOKEN***" in blob      # the masked forms were stored (so the search read real rows)
     assert b"secret.created" in blob and b"API_TOKEN" in blob
+    for log in stack.dir.glob("*.log"):      # nor in what the web and worker processes logged
+        assert_absent(log.read_bytes(), value, log.name)
 
 
 def test_owner_only_and_write_only(loopback_stack):  # noqa: F811
