@@ -20,6 +20,7 @@ MAX_MEMORY_MIB = 8192
 DEFAULT_OUTPUT_CAP = 1024 * 1024          # bytes kept of stdout and of stderr, each
 DEFAULT_FILE_CAP = 8 * 1024 * 1024        # bytes of content returned per produced file
 MAX_INPUT_FILES_BYTES = 64 * 1024 * 1024  # total size of input files
+MAX_ALLOWED_HOSTS = 1000                  # entries of ExecutionRequest.allowed_hosts
 WORKDIR = "/mnt/data"
 
 
@@ -74,6 +75,9 @@ class ExecutionRequest:
     stdout_cap: int = DEFAULT_OUTPUT_CAP
     stderr_cap: int = DEFAULT_OUTPUT_CAP
     file_cap: int = DEFAULT_FILE_CAP
+    # Hosts the code may reach through the egress proxy (sandbox.egress): `host`, `host:port`,
+    # `*.domain`; empty = nothing is reachable.
+    allowed_hosts: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         if not isinstance(self.code, str):
@@ -96,6 +100,22 @@ class ExecutionRequest:
                 raise ContractError(f"{name} must be >= 0")
         if sum(len(f.content) for f in self.files) > MAX_INPUT_FILES_BYTES:
             raise ContractError(f"input files exceed {MAX_INPUT_FILES_BYTES} bytes in total")
+        self._check_allowed_hosts()
+
+    def _check_allowed_hosts(self) -> None:
+        from sandbox.egress.policy import EntryError, parse_entry
+
+        hosts = self.allowed_hosts
+        if not isinstance(hosts, (list, tuple)) or not all(isinstance(h, str) for h in hosts):
+            raise ContractError("allowed_hosts must be a list of strings")
+        if len(hosts) > MAX_ALLOWED_HOSTS:
+            raise ContractError(f"allowed_hosts has more than {MAX_ALLOWED_HOSTS} entries")
+        for i, entry in enumerate(hosts):
+            try:
+                parse_entry(entry)
+            except EntryError as exc:
+                raise ContractError(f"allowed_hosts[{i}]: {exc}") from None
+        object.__setattr__(self, "allowed_hosts", list(hosts))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -157,6 +177,8 @@ class ExecutionResult:
     duration_ms: float = 0.0
     message: str = ""
     metadata: dict = field(default_factory=dict)
+    # Every connection the code attempted through the egress proxy (sandbox.egress.proxy records).
+    egress: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -171,6 +193,7 @@ class ExecutionResult:
             "duration_ms": round(self.duration_ms, 3),
             "message": self.message,
             "metadata": self.metadata,
+            "egress": list(self.egress),
         }
 
     @classmethod
@@ -187,6 +210,7 @@ class ExecutionResult:
             duration_ms=float(d.get("duration_ms", 0.0)),
             message=d.get("message", ""),
             metadata=dict(d.get("metadata") or {}),
+            egress=list(d.get("egress") or []),
         )
 
 

@@ -1,8 +1,10 @@
-"""`python manage.py sandbox_exec FILE [--driver libvirt|process] [--timeout S] [--memory MIB] [--input JSON]`
+"""`python manage.py sandbox_exec FILE [--driver libvirt|process] [--timeout S] [--memory MIB] [--input JSON]
+[--allow-host HOST[:PORT] ...]`
 
 Prints exactly one JSON object (ExecutionResult.to_dict()) on stdout and exits 0 whenever a result
 was produced, whatever the code did. Bad arguments exit 2 with a message on stderr; the sandbox
-being unavailable exits 1.
+being unavailable exits 1. `--allow-host` (repeatable) lists the hosts the code may reach through
+the egress proxy (none by default); the printed result's `egress` lists every attempt.
 """
 from __future__ import annotations
 
@@ -38,6 +40,10 @@ class Command(BaseCommand):
                             help=f"memory limit in MiB ({MIN_MEMORY_MIB}..{MAX_MEMORY_MIB})")
         parser.add_argument("--input", default=None, metavar="JSON",
                             help="JSON value bound to the variable `inputs`")
+        parser.add_argument("--allow-host", action="append", default=[], metavar="HOST[:PORT]",
+                            dest="allow_host",
+                            help="a host the code may reach through the egress proxy (host, host:port or "
+                                 "*.domain; without a port 80 and 443); repeatable; none by default")
 
     def _usage_error(self, message: str):
         sys.stderr.write(f"sandbox_exec: error: {message}\n")
@@ -69,7 +75,8 @@ class Command(BaseCommand):
             except ValueError as exc:
                 self._usage_error(f"--input is not valid JSON: {exc}")
         try:
-            request = ExecutionRequest(code=code, inputs=inputs, timeout_s=timeout, memory_mib=memory)
+            request = ExecutionRequest(code=code, inputs=inputs, timeout_s=timeout, memory_mib=memory,
+                                       allowed_hosts=list(opts["allow_host"]))
         except ContractError as exc:
             self._usage_error(str(exc))
         try:
