@@ -106,10 +106,41 @@ def execute(code: str, inputs, result_fd: int, filename: str = "<step>") -> int:
     return exit_code
 
 
+def start_egress_forwarder(socket_path: str, listen=("127.0.0.1", 3128)) -> None:
+    """Listen on 127.0.0.1:3128 (in this sandbox's own loopback) for the code's proxy requests
+    and relay each connection to the host's egress proxy at `socket_path`.
+
+    Start-up stays cheap: the port is bound with the bare `_socket` module and one `_thread`
+    waits on it; the forwarder (sandbox/egress/forwarder.py, `socket`, `threading`) is imported
+    in that thread only when the code first connects."""
+    import _socket
+    import _thread
+
+    listener = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+    listener.bind(tuple(listen))
+    listener.listen(64)
+
+    def first_connection():
+        try:
+            fd, _ = listener._accept()
+        except OSError:
+            return
+        try:
+            import egress_forwarder as forwarder  # beside this file in the process sandbox
+        except ImportError:
+            from sandbox.egress import forwarder
+        forwarder.serve_from(listener.detach(), fd, forwarder.connect_unix(socket_path))
+
+    _thread.start_new_thread(first_connection, ())
+
+
 def main() -> None:
     """Entry point for the process driver: request JSON on stdin, result JSON on fd 3."""
     spec = json.load(sys.stdin)
     sys.stdin = open(os.devnull)  # noqa: SIM115
+    if spec.get("egress_socket"):
+        start_egress_forwarder(spec["egress_socket"], spec.get("egress_listen") or ("127.0.0.1", 3128))
     os.chdir(spec.get("workdir", "/mnt/data"))
     code = execute(spec["code"], spec.get("inputs"), int(spec.get("result_fd", 3)))
     os._exit(code)

@@ -18,6 +18,11 @@ such. Per execution:
   a private tmpfs root with the host's /usr read-only, a minimal /etc, a private /tmp, a fresh
   /proc and a minimal /dev, and runs `/usr/bin/python3 harness.py` there. The code's real uid on
   the host is that unprivileged uid and it holds no capability on the host;
+- egress: an EgressProxy (sandbox/egress/proxy.py) for the execution listens on a unix socket
+  in its directory, bound into the sandbox at /run/stepwell/egress.sock; the harness listens on
+  127.0.0.1:3128 of the sandbox's own loopback and relays there (sandbox/egress/forwarder.py), and
+  the code gets HTTP(S)_PROXY pointing at it; the proxy lets through only request.allowed_hosts,
+  is closed when the execution ends, and its records are the result's `egress`;
 - stdout, stderr, the harness's result payload and bubblewrap's status are read through
   non-blocking pipes with a selector: output beyond the caps is drained and discarded;
 - at the deadline (or as soon as the main process is gone) every task of the group is killed
@@ -47,7 +52,7 @@ import time
 from pathlib import Path
 
 from sandbox import harness, layers, limits, outcome
-from sandbox.config import SandboxConfig
+from sandbox.config import SandboxConfig, egress_limits_from_env
 from sandbox.contract import (
     WORKDIR,
     ExecutionRequest,
@@ -57,6 +62,9 @@ from sandbox.contract import (
     SandboxUnavailable,
     Status,
 )
+from sandbox.egress import forwarder as egress_forwarder
+from sandbox.egress import private_networks_from_env
+from sandbox.egress.proxy import EgressProxy
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP_PARENT = "stepwell"
@@ -67,6 +75,9 @@ UID_BASE = 1_000_000                # per-execution uids/gids are drawn from [UI
 UID_SPAN = 1 << 20
 SYSTEM_PYTHON = "/usr/bin/python3"
 GUEST_HARNESS = "/opt/stepwell/harness.py"
+GUEST_FORWARDER = "/opt/stepwell/egress_forwarder.py"   # imported by the harness (egress)
+GUEST_EGRESS_SOCKET = "/run/stepwell/egress.sock"      # the host proxy's socket, bound in
+EGRESS_SOCKET_NAME = "egress.sock"
 RESULT_READ_CAP = harness.RESULT_MAX_BYTES + 64 * 1024
 STATUS_READ_CAP = 64 * 1024
 DRAIN_GRACE_S = 2.0
@@ -258,6 +269,7 @@ class ProcessDriver:
     """
 
     name = "process"
+    supports_egress = True      # ExecutionRequest.allowed_hosts is honoured (sandbox.egress)
 
     def __init__(self, config: SandboxConfig | None = None, pool_size: int | None = None, *,
                  base_dir: str | os.PathLike | None = None, pids_max: int = DEFAULT_PIDS_MAX,
@@ -357,7 +369,8 @@ class ProcessDriver:
 
     def _install_share(self) -> None:
         assert self._share is not None
-        files = {"harness.py": Path(harness.__file__).read_bytes()}
+        files = {"harness.py": Path(harness.__file__).read_bytes(),
+                 "egress_forwarder.py": Path(egress_forwarder.__file__).read_bytes()}
         for name, data in files.items():
             dest = self._share / name
             try:
@@ -502,6 +515,8 @@ class ProcessDriver:
             "--ro-bind", str(exec_dir / "passwd"), "/etc/passwd",
             "--ro-bind", str(exec_dir / "group"), "/etc/group",
             "--ro-bind", str(self._share / "harness.py"), GUEST_HARNESS,
+            "--ro-bind", str(self._share / "egress_forwarder.py"), GUEST_FORWARDER,
+            "--bind", str(exec_dir / EGRESS_SOCKET_NAME), GUEST_EGRESS_SOCKET,
             "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--size", str(tmp_bytes), "--tmpfs", "/tmp",
             "--perms", "1777", "--size", str(min(tmp_bytes, 64 * 1024 * 1024)), "--tmpfs", "/dev/shm",
@@ -516,6 +531,7 @@ class ProcessDriver:
             "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1",
         }
         env.update(request.env)
+        env.update(egress_forwarder.PROXY_ENV)       # the only way out: the egress forwarder
         for k, v in env.items():
             args += ["--setenv", k, v]
         # The package layer of the active runtime, read-only at /opt/stepwell/packages (on
@@ -533,6 +549,7 @@ class ProcessDriver:
         fds: list[int] = []
         proc = None
         mounted = False
+        proxy: EgressProxy | None = None
         uid = gid = self._acquire_uid()
         # Read the active runtime once per execution: one activated meanwhile applies to the next.
         layer = layers.active_layer(self.config)
@@ -564,6 +581,10 @@ class ProcessDriver:
             except OSError as exc:
                 raise SandboxUnavailable(f"cannot create cgroups for {exec_id}: {exc}") from None
 
+            # The execution's egress proxy, on a unix socket bound into the sandbox, where the
+            # harness's forwarder relays 127.0.0.1:3128 to it.
+            proxy = EgressProxy(request.allowed_hosts, private_networks_from_env(), egress_limits_from_env())
+            proxy.serve_unix(str(exec_dir / EGRESS_SOCKET_NAME))
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             res_r, res_w = os.pipe()
@@ -572,7 +593,8 @@ class ProcessDriver:
             spec_path = exec_dir / "spec.json"
             with open(os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
                 json.dump({"code": request.code, "inputs": request.inputs, "workdir": WORKDIR,
-                           "result_fd": res_w}, fh)
+                           "result_fd": res_w, "egress_socket": GUEST_EGRESS_SOCKET,
+                           "egress_listen": list(egress_forwarder.DEFAULT_LISTEN)}, fh)
             cmd = [
                 "/bin/sh", "-c", _WRAPPER, "stepwell-sandbox",
                 str(cg.pids / "cgroup.procs"), str(cg.memory / "cgroup.procs"),
@@ -614,6 +636,8 @@ class ProcessDriver:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+            proxy.close()
+            egress = proxy.records()
             self._pump(bufs, totals, caps, time.monotonic() + DRAIN_GRACE_S)
             stats = {**stats, **{k: v for k, v in cg.memory_stats().items() if k not in stats or v > stats[k]}}
 
@@ -631,6 +655,7 @@ class ProcessDriver:
                 "memory_limit_bytes": mem_bytes,
                 "stdout_bytes": totals[out_r], "stderr_bytes": totals[err_r],
                 "setup_ms": round((t_spawn - t_start) * 1000, 3), "cpu_s": cpu_s,
+                **({"egress_dropped": proxy.dropped_records} if proxy.dropped_records else {}),
                 **stats,
             }
             status, exit_code, message = self._classify(
@@ -650,8 +675,11 @@ class ProcessDriver:
                 stderr_truncated=totals[err_r] > caps[err_r],
                 result=result_value, files=files,
                 duration_ms=(t_end - t_spawn) * 1000, message=message, metadata=metadata,
+                egress=egress,
             ))
         finally:
+            if proxy is not None:
+                proxy.close()
             if proc is not None and proc.poll() is None:
                 cg.kill_all()
                 try:

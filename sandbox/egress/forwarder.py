@@ -164,6 +164,18 @@ def serve_socket(listener: socket.socket, open_upstream) -> None:
         threading.Thread(target=_serve_one, args=(conn, open_upstream), daemon=True).start()
 
 
+def serve_from(listener_fd: int, first_fd: int | None, open_upstream) -> None:
+    """Serve a listening socket given as a descriptor, starting with an already accepted
+    connection `first_fd` (the harness binds and accepts with the bare `_socket` module and only
+    imports this module when code first connects, to keep start-up cheap)."""
+    listener = socket.socket(fileno=listener_fd)
+    if first_fd is not None:
+        conn = socket.socket(fileno=first_fd)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=_serve_one, args=(conn, open_upstream), daemon=True).start()
+    serve_socket(listener, open_upstream)
+
+
 def serve(listen=DEFAULT_LISTEN, open_upstream=None) -> None:
     """Listen on `listen` (host, port) and relay every connection to `open_upstream()`; blocks."""
     if open_upstream is None:
