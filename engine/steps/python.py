@@ -35,6 +35,18 @@ def _execute(request: ExecutionRequest):
     return result, time.monotonic() - started
 
 
+def effective_allowed_hosts(workflow_settings: dict, params: dict) -> list[str]:
+    """The hosts this step's code may reach: the workflow's `settings.allowed_hosts`, narrowed by
+    the node's own `allowed_hosts` when it has one (entries the workflow does not cover are
+    dropped here too, so a step can never widen the list)."""
+    from engine.validation import host_entry_covered
+
+    workflow = [str(h) for h in (workflow_settings.get("allowed_hosts") or [])]
+    if params.get("allowed_hosts") is None:
+        return workflow
+    return [str(h) for h in params["allowed_hosts"] if host_entry_covered(workflow, str(h))]
+
+
 def build_request(ctx, params) -> ExecutionRequest:
     s = ctx.settings
     timeout = params.get("timeout_s") or s.get("default_timeout_s") or settings.STEPWELL_DEFAULT_STEP_TIMEOUT_S
@@ -44,6 +56,7 @@ def build_request(ctx, params) -> ExecutionRequest:
     inputs = params.get("inputs", {})
     return ExecutionRequest(
         code=params.get("code", ""), inputs={} if inputs is None else inputs, env=env,
+        allowed_hosts=effective_allowed_hosts(s, params),
         timeout_s=min(float(timeout), settings.STEPWELL_MAX_STEP_TIMEOUT_S),
         memory_mib=min(int(memory), settings.STEPWELL_MAX_STEP_MEMORY_MIB),
     )
@@ -69,7 +82,7 @@ def run(ctx, params) -> Outcome:
                  "duration_ms": result.duration_ms, "message": result.message,
                  "stdout_truncated": result.stdout_truncated, "stderr_truncated": result.stderr_truncated,
                  "timeout_s": request.timeout_s, "memory_mib": request.memory_mib,
-                 "session_s": round(session_s, 6)})
+                 "session_s": round(session_s, 6), "egress": list(result.egress)})
     common = dict(stdout=result.stdout, stderr=result.stderr, sandbox=meta, files=result.files)
     status = step_status_for(result.status)
     if status == Status.SUCCEEDED:
