@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Code egress benchmark: the cost of going through the forwarder and the host's egress proxy.
+
+    python bench/egress_bench.py [--driver process|libvirt] [--n 200] [--mib 10] [--downloads 3]
+
+Against one loopback HTTP server (let through with STEPWELL_EGRESS_PRIVATE_NETWORKS=127.0.0.1/32,
+set by this script for its own process only):
+- p50 / p90 of an allowed GET of a small response, timed inside the sandbox around each request
+  (--n requests in one execution, urllib through 127.0.0.1:3128), and the same GET timed by this
+  host process directly;
+  (the connection and byte caps are raised for the bench: each urllib GET is one connection);
+- a --mib MiB download: throughput inside the sandbox vs this host process (the fastest of
+  --downloads on each side, as the machine is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ["STEPWELL_EGRESS_PRIVATE_NETWORKS"] = "127.0.0.1/32"
+os.environ.setdefault("STEPWELL_EGRESS_MAX_BYTES", str(1 << 30))
+os.environ.setdefault("STEPWELL_EGRESS_MAX_CONNECTIONS", "10000")     # each urllib GET is one connection
+
+from sandbox.contract import ExecutionRequest, Status  # noqa: E402
+
+SMALL = b'{"ok": true}'
+
+SANDBOX_CODE = """
+import time, urllib.request
+opener = urllib.request.build_opener()
+small = []
+for _ in range(inputs["n"]):
+    t = time.perf_counter()
+    with opener.open(inputs["small"], timeout=30) as r:
+        r.read()
+    small.append((time.perf_counter() - t) * 1000)
+big_s = []
+for _ in range(inputs["downloads"]):
+    t = time.perf_counter()
+    n = 0
+    with opener.open(inputs["big"], timeout=120) as r:
+        while chunk := r.read(1 << 20):
+            n += len(chunk)
+    big_s.append(time.perf_counter() - t)
+result = {"small_ms": small, "big_bytes": n, "big_s": min(big_s)}
+"""
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    big = b""
+
+    def do_GET(self):
+        body = self.big if self.path.startswith("/big") else SMALL
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(mib: int) -> None:
+    """The test server, in its own process (as a remote host would be: not sharing the GIL with
+    the proxy or the host client); prints its port."""
+    Handler.big = os.urandom(mib * 1024 * 1024)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def host_side(small_url: str, big_url: str, n: int, downloads: int) -> tuple[list[float], int, float]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # direct, no proxy
+    small = []
+    for _ in range(n):
+        t = time.perf_counter()
+        with opener.open(small_url, timeout=30) as r:
+            r.read()
+        small.append((time.perf_counter() - t) * 1000)
+    best = float("inf")
+    for _ in range(downloads):
+        t = time.perf_counter()
+        got = 0
+        with opener.open(big_url, timeout=120) as r:
+            while chunk := r.read(1 << 20):
+                got += len(chunk)
+        best = min(best, time.perf_counter() - t)
+    return small, got, best
+
+
+def make_driver(name: str):
+    if name == "process":
+        from sandbox.process_driver import ProcessDriver
+        return ProcessDriver(pool_size=1).start()
+    from sandbox.libvirt import LibvirtDriver
+    drv = LibvirtDriver(pool_size=1)
+    drv.start()
+    return drv
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--serve"]:
+        serve(int(sys.argv[2]))
+        return 0
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--driver", choices=("process", "libvirt"), default=os.environ.get("SANDBOX_DRIVER", "process"))
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--mib", type=int, default=10)
+    ap.add_argument("--downloads", type=int, default=3, help="downloads per side; the fastest counts")
+    args = ap.parse_args()
+
+    server = subprocess.Popen([sys.executable, __file__, "--serve", str(args.mib)], stdout=subprocess.PIPE, text=True)
+    port = int(server.stdout.readline())
+    small_url, big_url = f"http://127.0.0.1:{port}/small", f"http://127.0.0.1:{port}/big"
+
+    drv = make_driver(args.driver)
+    try:
+        request = ExecutionRequest(code=SANDBOX_CODE, inputs={"n": args.n, "small": small_url, "big": big_url,
+                                                                "downloads": args.downloads},
+                                   allowed_hosts=[f"127.0.0.1:{port}"], timeout_s=300)
+        result = drv.execute(request)
+        if result.status != Status.SUCCEEDED:
+            print(f"sandbox execution failed: {result.to_dict()}", file=sys.stderr)
+            return 1
+        host_small, host_bytes, host_s = host_side(small_url, big_url, args.n, args.downloads)
+    finally:
+        drv.close()
+        server.kill()
+        server.wait()
+    sb = result.result
+    assert sb["big_bytes"] == host_bytes == args.mib * 1024 * 1024
+    sb_p50, host_p50 = statistics.median(sb["small_ms"]), statistics.median(host_small)
+    sb_mib_s, host_mib_s = args.mib / sb["big_s"], args.mib / host_s
+    print(f"egress bench ({args.driver} driver, {args.n} GETs, {args.mib} MiB download, "
+          f"{len(result.egress)} egress records)")
+    print(f"{'':28}{'sandbox':>12}{'host':>12}{'difference':>14}")
+    print(f"{'small GET p50 (ms)':28}{sb_p50:12.2f}{host_p50:12.2f}{sb_p50 - host_p50:+14.2f}")
+    print(f"{'small GET p90 (ms)':28}{pct(sb['small_ms'], 90):12.2f}{pct(host_small, 90):12.2f}"
+          f"{pct(sb['small_ms'], 90) - pct(host_small, 90):+14.2f}")
+    print(f"{'download (MiB/s)':28}{sb_mib_s:12.1f}{host_mib_s:12.1f}{sb_mib_s / host_mib_s:13.2f}x")
+    ok = sb_p50 - host_p50 <= 5 and sb_mib_s >= host_mib_s / 2
+    print("targets (p50 within 5 ms, at least half the host's throughput):", "met" if ok else "NOT met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
