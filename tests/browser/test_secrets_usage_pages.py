@@ -127,3 +127,40 @@ def test_code_editor_completes_env_names_and_settings_list_secrets(signed_in, us
     page.wait_for_selector("#validation-status[data-state=valid]")
     settle(page)
     assert page.console_errors == []
+
+
+def test_both_pages_work_under_their_content_security_policy(pw_browser, live_server, user):
+    from django.utils import timezone
+
+    from governance.models import Usage
+    from tests.browser.helpers import PASSWORD
+
+    now = timezone.now()
+    Usage.objects.create(user=user, workflow_id=None, run_id=1, step_id=1, day=now.date(), created=now, session_s=2.0)
+    context = pw_browser.new_context(base_url=live_server.url)      # no bypass_csp: the real policy
+    context.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                            " (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));")
+    page = context.new_page()
+    problems = []
+    page.on("console", lambda m: ("Content Security Policy" in m.text or "Refused to" in m.text)
+            and problems.append(m.text))
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto("/login/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/workflows/")
+    response = page.goto("/usage/")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    for _ in range(100):   # polled with evaluate: wait_for_function needs eval, which the policy forbids
+        if page.evaluate("document.getElementById('chart-day').dataset.drawn === '1'"):
+            break
+        page.wait_for_timeout(100)
+    assert page.evaluate("Chart.getChart(document.getElementById('chart-day')).data.datasets[0].data") == [2.0]
+    page.goto("/secrets/")
+    page.fill("#secret-name", "UNDER_CSP")
+    page.fill("#secret-value", "v-123")
+    page.click("#secret-add-button")
+    page.wait_for_selector("tr[data-secret=UNDER_CSP]")
+    assert page.evaluate("window.__csp") == [] and problems == []
+    context.close()
