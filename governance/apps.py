@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class GovernanceConfig(AppConfig):
-    """Audit log (hash-chained, append-only) and instance policies; secrets and metering later."""
+    """Audit log (hash-chained, append-only), instance policies, encrypted secrets and metering."""
 
     name = "governance"
     default_auto_field = "django.db.models.BigAutoField"
