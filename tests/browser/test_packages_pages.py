@@ -20,11 +20,11 @@ function model(text) {
 }
 const models = [model("import numpy as np, os\\nfrom pandas import DataFrame\\nimport requests  # no network anyway\\n"
                       + "from . import sibling\\n'''\\nimport notreal\\n'''\\nimport xml.etree.ElementTree as ET; import torch.nn")];
-let provider = null;
+const providers = [];  // Monaco asks every provider registered for the language and merges
 const monaco = {
   MarkerSeverity: { Warning: 4 },
   languages: { CompletionItemKind: { Module: 8 },
-               registerCompletionItemProvider(lang, p) { provider = p; return { dispose() {} }; } },
+               registerCompletionItemProvider(lang, p) { providers.push(p); return { dispose() {} }; } },
   editor: { getModels: () => models, onDidCreateModel: () => ({ dispose() {} }),
             onWillDisposeModel: () => ({ dispose() {} }),
             setModelMarkers(m, owner, list) { markers.set(owner, list); } },
@@ -45,8 +45,8 @@ def test_import_help_marks_unknown_imports_and_completes_module_names(page, user
         const help = m.registerImportHelp(monaco);
         await help.ready;
         const list = markers.get(m.MARKER_OWNER);
-        const at = (line, column, text) => provider.provideCompletionItems(
-            { getValueInRange: () => text }, { lineNumber: line, column }).suggestions.map(s => s.label);
+        const at = (line, column, text) => providers.flatMap(p => p.provideCompletionItems(
+            { getValueInRange: () => text }, { lineNumber: line, column }).suggestions.map(s => s.label));
         const imports = m.findImports("import a.b as c, d\\nfrom e.f import g\\n  import h; import i  # j\\n# import k");
         return {
             markers: list.map(x => [x.startLineNumber, x.startColumn, x.endColumn, x.message]),
