@@ -195,7 +195,16 @@ class Execution:
         from governance.secret_actions import values_for
 
         self.owner_id = run.workflow.owner_id
-        self.secrets, self.missing_secrets = values_for(self.owner_id, self.settings.get("secrets") or [])
+        self.secrets, self.secrets_error = {}, ""   # the error fails the steps that would use them
+        try:
+            self.secrets, missing = values_for(self.owner_id, self.settings.get("secrets") or [])
+            if missing:
+                self.secrets_error = (f"secret(s) {', '.join(missing)} listed in settings.secrets no longer "
+                                      "exist for the workflow's owner")
+        except Exception as exc:   # e.g. a key that is not the one they were stored with
+            log.exception("secrets of run %s", run.pk)
+            self.secrets_error = (f"the workflow's secrets cannot be decrypted ({exc.__class__.__name__}); "
+                                  "is STEPWELL_SECRETS_KEY (or var/secrets_key) the key they were stored with?")
         self.masker = Masker(self.secrets)
 
     # --- recording --------------------------------------------------------------------------
@@ -267,9 +276,8 @@ class Execution:
                 raise StepFailed(f"step {node_id!r}: mapping error at {exc.path}: {exc.message}") from None
             if node["type"] == "control.foreach":
                 outcome = self.run_foreach(node_id, params, ns)
-            elif self.missing_secrets and node["type"] in ("action.python", "action.http"):
-                outcome = Outcome.failed(f"secret(s) {', '.join(self.missing_secrets)} listed in settings.secrets "
-                                         "no longer exist for the workflow's owner")
+            elif self.secrets_error and node["type"] in ("action.python", "action.http"):
+                outcome = Outcome.failed(self.secrets_error)
             else:
                 ctx = StepContext(run_id=self.run.pk, workflow_id=self.run.workflow_id, node=node,
                                   settings=self.settings, trigger=self.trigger_payload, cancel=self.cancel,

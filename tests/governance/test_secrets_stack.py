@@ -193,3 +193,33 @@ def test_rotating_the_key_keeps_secrets_readable(loopback_stack, wf):  # noqa: F
     run = api.wait(api.start(w["id"])["id"], timeout=60)
     assert run["status"] == "succeeded", run
     assert run["steps"][-1]["output"] == "rotated-value-789"[::-1]
+
+
+def test_a_deleted_or_unreadable_secret_fails_the_step_clearly(loopback_stack, wf):  # noqa: F811
+    from cryptography.fernet import Fernet
+
+    stack = loopback_stack
+    api = stack.api("alice")
+    _secret(api, "SHORT_LIVED", "short-lived-value-1")
+    d = wf.definition([wf.node("trigger", "trigger.manual"),
+                       wf.node("code", "action.python", {"code": 'import os\nresult = os.environ["SHORT_LIVED"]'})],
+                      [wf.edge("trigger", "code")], secrets=["SHORT_LIVED"])
+    w = api.create_workflow(d, name="short-lived")
+    key_file = stack.dir / "secrets_key"
+    saved = key_file.read_bytes()
+    try:   # a key file that is not the one the secrets were stored with
+        tmp = stack.dir / "secrets_key.new"
+        tmp.write_text(Fernet.generate_key().decode() + "\n")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, key_file)
+        run = api.wait(api.start(w["id"])["id"], timeout=60)
+        assert run["status"] == "failed" and "cannot be decrypted" in run["steps"][-1]["error"], run
+    finally:
+        tmp = stack.dir / "secrets_key.old"
+        tmp.write_bytes(saved)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, key_file)
+    assert api.call("DELETE", "/api/secrets/SHORT_LIVED/")[0] == 204
+    run = api.wait(api.start(w["id"])["id"], timeout=60)
+    assert run["status"] == "failed", run
+    assert "SHORT_LIVED" in run["steps"][-1]["error"] and "no longer exist" in run["steps"][-1]["error"]
