@@ -140,7 +140,10 @@ def main() -> None:
     spec = json.load(sys.stdin)
     sys.stdin = open(os.devnull)  # noqa: SIM115
     if spec.get("egress_socket"):
-        start_egress_forwarder(spec["egress_socket"], spec.get("egress_listen") or ("127.0.0.1", 3128))
+        try:
+            start_egress_forwarder(spec["egress_socket"], spec.get("egress_listen") or ("127.0.0.1", 3128))
+        except OSError as exc:  # the code runs without egress (its connections are refused)
+            print(f"warning: the egress forwarder did not start: {exc}", file=sys.stderr)
     os.chdir(spec.get("workdir", "/mnt/data"))
     code = execute(spec["code"], spec.get("inputs"), int(spec.get("result_fd", 3)))
     os._exit(code)
