@@ -1,5 +1,6 @@
-"""A real app stack for worker-driven tests: a file database, uvicorn and `run_worker` as
-subprocesses (process sandbox driver), spoken to over HTTP like any client would."""
+"""A real app stack for worker-driven tests: a database of its own (SQLite file or PostgreSQL),
+uvicorn and `run_worker` as subprocesses (process sandbox driver), spoken to over HTTP like any
+client would."""
 from __future__ import annotations
 
 import http.cookiejar
@@ -80,11 +81,34 @@ class Api:
             time.sleep(0.05)
 
 
+_redis_dbs_in_use: set[int] = set()
+
+
 class Stack:
+    """A database of its own: a file in its folder on SQLite; with a PostgreSQL DATABASE_URL, a
+    database created on that server and dropped at close. With REDIS_URL, a Redis database number
+    of its own (1-63; the test process keeps 0), flushed first, so stacks neither share channel
+    groups nor rate-limit counters."""
+
     def __init__(self, workers: int = 1, env: dict | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="stepwell-stack-"))
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.pg_db = self.redis_db = None
+        services = {}
+        base_url = (env or {}).get("DATABASE_URL", os.environ.get("DATABASE_URL", ""))
+        if base_url.startswith(("postgres://", "postgresql://")):
+            self.pg_admin_url, self.pg_db = base_url, f"stepwell_stack_{os.urandom(6).hex()}"
+            self._pg_admin(f'CREATE DATABASE "{self.pg_db}"')
+            services["DATABASE_URL"] = base_url.rsplit("/", 1)[0] + "/" + self.pg_db
+        redis_url = (env or {}).get("REDIS_URL", os.environ.get("REDIS_URL", ""))
+        if redis_url:
+            import redis
+
+            self.redis_db = min(set(range(1, 64)) - _redis_dbs_in_use)
+            _redis_dbs_in_use.add(self.redis_db)
+            services["REDIS_URL"] = redis_url.rsplit("/", 1)[0] + f"/{self.redis_db}"
+            redis.Redis.from_url(services["REDIS_URL"]).flushdb()
         self.env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
@@ -98,6 +122,7 @@ class Stack:
             "STEPWELL_WORKER_INTERVAL_MS": "500",
             "LOG_LEVEL": "WARNING",
             **(env or {}),
+            **services,
         }
         self.procs: dict[str, subprocess.Popen] = {}
         self.manage("migrate", "--noinput", "-v0")
@@ -113,6 +138,12 @@ class Stack:
         self.start_web()
         for i in range(workers):
             self.start_worker(f"worker{i}")
+
+    def _pg_admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql)
 
     def manage(self, *args, check=True) -> str:
         out = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True)
@@ -186,6 +217,12 @@ class Stack:
                     self.kill(name, signal.SIGKILL)
                 except Exception:
                     pass
+        if self.pg_db:
+            self._pg_admin(f'DROP DATABASE IF EXISTS "{self.pg_db}" WITH (FORCE)')
+            self.pg_db = None
+        if self.redis_db is not None:
+            _redis_dbs_in_use.discard(self.redis_db)
+            self.redis_db = None
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

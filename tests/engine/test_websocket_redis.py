@@ -1,6 +1,8 @@
 """With REDIS_URL, the worker pushes events through channels-redis (and the consumer still
-dedupes against the table). Skipped where redis-server is not installed."""
+dedupes against the table). Uses REDIS_URL when set, else starts a redis-server of its own;
+skipped where redis-server is not installed."""
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -13,6 +15,9 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="re
 
 @pytest.fixture
 def redis_url(tmp_path):
+    if os.environ.get("REDIS_URL"):  # scripts/test.sh's Redis (the stack takes a database of its own)
+        yield os.environ["REDIS_URL"]
+        return
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
