@@ -3,8 +3,11 @@
 Wire protocol over the service's unix socket: frames from `sandbox.protocol` (magic, 4-byte
 big-endian length, JSON object). Requests and answers:
 
-    {"op": "execute", "request": {...ExecutionRequest.to_dict()}}
+    {"op": "execute", "request": {...ExecutionRequest.to_dict()}, "execution_id": "..." (optional)}
         -> {"ok": true, "result": {...ExecutionResult.to_dict()}}
+    {"op": "cancel", "execution_id": "..."} -> {"ok": true, "cancelled": true | false}
+        stops that execution (its result: status killed, sandbox.cancel.MESSAGE); false when it
+        is not running (a cancel that comes first is remembered: the execution then never runs)
     {"op": "status"} -> {"ok": true, "status": {"driver": ..., "ready": n, "busy": n, ...}}
     {"op": "ping"}   -> {"ok": true}
     anything wrong   -> {"ok": false, "error": "...", "kind": "invalid" | "unavailable" | "internal"}
@@ -19,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import limits
+from sandbox import cancel, limits
 from sandbox.config import HostLimits, SandboxConfig
 from sandbox.contract import (
     ContractError,
@@ -27,6 +30,7 @@ from sandbox.contract import (
     ExecutionResult,
     SandboxError,
     SandboxUnavailable,
+    Status,
 )
 from sandbox.protocol import MAX_FRAME, ChannelClosed, FrameDecoder, FrameTimeout, ProtocolError, encode
 
@@ -109,14 +113,22 @@ class SandboxClient:
             raise SandboxError(error)
         return reply
 
-    def execute(self, request: ExecutionRequest, timeout: float | None = None) -> ExecutionResult:
+    def execute(self, request: ExecutionRequest, timeout: float | None = None,
+                execution_id: str | None = None) -> ExecutionResult:
         if timeout is None:
             timeout = float(request.timeout_s) + EXECUTE_SLACK_S
-        reply = self._call({"op": "execute", "request": request.to_dict()}, timeout)
+        message = {"op": "execute", "request": request.to_dict()}
+        if execution_id is not None:
+            message["execution_id"] = execution_id
+        reply = self._call(message, timeout)
         try:
             return limits.enforce(ExecutionResult.from_dict(reply["result"]))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SandboxError(f"malformed result from the sandbox service: {exc}") from None
+
+    def cancel(self, execution_id: str, timeout: float = 5.0) -> bool:
+        """Stop the execution started with `execution_id`; False when it is not running."""
+        return bool(self._call({"op": "cancel", "execution_id": execution_id}, timeout).get("cancelled"))
 
     def status(self, timeout: float = 5.0) -> dict:
         return self._call({"op": "status"}, timeout)["status"]
@@ -179,6 +191,8 @@ class Chooser:
         self._checked_at: float | None = None
         self._service_ok = False
         self._local = None
+        self._where: dict[str, object] = {}     # execution id -> the client or driver running it
+        self._early: dict[str, float] = {}      # ids cancelled before they were started here
 
     def backend(self, driver: str | None = None) -> tuple[str, object]:
         """("service", SandboxClient) or ("local", a started driver, or None without
@@ -218,16 +232,50 @@ class Chooser:
             return f"service:{obj.socket_path}"
         return f"local:{obj.name if obj is not None else driver or (self.config or SandboxConfig.from_env()).driver}"
 
+    def run(self, request: ExecutionRequest, driver: str | None = None,
+            timeout: float | None = None, execution_id: str | None = None) -> ExecutionResult:
+        """The execution on the wanted driver; SandboxUnavailable when that driver is. With
+        `execution_id`, `cancel(execution_id)` stops it."""
+        if execution_id is not None:
+            with self._lock:
+                if self._early.pop(execution_id, None) is not None:
+                    return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE)
+        kind, obj = self.backend(driver)
+        if execution_id is None:
+            return self._run_on(kind, obj, request, driver, timeout, None)
+        with self._lock:
+            self._where[execution_id] = obj
+        try:
+            return self._run_on(kind, obj, request, driver, timeout, execution_id)
+        finally:
+            with self._lock:
+                self._where.pop(execution_id, None)
+
+    def _run_on(self, kind, obj, request, driver, timeout, execution_id) -> ExecutionResult:
+        if kind == "service":
+            return obj.execute(request, timeout=timeout, execution_id=execution_id)
+        if obj is None:
+            return execute_local(request, driver=driver, config=self.config)
+        return obj.execute(request, execution_id=execution_id)
+
+    def cancel(self, execution_id: str) -> bool:
+        """Stop an execution this chooser started with `execution_id`; False when it is not
+        running (one not started yet never runs)."""
+        with self._lock:
+            obj = self._where.get(execution_id)
+            if obj is None:
+                now = time.monotonic()
+                self._early = {k: t for k, t in self._early.items() if now - t < cancel.REMEMBER_S}
+                self._early[execution_id] = now
+                return False
+        return bool(obj.cancel(execution_id))
+
     def execute(self, request: ExecutionRequest, driver: str | None = None,
-                timeout: float | None = None) -> ExecutionResult:
+                timeout: float | None = None, execution_id: str | None = None) -> ExecutionResult:
+        """run(), with an unavailable driver as a result with status error (for the engine)."""
         driver = driver or (self.config or SandboxConfig.from_env()).driver
         try:
-            kind, obj = self.backend(driver)
-            if kind == "service":
-                return obj.execute(request, timeout=timeout)
-            if obj is None:
-                return execute_local(request, driver=driver, config=self.config)
-            return obj.execute(request)
+            return self.run(request, driver, timeout, execution_id)
         except SandboxUnavailable as exc:
             log.error("the %s sandbox driver is unavailable: %s", driver, exc)
             return unavailable_result(driver, exc)
@@ -237,9 +285,10 @@ def execute(request: ExecutionRequest, driver: str | None = None, *, socket_path
             timeout: float | None = None, config: SandboxConfig | None = None) -> ExecutionResult:
     """Run `request` through the host's sandbox service when its socket answers, else locally.
 
-    With `driver` given, the service is used only if it runs that driver.
+    The service is used only if it runs the wanted driver (`driver`, else SANDBOX_DRIVER).
+    Raises SandboxUnavailable when that driver is unavailable (never another driver instead).
     """
-    return Chooser(socket_path=socket_path, config=config).execute(request, driver, timeout=timeout)
+    return Chooser(socket_path=socket_path, config=config).run(request, driver, timeout=timeout)
 
 
 def health(socket_path: str | Path | None = None, config: SandboxConfig | None = None,

@@ -3,7 +3,8 @@
 Every driver has the same interface:
     .name                       "process" or "libvirt"
     .start()                    prepare the back end (raises SandboxUnavailable when missing)
-    .execute(request) -> ExecutionResult   thread-safe, one single-use sandbox per call
+    .execute(request, execution_id=None) -> ExecutionResult   thread-safe, one single-use sandbox per call
+    .cancel(execution_id) -> bool   stop that execution now (sandbox.cancel); False when not running
     .status() -> dict           {"driver": ..., "ready": n, "busy": n, "refilling": n, "size": n, ...}
     .close()                    release the back end
 """

@@ -51,7 +51,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import harness, layers, limits, outcome
+from sandbox import cancel, harness, layers, limits, outcome
 from sandbox.config import SandboxConfig, egress_limits_from_env
 from sandbox.contract import (
     WORKDIR,
@@ -295,6 +295,7 @@ class ProcessDriver:
         self._closed = False
         self._bwrap = self._setpriv = None
         self._share: Path | None = None
+        self._cancels = cancel.Cancels()
 
     # ----------------------------------------------------------------------------- lifecycle
     def start(self) -> "ProcessDriver":
@@ -442,11 +443,26 @@ class ProcessDriver:
         shutil.rmtree(d, ignore_errors=True)
 
     # ----------------------------------------------------------------------------- execution
-    def execute(self, request: ExecutionRequest) -> ExecutionResult:
+    def cancel(self, execution_id: str) -> bool:
+        """Kill the execution's cgroup now (its result: killed, cancel.MESSAGE, the output so
+        far); False when it is not running (one that has not started yet will not)."""
+        return self._cancels.cancel(execution_id)
+
+    def execute(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
         if not isinstance(request, ExecutionRequest):
             raise TypeError("execute() takes an ExecutionRequest")
+        execution_id = cancel.check_id(execution_id)
         if not self._started:
             self.start()
+        if not self._cancels.register(execution_id):  # cancelled before it started
+            self._cancels.unregister(execution_id)
+            return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE, metadata={"driver": self.name})
+        try:
+            return self._execute_in_slot(request, execution_id)
+        finally:
+            self._cancels.unregister(execution_id)
+
+    def _execute_in_slot(self, request: ExecutionRequest, execution_id: str | None) -> ExecutionResult:
         with self._slots:
             with self._lock:
                 if self._closed:
@@ -454,7 +470,10 @@ class ProcessDriver:
                 self._busy += 1
                 self._count += 1
             try:
-                return self._execute(request)
+                if self._cancels.cancelled(execution_id):   # while it waited for a slot
+                    return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE,
+                                           metadata={"driver": self.name})
+                return self._execute(request, execution_id)
             except SandboxError:
                 with self._lock:
                     self._failures += 1
@@ -540,7 +559,7 @@ class ProcessDriver:
         args += layers.process_bwrap_args(layer, source)
         return args
 
-    def _execute(self, request: ExecutionRequest) -> ExecutionResult:
+    def _execute(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
         t_start = time.monotonic()
         exec_id = f"{os.getpid()}-{next(self._seq)}-{secrets.token_hex(4)}"
         exec_dir = self.base_dir / exec_id
@@ -615,6 +634,8 @@ class ProcessDriver:
             for fd in (out_w, err_w, res_w, st_w):
                 os.close(fd)
                 fds.remove(fd)
+            if not self._cancels.register(execution_id, cg.kill_all):
+                cg.kill_all()   # cancelled while it was being set up
             deadline = t_spawn + float(request.timeout_s)
             caps = {out_r: int(request.stdout_cap), err_r: int(request.stderr_cap),
                     res_r: RESULT_READ_CAP, st_r: STATUS_READ_CAP}
@@ -660,6 +681,8 @@ class ProcessDriver:
             }
             status, exit_code, message = self._classify(
                 request, rc, timed_out, started, payload, stats, stderr)
+            if self._cancels.cancelled(execution_id):
+                status, exit_code, message = Status.KILLED, None, cancel.MESSAGE
             result_value = None
             if status in (Status.SUCCEEDED, Status.FAILED):
                 result_value = outcome.result_value(payload, stdout)

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from sandbox.cancel import check_id
 from sandbox.client import MAX_REQUEST_FRAME, recv_frame, send_frame, unavailable_result
 from sandbox.contract import (
     ContractError,
@@ -238,17 +239,23 @@ class SandboxService:
                 if self.stopping.is_set():
                     return {"ok": False, "kind": "unavailable", "error": "the sandbox service is shutting down"}
                 request = ExecutionRequest.from_dict(msg.get("request"))
+                execution_id = check_id(msg.get("execution_id"))
                 if not self.driver_available():
                     return {"ok": True, "result": unavailable_result(self.driver.name, self.unavailable).to_dict()}
                 with self._lock:
                     self._active += 1
                 try:
-                    result = self.driver.execute(request)
+                    result = self.driver.execute(request, execution_id=execution_id)
                 finally:
                     with self._lock:
                         self._active -= 1
                         self._served += 1
                 return {"ok": True, "result": result.to_dict()}
+            if op == "cancel":  # served while shutting down too: it ends work sooner
+                execution_id = check_id(msg.get("execution_id"))
+                if execution_id is None:
+                    raise ContractError("cancel needs an execution_id")
+                return {"ok": True, "cancelled": bool(self.driver.cancel(execution_id))}
             return {"ok": False, "kind": "invalid", "error": f"unknown op {op!r}"}
         except (ContractError, TypeError) as exc:
             return {"ok": False, "kind": "invalid", "error": f"invalid request: {exc}"}

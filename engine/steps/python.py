@@ -3,11 +3,16 @@
 The sandbox service is used when its socket answers (it owns the warm pool); otherwise this
 process keeps one started local driver (SANDBOX_DRIVER, or STEPWELL_SANDBOX_DRIVER). User code
 never runs in the web process: steps run in the worker.
+
+Each execution carries an id; when the run is cancelled the step asks the sandbox to cancel that
+execution (the process driver kills its cgroup, the libvirt driver destroys its VM), waits a
+moment for what it printed so far, and ends as cancelled.
 """
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 
 from django.conf import settings
@@ -22,16 +27,18 @@ log = logging.getLogger("engine.steps.python")
 _calls = ThreadPoolExecutor(max_workers=64, thread_name_prefix="sandbox-call")
 SERVICE_RECHECK_S = 10.0
 _chooser = Chooser(recheck_s=SERVICE_RECHECK_S, keep_local=True, status_timeout=1.0)
+# How long a cancelled step waits for the stopped execution's result (its output so far).
+CANCEL_WAIT_S = 10.0
 
 
 def backend_name() -> str:
     return _chooser.describe(settings.STEPWELL_SANDBOX_DRIVER)
 
 
-def _execute(request: ExecutionRequest):
+def _execute(request: ExecutionRequest, execution_id: str):
     """The result and the session's seconds, from requesting a sandbox to its release (metering)."""
     started = time.monotonic()
-    result = _chooser.execute(request, settings.STEPWELL_SANDBOX_DRIVER)
+    result = _chooser.execute(request, settings.STEPWELL_SANDBOX_DRIVER, execution_id=execution_id)
     return result, time.monotonic() - started
 
 
@@ -45,6 +52,13 @@ def effective_allowed_hosts(workflow_settings: dict, params: dict) -> list[str]:
     if params.get("allowed_hosts") is None:
         return workflow
     return [str(h) for h in params["allowed_hosts"] if host_entry_covered(workflow, str(h))]
+
+
+def _cancel(execution_id: str) -> None:
+    try:
+        _chooser.cancel(execution_id)
+    except SandboxError as exc:
+        log.warning("cancelling sandbox execution %s: %s", execution_id, exc)
 
 
 def build_request(ctx, params) -> ExecutionRequest:
@@ -67,15 +81,23 @@ def run(ctx, params) -> Outcome:
         request = build_request(ctx, params)
     except (ContractError, TypeError, ValueError) as exc:
         return Outcome.failed(f"invalid sandbox request: {exc}")
-    future = _calls.submit(_execute, request)
+    execution_id = f"run{ctx.run_id}-{ctx.node.get('id', '')[:40]}-{uuid.uuid4().hex[:16]}"
+    future = _calls.submit(_execute, request, execution_id)
+    cancelled = False
     while True:  # stay responsive to cancellation while the sandbox works
         try:
-            result, session_s = future.result(timeout=0.05 if not ctx.cancel.is_set() else 0)
+            result, session_s = future.result(timeout=CANCEL_WAIT_S if cancelled else 0.05)
             break
         except FutureTimeout:
+            if cancelled:   # no result in time: the step ends anyway
+                return Outcome(status=Status.CANCELLED, ports=(),
+                               error="cancelled while the code was running; the sandbox execution was told to stop")
             if ctx.cancel.is_set():
-                return Outcome(status=Status.CANCELLED, error="cancelled while the code was running", ports=())
+                cancelled = True
+                _cancel(execution_id)
         except SandboxError as exc:
+            if cancelled:
+                return Outcome(status=Status.CANCELLED, ports=(), error=f"cancelled while the code was running ({exc})")
             return Outcome.failed(f"sandbox unavailable: {exc}")
     meta = dict(result.metadata)
     meta.update({"status": result.status.value, "exit_code": result.exit_code,
@@ -84,6 +106,10 @@ def run(ctx, params) -> Outcome:
                  "timeout_s": request.timeout_s, "memory_mib": request.memory_mib,
                  "session_s": round(session_s, 6), "egress": list(result.egress)})
     common = dict(stdout=result.stdout, stderr=result.stderr, sandbox=meta, files=result.files)
+    if cancelled:
+        return Outcome(status=Status.CANCELLED, ports=(), error="cancelled while the code was running; "
+                       f"the sandbox execution was stopped ({result.status.value}: {result.message})",
+                       **{**common, "files": ()})
     status = step_status_for(result.status)
     if status == Status.SUCCEEDED:
         return Outcome(output=result.result, **common)

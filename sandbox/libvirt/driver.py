@@ -40,7 +40,7 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
-from sandbox import layers, protocol
+from sandbox import cancel, layers, protocol
 from sandbox.config import SandboxConfig
 from sandbox.contract import (
     DEFAULT_MEMORY_MIB, ExecutionRequest, ExecutionResult, SandboxError, SandboxUnavailable,
@@ -48,7 +48,7 @@ from sandbox.contract import (
 )
 from sandbox.image import find_image
 
-from .guest import VM, NotAccepted, cap_text, result_from_reply, with_egress
+from .guest import VM, Cancelled, NotAccepted, cap_text, result_from_reply, with_egress
 from .host import (
     Host, RestoreRejected, libvirtd_thp_disabled, pid_alive, qemu_version, resolve_accel,
     thp_mode,
@@ -107,6 +107,7 @@ class LibvirtDriver:
         self._inflight = 0               # executions in progress (see _prepare_slot)
         self.libvirtd_thp_disabled: bool | None = None  # set by start()
         self._inflight_lock = threading.Lock()
+        self._cancels = cancel.Cancels()   # executions in flight by caller id (cancel verb)
 
     # -------------------------------------------------------------------- lifecycle ---
     def start(self) -> None:
@@ -485,22 +486,33 @@ class LibvirtDriver:
         return vm
 
     # -------------------------------------------------------------------- execution ---
-    def execute(self, request: ExecutionRequest) -> ExecutionResult:
+    def cancel(self, execution_id: str) -> bool:
+        """Stop the execution now: the host stops waiting, asks the agent for the output so far
+        and destroys the VM (result: killed, cancel.MESSAGE). False when it is not running (one
+        that has not started yet will not)."""
+        return self._cancels.cancel(execution_id)
+
+    def execute(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
+        execution_id = cancel.check_id(execution_id)
         with self._inflight_lock:
             self._inflight += 1
         try:
             for attempt in range(3):
+                if self._cancels.cancelled(execution_id):
+                    return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE,
+                                           metadata={"driver": self.name})
                 try:
-                    return self._execute_once(request)
+                    return self._execute_once(request, execution_id)
                 except NotAccepted as exc:
                     log.warning("VM %s was gone before the request reached it; retrying", exc)
             return ExecutionResult(status=Status.ERROR, message="sandbox VMs kept failing to start",
                                    metadata={"driver": self.name})
         finally:
+            self._cancels.unregister(execution_id)
             with self._inflight_lock:
                 self._inflight -= 1
 
-    def _execute_once(self, request: ExecutionRequest) -> ExecutionResult:
+    def _execute_once(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
         if not self._started:
             self.start()
         if self._closed:
@@ -518,7 +530,7 @@ class LibvirtDriver:
             self.stats["warm"] += 1
             meta.update(path="warm", slot=slot.index)
             try:
-                return self._run(vm, request, meta, t0)
+                return self._run(vm, request, meta, t0, execution_id)
             finally:
                 self.pool.give_back(slot, vm)
         meta.update(path="cold", slot=None)
@@ -540,23 +552,25 @@ class LibvirtDriver:
                     status=Status.ERROR, message=f"could not start a sandbox VM: {exc}",
                     duration_ms=(time.monotonic() - t0) * 1000, metadata=meta)
             try:
-                return self._run(vm, request, meta, t0)
+                return self._run(vm, request, meta, t0, execution_id)
             finally:
                 self._retire(vm)
 
-    def _run(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float) -> ExecutionResult:
+    def _run(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float,
+             execution_id: str | None = None) -> ExecutionResult:
         """The request in `vm`, with the guest's egress streams served meanwhile (and all
         ended, their records in the result, once it is over)."""
         egress = vm.egress(request)
         records: list[dict] = []
         try:
-            result = self._run_code(vm, request, meta, t0)
+            result = self._run_code(vm, request, meta, t0, execution_id)
         finally:
             if egress is not None:
                 records = egress.close()
         return with_egress(result, records)
 
-    def _run_code(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float) -> ExecutionResult:
+    def _run_code(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float,
+                  execution_id: str | None = None) -> ExecutionResult:
         meta["domain"] = vm.name
         meta["runtime_id"] = vm.layer.runtime_id if vm.layer is not None else None
         meta.update({k: v for k, v in vm.timings.items()})
@@ -564,8 +578,21 @@ class LibvirtDriver:
         req.pop("timeout_s", None)
         t_exec = time.monotonic()
         deadline = t_exec + float(request.timeout_s)
+        stop = threading.Event()
+        if not self._cancels.register(execution_id, stop.set):
+            stop.set()
         try:
-            reply = vm.exchange(next(self._seq), req, deadline)
+            reply = vm.exchange(next(self._seq), req, deadline, cancel=stop)
+        except Cancelled:
+            partial = vm.partial_output()
+            self._sigkill(vm.name)  # the VM is destroyed now, not at its timeout
+            return ExecutionResult(
+                status=Status.KILLED, duration_ms=(time.monotonic() - t_exec) * 1000, message=cancel.MESSAGE,
+                stdout=cap_text(partial.get("stdout", ""), request.stdout_cap),
+                stderr=cap_text(partial.get("stderr", ""), request.stderr_cap),
+                stdout_truncated=bool(partial.get("stdout_truncated")),
+                stderr_truncated=bool(partial.get("stderr_truncated")),
+                metadata=meta)
         except protocol.FrameTimeout:
             partial = vm.partial_output()
             self._sigkill(vm.name)  # stops the code now; libvirt's destroy runs in background

@@ -48,6 +48,13 @@ def connect_unix(path: str, timeout: float = CONNECT_TIMEOUT_S) -> socket.socket
             time.sleep(0.005)
 
 
+class Cancelled(SandboxError):
+    """The execution was cancelled while the host waited for the agent's result."""
+
+
+CANCEL_POLL_S = 0.1
+
+
 class AgentSession:
     """One connection to a domain's agent over its virtio-serial unix socket."""
 
@@ -110,11 +117,13 @@ class VM:
         if sock is not None:
             sock.close()
 
-    def exchange(self, msg_id: int, request: dict, deadline: float, warmup: bool = False) -> dict:
+    def exchange(self, msg_id: int, request: dict, deadline: float, warmup: bool = False,
+                 cancel: "threading.Event | None" = None) -> dict:
         """One request to the agent. Host entropy goes with every warm-up and with the first
         request of a VM that had none: each restored clone reseeds its kernel CRNG and Python's
         generators after the restore, before its one real request. Warm-ups also ask the agent
-        to empty /mnt/data afterwards."""
+        to empty /mnt/data afterwards. With `cancel`, the wait for the result ends (Cancelled)
+        within CANCEL_POLL_S of it being set; the session stays usable (partial_output)."""
         self.accepted = False
         msg = {"op": "exec", "id": msg_id, "request": request}
         if warmup or not self.seeded:
@@ -125,10 +134,22 @@ class VM:
         if reply.get("op") == "accepted":
             self.accepted = True
             self.seeded = True
-            reply = self.session.chan.recv(deadline)
+            reply = self._result(deadline, cancel)
         if reply.get("op") != "result":
             raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
         return reply
+
+    def _result(self, deadline: float, cancel) -> dict:
+        if cancel is None:
+            return self.session.chan.recv(deadline)
+        while True:   # a frame cut by a short wait stays buffered in the channel's decoder
+            if cancel.is_set():
+                raise Cancelled(self.name)
+            try:
+                return self.session.chan.recv(min(deadline, time.monotonic() + CANCEL_POLL_S))
+            except protocol.FrameTimeout:
+                if time.monotonic() >= deadline:
+                    raise
 
     def partial_output(self, wait_s: float = 0.5) -> dict:
         """Output captured so far by the agent (best effort, bounded wait)."""
