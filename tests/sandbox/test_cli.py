@@ -141,14 +141,12 @@ def test_uses_the_service_when_it_answers(env, script):
 
 
 @pytest.mark.timeout(120)
-def test_default_libvirt_falls_back_to_process_when_unavailable(env, script, tmp_path):
+def test_default_libvirt_unavailable_is_an_error_not_a_fallback(env, script, tmp_path):
     e = {k: v for k, v in env.items() if k != "SANDBOX_DRIVER"}
     e["SANDBOX_CACHE_DIR"] = str(tmp_path / "empty-cache")  # no guest image there
     p = sandbox_exec(e, script("result = 'fallback'"))
-    assert p.returncode == 0, p.stderr
-    r = one_json(p.stdout)
-    assert r["result"] == "fallback" and r["metadata"]["driver"] == "process"
-    assert "process driver" in p.stderr
+    assert p.returncode == 1 and p.stdout.strip() == "", p.stdout
+    assert "unavailable" in p.stderr and "guest image" in p.stderr, p.stderr
 
 
 @pytest.mark.timeout(120)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.client import Chooser, SandboxClient, execute
-from sandbox.contract import ExecutionRequest, Status
+from sandbox.contract import ExecutionRequest, SandboxUnavailable, Status
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "import os\nresult = 'ran'"
@@ -79,7 +79,9 @@ def test_the_service_does_not_fall_back_and_says_so(broken_libvirt):
 @pytest.mark.timeout(120)
 def test_without_a_service_local_executions_do_not_fall_back(broken_libvirt):
     request = ExecutionRequest(code=CODE, timeout_s=30)
-    _assert_refused(execute(request))                            # a CLI: a driver per call
+    with pytest.raises(SandboxUnavailable, match="libvirt|unavailable|connect"):
+        execute(request)                                          # a CLI: it exits 1
+    _assert_refused(Chooser().execute(request))                   # a driver per call
     _assert_refused(Chooser(keep_local=True).execute(request))   # a worker: one kept driver
 
 
