@@ -286,8 +286,9 @@ HOSTILE = [
     # frames and result payloads written to stdout/stderr are only output
     case("stdout_imitating_frames_does_not_forge_a_result", 60, FORGING_FRAMES,
          ends=(Status.FAILED,), exit_code=7, result=None, stdout_has=("FORGED",)),
+    # a result too deep for JSON fails the code with a clear message (issue 10, finding 4)
     case("deeply_nested_directories_and_json", 120, DEEP_NESTING, request={"timeout_s": 60}, result=None,
-         check=_strict_json),
+         ends=(Status.FAILED,), stderr_has=("nested too deeply",), check=_strict_json),
 ]
 
 
