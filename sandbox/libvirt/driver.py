@@ -67,6 +67,7 @@ DESTROYER_THREADS = 3
 
 class LibvirtDriver:
     name = "libvirt"
+    supports_egress = True      # ExecutionRequest.allowed_hosts is honoured (guest.EgressSession)
     _instances = itertools.count(1)
 
     def __init__(self, config: SandboxConfig | None = None, pool_size: int | None = None,
