@@ -60,7 +60,8 @@ def test_activation_needs_a_built_layer(layer_env):
 @pytest.mark.django_db
 def test_the_default_list_is_created_by_a_migration():
     names = set(AllowedPackage.objects.values_list("normalized", flat=True))
-    assert {"numpy", "pandas", "matplotlib", "python-dateutil", "pytz", "openpyxl", "pyyaml", "tabulate"} == names
+    assert {"numpy", "pandas", "matplotlib", "python-dateutil", "pytz", "openpyxl", "pyyaml", "tabulate",
+            "requests", "httpx"} == names
     assert AllowedPackage.objects.get(normalized="pandas").specifier == ">=2.1,<3"
 
 
