@@ -22,6 +22,17 @@ def forms(value: str) -> set[str]:
     return {f for f in out if f}
 
 
+def _replace_all(s, pairs):
+    """`s` (str or bytes) with each (form, mark) pair's form replaced by its mark, in order; `s`
+    itself, unchanged, when there is nothing to replace."""
+    if not s or not pairs:
+        return s
+    for form, mark in pairs:
+        if form in s:
+            s = s.replace(form, mark)
+    return s
+
+
 class Masker:
     def __init__(self, secrets: dict[str, str]):
         pairs = [(form, f"***{name}***") for name, value in secrets.items() if value
@@ -34,20 +45,10 @@ class Masker:
         return bool(self.pairs)
 
     def text(self, s: str) -> str:
-        if not s or not self.pairs:
-            return s
-        for form, mark in self.pairs:
-            if form in s:
-                s = s.replace(form, mark)
-        return s
+        return _replace_all(s, self.pairs)
 
     def data(self, b: bytes | None) -> bytes | None:
-        if not b or not self.byte_pairs:
-            return b
-        for form, mark in self.byte_pairs:
-            if form in b:
-                b = b.replace(form, mark)
-        return b
+        return _replace_all(b, self.byte_pairs)
 
     def value(self, v):
         """A JSON value with every string (and key, and number whose text holds a value) masked."""
