@@ -105,9 +105,11 @@ def test_concurrent_appends_from_processes_do_not_fork_the_chain(stack):
 
 def test_a_direct_sql_edit_fails_audit_verify(stack):
     [first, *_] = _events(stack, kind="execution")
+    edit = {"sqlite": "json_set(payload, '$.status', 'failed')",
+            "postgresql": "jsonb_set(payload, '{status}', '\"failed\"')"}
     stack.shell("from django.db import connection; c = connection.cursor();"
-                f"c.execute(\"UPDATE governance_auditevent SET payload = json_set(payload, '$.status', 'failed') "
-                f"WHERE id = {first['id']}\")")
+                f"c.execute(\"UPDATE governance_auditevent SET payload = \" + {edit!r}[connection.vendor] + "
+                f"\" WHERE id = {first['id']}\")")
     out = _verify(stack)
     assert out.returncode != 0
     assert f"event #{first['id']} (execution) does not match its hash" in out.stderr
