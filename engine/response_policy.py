@@ -87,17 +87,17 @@ def header_problem(name: str, value: object, status: int) -> str | None:
 
 
 def check(status: object, headers: object) -> dict[str, str]:
-    """The headers of a reply with `status`, or Refused naming the first problem."""
+    """The headers of a reply with `status`, or Refused naming every problem (so the message does
+    not depend on the order the headers were stored in: PostgreSQL's jsonb reorders keys)."""
     if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
         raise Refused(f"status_code must be an integer between 100 and 599, got {status!r}")
     if not isinstance(headers, dict):
         raise Refused("headers must be an object")
     if len(headers) > MAX_HEADERS:
         raise Refused(f"at most {MAX_HEADERS} headers")
-    for name, value in headers.items():
-        problem = header_problem(name, value, status)
-        if problem:
-            raise Refused(problem)
+    problems = [p for p in (header_problem(n, v, status) for n, v in sorted(headers.items())) if p]
+    if problems:
+        raise Refused("; ".join(problems))
     return dict(headers)
 
 
