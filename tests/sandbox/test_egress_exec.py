@@ -17,6 +17,7 @@ import pytest
 
 from sandbox.contract import ContractError, ExecutionRequest, ExecutionResult, SandboxError, Status
 from tests.helpers.httpserver import Reply
+from tests.helpers.tcpecho import echo_once
 from tests.sandbox.conftest import describe
 
 INVERT = bytes(range(255, -1, -1))
@@ -137,16 +138,8 @@ except Exception as e:
 
 
 def test_a_connect_tunnel_carries_bytes_both_ways(run, loopback_allowed):
-    server = socket.create_server(("127.0.0.1", 0))
+    server = echo_once(lambda data: data.translate(INVERT))     # each byte b comes back as 255 - b
     port = server.getsockname()[1]
-
-    def echo():
-        conn, _ = server.accept()
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data.translate(INVERT))     # each byte b comes back as 255 - b
-
-    threading.Thread(target=echo, daemon=True).start()
     code = """
 import socket
 s = socket.create_connection(("127.0.0.1", 3128), timeout=20)

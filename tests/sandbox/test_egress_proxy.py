@@ -15,6 +15,7 @@ import pytest
 from sandbox.egress import forwarder, parse_networks
 from sandbox.egress.proxy import EgressLimits, EgressProxy
 from tests.helpers.httpserver import Reply
+from tests.helpers.tcpecho import echo_once
 
 LOOPBACK = parse_networks("127.0.0.0/8")
 
@@ -115,16 +116,8 @@ def test_a_connect_tunnel_carries_tls_both_ways(http_server, egress):
 
 
 def test_a_raw_tunnel_echoes_bytes(egress):
-    server = socket.create_server(("127.0.0.1", 0))
+    server = echo_once()
     port = server.getsockname()[1]
-
-    def echo_once():
-        conn, _ = server.accept()
-        with conn:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-
-    threading.Thread(target=echo_once, daemon=True).start()
     proxy, url = egress([f"127.0.0.1:{port}"])
     s, head = connect_through(url, f"127.0.0.1:{port}")
     assert head.startswith(b"HTTP/1.1 200")
