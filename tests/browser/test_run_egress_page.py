@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+from tests.helpers.egress import FETCH_STATUSES as CODE
 
-CODE = """
-import urllib.request, urllib.error
-out = {}
-for name, url in inputs["urls"].items():
-    try:
-        out[name] = urllib.request.urlopen(url, timeout=20).status
-    except urllib.error.HTTPError as e:
-        out[name] = e.code
-result = out
-"""
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
