@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser.helpers import PASSWORD, login, settle
+from tests.browser.helpers import PASSWORD, login, settle, submit_login
 
 
 @pytest.fixture
@@ -72,10 +72,6 @@ def stack_page(pw_browser, stack):
     pg = context.new_page()
     pg.console_errors = []
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
-    pg.goto("/login/")
-    pg.fill("#id_username", "alice")
-    pg.fill("#id_password", "pw-alice-123")
-    pg.click("button[type=submit]")
-    pg.wait_for_url("**/workflows/")
+    submit_login(pg, "alice", "pw-alice-123")
     yield pg
     context.close()

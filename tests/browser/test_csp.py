@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.helpers import submit_login
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CODE = "result = {'typed': True}"
@@ -39,11 +41,7 @@ def page(pw_browser, stack):
     pg.on("console", lambda m: ("Content Security Policy" in m.text or "Refused to" in m.text)
           and pg.problems.append(m.text))
     pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
-    pg.goto("/login/")
-    pg.fill("#id_username", "alice")
-    pg.fill("#id_password", "pw-alice-123")
-    pg.click("button[type=submit]")
-    pg.wait_for_url("**/workflows/")
+    submit_login(pg, "alice", "pw-alice-123")
     yield pg
     context.close()
 

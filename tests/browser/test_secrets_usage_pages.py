@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.browser.helpers import in_module_page, settle
+from tests.browser.helpers import in_module_page, settle, submit_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -145,11 +145,7 @@ def test_both_pages_work_under_their_content_security_policy(pw_browser, live_se
     page.on("console", lambda m: ("Content Security Policy" in m.text or "Refused to" in m.text)
             and problems.append(m.text))
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto("/login/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/workflows/")
+    submit_login(page, user.username, PASSWORD)
     response = page.goto("/usage/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
     for _ in range(100):   # polled with evaluate: wait_for_function needs eval, which the policy forbids
