@@ -58,18 +58,31 @@ def trigger_payload(body=None, *, headers=None, query=None, method="API", **extr
     return payload
 
 
+def _holds_nul(value) -> bool:
+    """Whether a JSON value holds U+0000 in a key or string (PostgreSQL's json/text cannot)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 @transaction.atomic
 def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, started_by=None, *,
                  version=None, rerun_of=None, reply_socket: str = "", kind: str = Run.Kind.RUN,
                  test_node: str = "", test_upstream: dict | None = None) -> Run:
     """Create a queued run of `version` (default: the head) and enqueue it.
 
-    :raises RunRefused: the workflow has no version.
+    :raises RunRefused: the workflow has no version, or the payload holds a NUL character.
     :raises TooManyRuns: the workflow's owner has STEPWELL_MAX_ACTIVE_RUNS_PER_USER runs active.
     """
     version = version or workflow.head
     if version is None:
         raise RunRefused("the workflow has no saved version")
+    if _holds_nul(payload):
+        raise RunRefused("the payload holds a NUL character (\\u0000), which a run cannot store")
     _check_active_runs(workflow.owner_id)
     run = begin(Run, Status.QUEUED, data={"trigger": trigger, "kind": kind},
                 workflow=workflow, version=version, payload=payload, trigger=trigger,

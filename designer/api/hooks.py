@@ -119,6 +119,8 @@ async def hook(request, token):
             err = _error(429, str(exc))
             err["Retry-After"] = str(exc.retry_after_s)
             return err, None, None
+        except actions.RunRefused as exc:  # e.g. a body the database cannot store
+            return _error(400, str(exc)), None, None
         return None, run, (waits, timeout)
 
     with ReplyWaiter() as waiter:

@@ -104,7 +104,8 @@ def test_a_mapped_header_value_cannot_inject_a_header_line(stack, wf):
     for v in ("a\r\nSet-Cookie: sessionid=x", "a\nSet-Cookie: sessionid=x", "a\rb", "a\x00b"):
         status, content, headers = stack.api(None).call("POST", f"/hooks/{token}/", {"v": v}, raw=True)
         _assert_safe(status, headers, content)
-        assert status == 502 and "X-Echo" not in headers, (v, status, headers)
+        # NUL never reaches a run (no database stores it): 400 at the door, on SQLite and PostgreSQL
+        assert status == (400 if "\x00" in v else 502) and "X-Echo" not in headers, (v, status, headers)
         assert set(json.loads(content)) >= {"detail", "errors"}
 
 
