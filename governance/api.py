@@ -65,6 +65,12 @@ def filtered(params) -> "AuditEvent.objects":
             qs = qs.filter(**{f"{name}_id": _int(name, params[name])})
     if params.get("actor"):
         qs = qs.filter(actor=params["actor"])
+    return in_period(qs, params)
+
+
+def in_period(qs, params):
+    """`qs` narrowed to rows `created` from `since` (inclusive) until `until` (exclusive), when the
+    query parameters give them (dates or date-times; 400 otherwise)."""
     if params.get("since"):
         qs = qs.filter(created__gte=_when("since", params["since"]))
     if params.get("until"):

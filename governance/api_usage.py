@@ -8,18 +8,14 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api import _when
+from governance.api import in_period
 from governance.usage import GROUPS, Usage, totals
 
 
 def usage_rows(user, params):
     """The usage rows `user` may see (all for staff), filtered by since/until (dates or date-times)."""
     qs = Usage.objects.all() if user.is_staff else Usage.objects.filter(user=user)
-    if params.get("since"):
-        qs = qs.filter(created__gte=_when("since", params["since"]))
-    if params.get("until"):
-        qs = qs.filter(created__lt=_when("until", params["until"]))
-    return qs
+    return in_period(qs, params)
 
 
 class _Totals(serializers.Serializer):
