@@ -34,6 +34,11 @@ def bob(django_user_model):
 
 
 @pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("root", password="pw-root-123", is_staff=True)
+
+
+@pytest.fixture
 def api(alice):
     client = APIClient()
     client.force_authenticate(alice)

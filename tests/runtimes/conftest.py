@@ -1,5 +1,6 @@
-"""Fixtures for the runtimes tests: a staff client and a builder of small but real wheels (the
-private layer cache and wheel dir, `layer_env`, is in tests/conftest.py: the sandbox tests use it too)."""
+"""Fixtures for the runtimes tests: a staff API client and a builder of small but real wheels (the
+staff user, `staff`, and the private layer cache and wheel dir, `layer_env`, are in
+tests/conftest.py: other folders' tests use them too)."""
 from __future__ import annotations
 
 import base64
@@ -15,11 +16,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from sandbox.layers import process_bwrap_args
-
-
-@pytest.fixture
-def staff(django_user_model):
-    return django_user_model.objects.create_user("root-admin", password="pw-staff-123", is_staff=True)
 
 
 @pytest.fixture
