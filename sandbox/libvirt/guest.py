@@ -92,7 +92,7 @@ class VM:
     broken: bool = False
     accepted: bool = False          # the agent acknowledged the current request
     seeded: bool = False            # host entropy reached this VM after its boot or restore
-    egress_sock: socket.socket | None = None   # the egress port, connected with the agent
+    egress_port: "EgressSession | None" = None   # the egress port, connected with the agent
 
     def connect(self, wait_s: float) -> dict:
         """Connect to the agent and arm it (it powers the VM off when the host end goes away);
@@ -101,21 +101,21 @@ class VM:
         has long seen its host end connected."""
         self.session = AgentSession(self.spec.channel_path)
         if self.spec.egress_path:
-            self.egress_sock = connect_unix(self.spec.egress_path)
+            self.egress_port = EgressSession(connect_unix(self.spec.egress_path))
         return self.session.request({"op": "hello", "arm": True, "wait_s": wait_s},
                                     time.monotonic() + wait_s)
 
     def egress(self, request: ExecutionRequest) -> "EgressSession | None":
         """Serve the guest's egress streams for this execution (None: the VM has no port)."""
-        sock, self.egress_sock = self.egress_sock, None
-        if sock is None:
-            return None
-        return EgressSession(sock, getattr(request, "allowed_hosts", None) or ())
+        port, self.egress_port = self.egress_port, None
+        if port is not None:
+            port.begin(getattr(request, "allowed_hosts", None) or ())
+        return port
 
     def close_egress(self) -> None:
-        sock, self.egress_sock = self.egress_sock, None
-        if sock is not None:
-            sock.close()
+        port, self.egress_port = self.egress_port, None
+        if port is not None:
+            port.close()
 
     def exchange(self, msg_id: int, request: dict, deadline: float, warmup: bool = False,
                  cancel: "threading.Event | None" = None) -> dict:
@@ -173,36 +173,46 @@ class VM:
 
 
 class EgressSession:
-    """The host end of one VM's egress port for one execution. Each stream the guest's
-    forwarder opens is one client connection of this execution's EgressProxy (policy from the
-    request's allowed_hosts and STEPWELL_EGRESS_PRIVATE_NETWORKS, limits from
-    STEPWELL_EGRESS_*), joined to it by a socketpair; bytes move both ways with the mux's flow
-    control. close() ends everything and returns the records for ExecutionResult.egress."""
+    """The host end of one VM's egress port. Its reading thread starts when the VM is connected
+    (off the request path: under load a thread start can wait a scheduler slice); begin() gives
+    it the execution's EgressProxy (policy from the request's allowed_hosts and
+    STEPWELL_EGRESS_PRIVATE_NETWORKS, limits from STEPWELL_EGRESS_*). Each stream the guest's
+    forwarder opens is then one client connection of that proxy, joined to it by a socketpair;
+    bytes move both ways with the mux's flow control (a stream opened before begin() is reset).
+    close() ends everything and returns the records for ExecutionResult.egress."""
 
-    def __init__(self, sock: socket.socket, allowed_hosts):
+    def __init__(self, sock: socket.socket):
         self.sock = sock
-        self.proxy = EgressProxy(allowed_hosts, private_networks_from_env(), egress_limits_from_env())
+        self.proxy: EgressProxy | None = None
         self.mux = mux.Mux(lambda: sock.recv(1 << 18), sock.sendall, on_open=self._on_open,
                            max_streams=MAX_EGRESS_STREAMS)
-        self.thread = threading.Thread(target=self.mux.run, daemon=True, name="egress-mux")
-        self.thread.start()
+        threading.Thread(target=self.mux.run, daemon=True, name="egress-mux").start()
+
+    def begin(self, allowed_hosts) -> None:
+        self.proxy = EgressProxy(allowed_hosts, private_networks_from_env(), egress_limits_from_env())
 
     def _on_open(self, stream: mux.Stream) -> None:
+        proxy = self.proxy
+        if proxy is None or proxy.closed:
+            stream.reset()
+            return
         ours, proxys = socket.socketpair()
-        self.proxy.handle(proxys)
+        proxy.handle(proxys)
         threading.Thread(target=forwarder.relay, args=(ours, stream), daemon=True,
                          name="egress-relay").start()
 
     def close(self) -> list[dict]:
-        self.proxy.close()
+        """End the proxy, every stream and the port (the reading thread then ends by itself)."""
+        proxy = self.proxy
+        if proxy is not None:
+            proxy.close()
         self.mux.close()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-        self.thread.join(2)
         self.sock.close()
-        return self.proxy.records()
+        return proxy.records() if proxy is not None else []
 
 
 def with_egress(result: ExecutionResult, records: list[dict]) -> ExecutionResult:
