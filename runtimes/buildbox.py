@@ -30,6 +30,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandbox.process_driver import usr_links
+
 BUILD_UID_BASE = 3_000_000          # build uids/gids: [BUILD_UID_BASE, BUILD_UID_BASE + BUILD_UID_SPAN)
 BUILD_UID_SPAN = 1 << 20            # (the process driver's executions use 1_000_000 .. 2_048_575)
 ETC_ENTRIES = ("resolv.conf", "hosts", "host.conf", "gai.conf", "nsswitch.conf", "ssl", "ca-certificates",
@@ -42,17 +44,6 @@ TMP = "tmp"
 
 class BoxError(RuntimeError):
     """The box cannot be made here, or what ran in it left something unsafe (the message says why)."""
-
-
-def _usr_links() -> list[str]:
-    args: list[str] = []
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        p = Path("/") / name
-        if p.is_symlink():
-            args += ["--symlink", os.readlink(p), f"/{name}"]
-        elif p.is_dir():
-            args += ["--ro-bind", str(p), f"/{name}"]
-    return args
 
 
 def _user_pip_configs() -> dict[str, Path]:
@@ -150,7 +141,7 @@ class BuildBox:
         """`argv` run as the box's uid inside bubblewrap, cwd = the build folder."""
         args = ["bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
                 "--die-with-parent", "--new-session", "--hostname", "build",
-                "--ro-bind", "/usr", "/usr", *_usr_links(),
+                "--ro-bind", "/usr", "/usr", *usr_links(),
                 "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
         made = {Path("/"), Path("/usr"), Path("/tmp"), Path("/proc"), Path("/dev")}
 

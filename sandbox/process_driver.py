@@ -106,6 +106,19 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _NAME_RE = re.compile(r"^(\d+)-\d+-[0-9a-f]+$")
 
 
+def usr_links() -> list[str]:
+    """bubblewrap arguments that give a box the host's /bin, /sbin and /lib* as they are here:
+    the same symlink where the host's is one (merged /usr), else a read-only bind."""
+    args: list[str] = []
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        p = Path("/") / name
+        if p.is_symlink():
+            args += ["--symlink", os.readlink(p), f"/{name}"]
+        elif p.is_dir():
+            args += ["--ro-bind", str(p), f"/{name}"]
+    return args
+
+
 def _mount_tmpfs(path: Path, size_bytes: int, uid: int, gid: int) -> None:
     opts = f"size={size_bytes},nr_inodes={WORKDIR_INODES},mode=0700,uid={uid},gid={gid}"
     if _libc.mount(b"tmpfs", os.fsencode(path), b"tmpfs", MS_NOSUID | MS_NODEV, opts.encode()) != 0:
@@ -389,7 +402,7 @@ class ProcessDriver:
         probe_uid = SANDBOX_UID if self.uid is None else self.uid
         cmd = [self._setpriv, f"--reuid={probe_uid}", f"--regid={probe_uid}", "--clear-groups",
                "--no-new-privs", "--", self._bwrap, "--unshare-all", "--unshare-user", "--die-with-parent",
-               "--ro-bind", "/usr", "/usr", *self._usr_links(), "--proc", "/proc", "--dev", "/dev",
+               "--ro-bind", "/usr", "/usr", *usr_links(), "--proc", "/proc", "--dev", "/dev",
                "--", "/usr/bin/true"]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=30, env=self._host_env(), cwd="/")
@@ -491,17 +504,6 @@ class ProcessDriver:
     def _host_env() -> dict:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
-    @staticmethod
-    def _usr_links() -> list[str]:
-        args: list[str] = []
-        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            p = Path("/") / name
-            if p.is_symlink():
-                args += ["--symlink", os.readlink(p), f"/{name}"]
-            elif p.is_dir():
-                args += ["--ro-bind", str(p), f"/{name}"]
-        return args
-
     def _acquire_uid(self) -> int:
         if self.uid is not None:
             return self.uid
@@ -523,7 +525,7 @@ class ProcessDriver:
             self._bwrap,
             "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
             "--hostname", "sandbox",
-            "--ro-bind", "/usr", "/usr", *self._usr_links(),
+            "--ro-bind", "/usr", "/usr", *usr_links(),
             "--dir", "/etc",
         ]
         for entry in ETC_ENTRIES:
