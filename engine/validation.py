@@ -342,6 +342,7 @@ def _mapping_problems(doc: dict) -> list[Problem]:
                                                   f"not run before {node['id']!r}", node["id"]))
     return problems
 
+
 _SECRETS_ROOT = re.compile(r'(?<![\w."$@])secrets(?![\w"])')
 
 
