@@ -24,13 +24,16 @@ MIB = 1024 * 1024
 # built in the sandbox from the expression) and, on the libvirt driver, `FORGED_FILES` (JSON
 # text of the frame's file list); then ends at once, so nothing honest follows.
 FORGE = r'''
-import inspect, json, os, struct
+import inspect, json, os, select, struct
 result_json = {result_expr}
 files_json = {files_expr}
-def write_all(fd, data):
+def write_all(fd, data):   # the guest's port is non-blocking: wait when the host reads slowly
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            select.select([], [fd], [], 1)
 port = None
 for n in os.listdir('/proc/self/fd'):
     try:
