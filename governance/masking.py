@@ -1,6 +1,12 @@
 """Masking: every occurrence of a secret's value, and of its base64 and URL-encoded forms, becomes
 `***NAME***` in text, JSON values and file contents before they are stored or sent.
 
+Base64 of a longer text holding the value (`base64("user:" + value)`, a Basic auth header)
+does not contain base64(value): the value's bytes start at one of three offsets in a 3-byte
+group, so its encoding is one of three. For each offset the characters that depend on the
+value's bytes alone are masked too (when there are at least MIN_CORE of them, so that a short
+value does not mask unrelated text).
+
 `Masker(secrets)` is built once per run from {name: value}; `text`, `value` and `data` mask one
 string, one JSON value (keys included) and bytes. Longer forms are replaced first, so a value
 that contains another secret's value is masked whole.
@@ -12,13 +18,31 @@ import dataclasses
 from urllib.parse import quote, quote_plus
 
 
+MIN_CORE = 8   # characters of a shifted base64 form that are masked on their own
+
+
+def shifted_cores(raw: bytes, encode) -> set[str]:
+    """The characters of `encode(x + raw + y)` that only `raw` decides, for every length of x
+    modulo 3 (base64 encodes 3 bytes as 4 characters)."""
+    out = set()
+    for shift in (0, 1, 2):
+        text = encode(b"\0" * shift + raw).decode("ascii").rstrip("=")
+        start = (0, 2, 3)[shift]             # characters that hold bits of the leading bytes
+        end = len(text) - (1 if (shift + len(raw)) % 3 else 0)   # the last one may hold bits of y
+        core = text[start:end]
+        if len(core) >= MIN_CORE:
+            out.add(core)
+    return out
+
+
 def forms(value: str) -> set[str]:
     """The encodings of `value` that are masked (the value itself among them)."""
     raw = value.encode("utf-8")
     out = {value, quote(value, safe=""), quote_plus(value, safe=""), quote(value)}
-    for enc in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
-        text = enc.decode("ascii")
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        text = encode(raw).decode("ascii")
         out.update({text, text.rstrip("=")})
+        out.update(shifted_cores(raw, encode))
     return {f for f in out if f}
 
 

@@ -21,6 +21,7 @@ v = os.environ["API_TOKEN"]
 print("token:", v)
 print("b64:", base64.b64encode(v.encode()).decode())
 print("url:", urllib.parse.quote(v, safe=""))
+print("basic:", base64.b64encode(("user:" + v).encode()).decode())
 open("/mnt/data/leak.txt", "w").write("file " + v)
 result = {"token": v, "upper": v.upper(), "n": 1}
 '''
@@ -30,7 +31,7 @@ RAISE = 'import os\nraise ValueError("bad " + os.environ["API_TOKEN"])\n'
 def forms(value: str) -> list[bytes]:
     raw = value.encode()
     return [raw, base64.b64encode(raw), base64.b64encode(raw).rstrip(b"="), base64.urlsafe_b64encode(raw),
-            quote(value, safe="").encode(), quote_plus(value).encode()]
+            quote(value, safe="").encode(), quote_plus(value).encode(), base64.b64encode(b"user:" + raw)]
 
 
 def db_bytes(stack) -> bytes:

@@ -37,6 +37,25 @@ def test_masker_hides_every_form_in_text_json_and_bytes():
     assert Masker({}).text(value) == value
 
 
+@pytest.mark.parametrize("prefix", ["", "u:", "user:", "Bearer "])
+@pytest.mark.parametrize("suffix", ["", "!", "?x", " tail"])
+def test_base64_of_a_longer_text_holding_the_value_is_masked(prefix, suffix):
+    # a Basic auth header is base64("user:" + password): the value sits at any offset of a
+    # 3-byte group, so base64(value) is not in it
+    value = "s3cr3t-Token/+value"
+    m = Masker({"PW": value})
+    for enc in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = enc((prefix + value + suffix).encode()).decode()
+        masked = m.text(f"Authorization: Basic {whole}")
+        assert "***PW***" in masked, (prefix, suffix, whole)
+        # what is left holds only the edge characters shared with the surrounding text: no 4
+        # characters in a row of the value's own encoding
+        own = enc((prefix + value).encode()).decode()[len(enc(prefix.encode()).decode().rstrip("=")):]
+        windows = {own[i:i + 4] for i in range(2, len(own) - 5)}
+        assert not any(w in masked for w in windows), masked
+    assert Masker({"SHORT": "abc"}).text(base64.b64encode(b"xxabcxx").decode()) == "eHhhYmN4eA=="
+
+
 def test_the_key_file_is_private_from_creation_and_rotation_keeps_tokens_readable(var_dir):
     token = crypto.encrypt("hello")
     path = var_dir / "secrets_key"
