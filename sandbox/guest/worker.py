@@ -163,6 +163,9 @@ class Worker:
             res["status"], res["message"] = outcome.exited(code)
             res["exit_code"] = code
             res["result"] = outcome.result_value(payload, res["stdout"])
+            # peak resident memory of the code's process and of the children it waited for
+            res["peak_memory_bytes"] = 1024 * max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
             res["guest_timing_ms"] = {
                 "prepare": round((t_code - t) * 1000, 2),
                 "user_code": round((t_end - t_code) * 1000, 2),

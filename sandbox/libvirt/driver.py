@@ -50,8 +50,8 @@ from sandbox.image import find_image
 
 from .guest import VM, Cancelled, NotAccepted, cap_text, result_from_reply, with_egress
 from .host import (
-    Host, RestoreRejected, libvirtd_thp_disabled, pid_alive, qemu_version, resolve_accel,
-    thp_mode,
+    Host, RestoreRejected, libvirtd_thp_disabled, pid_alive, process_cpu_seconds, qemu_version,
+    resolve_accel, thp_mode,
 )
 from .pool import SaveStore, WarmPool
 from .warmups import WARMUPS, WARMUPS_UNDER_LOAD, warm
@@ -582,9 +582,17 @@ class LibvirtDriver:
         stop = threading.Event()
         if not self._cancels.register(execution_id, stop.set):
             stop.set()
+        qemu = self.host.qemu_pid(vm.name)
+        cpu0 = process_cpu_seconds(qemu)
+
+        def meter() -> None:   # the VM's CPU time during the execution, read on the host
+            cpu1 = process_cpu_seconds(qemu)
+            if cpu0 is not None and cpu1 is not None:
+                meta["cpu_s"] = round(cpu1 - cpu0, 3)
         try:
             reply = vm.exchange(next(self._seq), req, deadline, cancel=stop)
         except Cancelled:
+            meter()
             partial = vm.partial_output()
             self._sigkill(vm.name)  # the VM is destroyed now, not at its timeout
             return ExecutionResult(
@@ -595,6 +603,7 @@ class LibvirtDriver:
                 stderr_truncated=bool(partial.get("stderr_truncated")),
                 metadata=meta)
         except protocol.FrameTimeout:
+            meter()
             partial = vm.partial_output()
             self._sigkill(vm.name)  # stops the code now; libvirt's destroy runs in background
             return ExecutionResult(
@@ -617,6 +626,7 @@ class LibvirtDriver:
         except protocol.ProtocolError as exc:
             return ExecutionResult(status=Status.ERROR, message=f"guest protocol error: {exc}",
                                    duration_ms=(time.monotonic() - t_exec) * 1000, metadata=meta)
+        meter()
         if isinstance(reply.get("guest_timing_ms"), dict):
             meta["guest_timing_ms"] = reply["guest_timing_ms"]
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)

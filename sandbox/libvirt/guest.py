@@ -256,6 +256,9 @@ def result_from_reply(reply: dict, request: ExecutionRequest, duration_ms: float
             of = OutputFile(name=of.name, size=of.size, content=None, truncated=True)
         files.append(of)
     exit_code = reply.get("exit_code")
+    peak = reply.get("peak_memory_bytes")   # told by the guest: kept only within the VM's memory
+    if isinstance(peak, int) and not isinstance(peak, bool) and 0 < peak <= request.memory_mib * 1024 * 1024:
+        meta = {**meta, "peak_memory_bytes": peak}
     return limits.enforce(ExecutionResult(
         status=status, exit_code=exit_code if isinstance(exit_code, int) else None,
         stdout=stdout, stderr=stderr, stdout_truncated=out_trunc, stderr_truncated=err_trunc,

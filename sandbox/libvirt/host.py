@@ -1,6 +1,6 @@
 """The host: the libvirt connection (the only place where libvirt.libvirtError is caught) and
 the probes of the host machine (hardware virtualisation, QEMU's version, transparent huge
-pages, whether a process is alive).
+pages, whether a process is alive, a process's CPU time).
 
 Every libvirt call of the sandbox goes through `Host`; errors come out as SandboxError
 subclasses (sandbox.contract), so the driver and pool never see libvirt's exception type.
@@ -249,6 +249,18 @@ def libvirtd_thp_disabled() -> bool | None:
     except OSError:
         pass
     return None
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """User plus system CPU time of a live process (a VM's QEMU), None when it cannot be read."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def pid_alive(pid: int) -> bool:
