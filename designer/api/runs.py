@@ -7,7 +7,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -90,10 +90,65 @@ def _owned_run(request, pk) -> Run:
 
 
 # --- runs -------------------------------------------------------------------------------------
+def _when(name: str, text: str, end_of_day: bool):
+    """An aware datetime from ?since=/?until= (ISO date or datetime); a bare date covers its whole day."""
+    from datetime import datetime, time, timedelta
+
+    from django.utils import timezone
+    from django.utils.dateparse import parse_date, parse_datetime
+
+    try:
+        day = parse_date(text)  # first: parse_datetime also reads a bare date, as midnight
+        moment = None if day else parse_datetime(text)
+    except ValueError:
+        moment = day = None
+    if moment is None and day is None:
+        raise serializers.ValidationError({name: [f"{text!r} is not an ISO date (2026-01-31) or date-time"]})
+    if moment is None:
+        moment = datetime.combine(day + timedelta(days=1) if end_of_day else day, time.min)
+    elif end_of_day:  # ?until= a date-time includes that instant
+        moment += timedelta(microseconds=1)
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def _filter_runs(qs, params):
+    """Narrow runs by ?since=, ?until= (created; dates are inclusive, in the server's time zone),
+    ?trigger=<kind>[,<kind>] and ?version=<number>."""
+    since, until = params.get("since"), params.get("until")
+    if since:
+        qs = qs.filter(created__gte=_when("since", since, end_of_day=False))
+    if until:
+        qs = qs.filter(created__lt=_when("until", until, end_of_day=True))
+    triggers = [t for t in (params.get("trigger") or "").split(",") if t]
+    unknown = [t for t in triggers if t not in Run.Trigger.values]
+    if unknown:
+        raise serializers.ValidationError({"trigger": [f"unknown trigger {unknown[0]!r}; one of "
+                                                       f"{', '.join(Run.Trigger.values)}"]})
+    if triggers:
+        qs = qs.filter(trigger__in=triggers)
+    version = params.get("version")
+    if version:
+        if not version.isdigit():
+            raise serializers.ValidationError({"version": ["a version number, e.g. 3"]})
+        qs = qs.filter(version__number=int(version))
+    return qs
+
+
 class WorkflowRuns(generics.ListCreateAPIView):
-    """Runs of one workflow, newest first (?status=, ?kind=run|test, paged). POST starts a run."""
+    """Runs of one workflow, newest first (?status=, ?kind=run|test, ?since=, ?until=, ?trigger=,
+    ?version=; paged). POST starts a run."""
 
     serializer_class = RunListSerializer
+
+    @extend_schema(parameters=[
+        OpenApiParameter("status", str, description="Comma-separated statuses"),
+        OpenApiParameter("kind", str, enum=Run.Kind.values),
+        OpenApiParameter("since", str, description="Created on or after: ISO date (whole day) or date-time"),
+        OpenApiParameter("until", str, description="Created on or before: ISO date (whole day) or date-time"),
+        OpenApiParameter("trigger", str, description=f"Comma-separated trigger kinds: {', '.join(Run.Trigger.values)}"),
+        OpenApiParameter("version", int, description="Version number")])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
         workflow = _owned_workflow(self.request, self.kwargs["pk"])
@@ -107,7 +162,7 @@ class WorkflowRuns(generics.ListCreateAPIView):
                 raise serializers.ValidationError({"status": [f"unknown status {unknown[0]!r}; one of "
                                                               f"{', '.join(Status.values)}"]})
             qs = qs.filter(status__in=statuses)
-        return qs
+        return _filter_runs(qs, self.request.query_params)
 
     @extend_schema(request=StartRunSerializer, responses={201: RunSerializer})
     def post(self, request, pk):

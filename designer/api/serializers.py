@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from engine.models import Workflow, WorkflowVersion
@@ -55,16 +56,33 @@ class WorkflowSerializer(serializers.ModelSerializer):
         return data
 
 
+class LastRunSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+
+
 class WorkflowListSerializer(serializers.ModelSerializer):
     version = serializers.IntegerField(source="head.number", read_only=True, default=None)
     node_count = serializers.SerializerMethodField()
+    trigger = serializers.SerializerMethodField(help_text="The saved version's trigger kind: manual, http, schedule "
+                                                          "(null without a trigger)")
+    last_run = serializers.SerializerMethodField(help_text="The newest run (not step test): {id, status}, or null")
 
     class Meta:
         model = Workflow
-        fields = ["id", "name", "description", "version", "node_count", "created", "updated"]
+        fields = ["id", "name", "description", "version", "node_count", "trigger", "last_run", "created", "updated"]
 
     def get_node_count(self, obj) -> int:
         return len((obj.definition or {}).get("nodes", []))
+
+    def get_trigger(self, obj) -> str | None:
+        types = [n.get("type", "") for n in (obj.definition or {}).get("nodes", [])]
+        return next((t.split(".", 1)[1] for t in types if t.startswith("trigger.")), None)
+
+    @extend_schema_field(LastRunSerializer(allow_null=True))
+    def get_last_run(self, obj) -> dict | None:
+        run_id = getattr(obj, "last_run_id", None)  # annotated by the list view
+        return {"id": run_id, "status": obj.last_run_status} if run_id else None
 
 
 class VersionSerializer(serializers.ModelSerializer):

@@ -28,7 +28,16 @@ class WorkflowViewSet(viewsets.ModelViewSet):
     queryset = Workflow.objects.none()  # tells the schema the model (so the id is an integer)
 
     def get_queryset(self):
-        return Workflow.objects.filter(owner=self.request.user).select_related("head")
+        qs = Workflow.objects.filter(owner=self.request.user).select_related("head")
+        if self.action == "list":  # the list shows each workflow's newest run (WorkflowListSerializer)
+            from django.db.models import OuterRef, Subquery
+
+            from engine.models import Run
+
+            newest = Run.objects.filter(workflow=OuterRef("pk"), kind=Run.Kind.RUN).order_by("-id")
+            qs = qs.annotate(last_run_id=Subquery(newest.values("id")[:1]),
+                             last_run_status=Subquery(newest.values("status")[:1]))
+        return qs
 
     def get_serializer_class(self):
         return WorkflowListSerializer if self.action == "list" else WorkflowSerializer

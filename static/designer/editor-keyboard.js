@@ -16,8 +16,9 @@ function showShortcuts() {
   modal({
     title: "Keyboard shortcuts",
     body: h("dl", { class: "kbd-list" }, SHORTCUTS.flatMap(([keys, text]) => [
-      h("dt", {}, keys.map((k, i) => [i ? " + " : "", h("kbd", {}, mac && k === "Ctrl" ? "⌘" : k)])),
-      h("dd", { class: "muted", style: "margin:0" }, text)])),
+      // flatMap: h() flattens its children one level only, so nested arrays would be stringified
+      h("dt", {}, keys.flatMap((k, i) => [i ? " + " : "", h("kbd", {}, mac && k === "Ctrl" ? "⌘" : k)])),
+      h("dd", { class: "muted" }, text)])),
     buttons: [{ label: "Close", value: "ok", kind: "primary" }],
   });
 }

@@ -1,4 +1,5 @@
-// Workflow list page: table, create, rename, delete, import, export and a link to the runs.
+// Workflow list page: table (with each workflow's trigger kind and newest run), create, rename,
+// delete, import, export and a link to the runs. Long names are cut with an ellipsis and a tooltip.
 
 import { api, ApiError } from "./api.js";
 import { hydrateIcons, setIcon } from "./icons.js";
@@ -39,9 +40,15 @@ function render(flashId) {
   const q = search.hidden ? "" : search.value.trim().toLowerCase();
   const shown = q ? workflows.filter((w) => `${w.name} ${w.description}`.toLowerCase().includes(q)) : workflows;
   const rows = shown.map((w) => h("tr", { "data-id": w.id, class: w.id === flashId ? "flash" : "" },
-    h("td", {},
-      h("a", { class: "wf-name", href: editUrl(w.id) }, w.name),
+    h("td", { class: "name-cell" },
+      h("a", { class: "wf-name", href: editUrl(w.id), title: w.name }, w.name),
       w.description ? h("div", { class: "wf-desc", title: w.description }, w.description) : null),
+    h("td", { class: "wf-trigger" }, w.trigger
+      ? h("span", { class: "tag", "data-trigger": w.trigger }, TRIGGER_LABEL[w.trigger] || w.trigger) : h("span", { class: "muted" }, "—")),
+    h("td", { class: "wf-last-run" }, w.last_run
+      ? h("a", { href: `/runs/${w.last_run.id}/`, class: "badge status-badge", "data-status": w.last_run.status,
+          title: `Run #${w.last_run.id}: ${w.last_run.status}` }, w.last_run.status)
+      : h("span", { class: "muted" }, "never")),
     h("td", {}, w.version ? h("span", { class: "badge" }, `v${w.version}`) : "—"),
     h("td", { class: "num" }, String(w.node_count)),
     h("td", { class: "muted", title: new Date(w.updated).toLocaleString() }, relativeTime(w.updated)),
@@ -52,10 +59,12 @@ function render(flashId) {
       h("a", { class: "icon-btn", "data-action": "export", href: api.exportUrl(w.id), download: `${slug(w.name)}.json`, title: "Download as JSON" }, "Export"),
       h("button", { class: "icon-btn danger", type: "button", "data-action": "delete", title: "Delete", onclick: () => remove(w) }, "Delete"))));
   root.replaceChildren(h("table", { class: "wf-table" },
-    h("thead", {}, h("tr", {}, ["Name", "Version", "Nodes", "Updated", ""].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ["Name", "Trigger", "Last run", "Version", "Nodes", "Updated", ""].map((t) => h("th", {}, t)))),
     h("tbody", {}, rows.length ? rows
-      : h("tr", {}, h("td", { colspan: 5, class: "muted no-match" }, `No workflow matches “${q}”.`)))));
+      : h("tr", {}, h("td", { colspan: 7, class: "muted no-match" }, `No workflow matches “${q}”.`)))));
 }
+
+const TRIGGER_LABEL = { manual: "Manual", http: "HTTP", schedule: "Schedule" };
 
 function slug(name) {
   return name.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "workflow";

@@ -54,14 +54,18 @@ function registerHelpers(monaco) {
     .catch((err) => console.warn("import help unavailable:", err));
 }
 
+// Monaco's theme follows the page's (theme.js sets <html data-theme> and fires "stepwell:theme").
+export const monacoTheme = () => (document.documentElement.dataset.theme === "dark" ? "vs-dark" : "vs");
+document.addEventListener("stepwell:theme", () => { if (window.monaco) window.monaco.editor.setTheme(monacoTheme()); });
+
 // Creates an editor in `el`. `onChange(value)` is called on every edit. Returns the editor.
 export async function createEditor(el, { value = "", language = "python", onChange, onSave, readOnly = false } = {}) {
   const monaco = await loadMonaco();
   const editor = monaco.editor.create(el, {
     value, language, readOnly,
-    theme: "vs",
+    theme: monacoTheme(),
     automaticLayout: true,
-    minimap: { enabled: false },
+    minimap: { enabled: true, renderCharacters: false, showSlider: "mouseover", maxColumn: 80 },
     fontSize: 13,
     lineNumbersMinChars: 3,
     scrollBeyondLastLine: false,

@@ -4,6 +4,7 @@
 import { h } from "./ui.js";
 import { setIcon } from "./icons.js";
 import { createEditor, setValue } from "./monaco.js";
+import { hookSection } from "./trigger-panel.js";
 
 const RETRY_FIELDS = [
   { key: "max_attempts", label: "Max attempts", min: 1, max: 10, step: 1, hint: "1–10" },
@@ -213,6 +214,13 @@ export class PropertiesPanel {
     this.fields.push({ sync: (n) => { if (document.activeElement !== notes) notes.value = n.notes || ""; } });
     const notesSec = h("section", { class: "props-section" }, h("h4", {}, "Notes"), notes);
 
+    let hookSec = null;  // the HTTP trigger's URL, curl line and rotate (trigger-panel.js)
+    if (node.type === "trigger.http" && this.tools?.workflowId) {
+      const hs = hookSection(node, this.tools.workflowId);
+      this.fields.push({ sync: (n) => hs.sync(n) });
+      hookSec = hs.el;
+    }
+
     let testSec = null;
     if (this.tools && type && type.category !== "trigger") {
       const t = this.tools.testSection(node);
@@ -223,7 +231,7 @@ export class PropertiesPanel {
     this.root.classList.toggle("props-wide", node.type === "action.python");
     this.root.classList.remove("props-xwide");
     this.root.replaceChildren(h("div", { class: "props-form", "data-node-id": node.id }, header, problemBox, general, params,
-      ...(testSec ? [testSec] : []), retry, notesSec));
+      ...(hookSec ? [hookSec] : []), ...(testSec ? [testSec] : []), retry, notesSec));
     this.sync(node, problems);
   }
 

@@ -1,4 +1,5 @@
-// Runs of one workflow: status filter chips (?status=), limit/offset paging, rows of running runs
+// Runs of one workflow: status filter chips (?status=), filters by date range, trigger kind and
+// version (?since=, ?until=, ?trigger=, ?version=), limit/offset paging, rows of running runs
 // refreshed live from ws/workflows/<id>/, and "Run now" with a JSON payload.
 import { h, toast, modal, relativeTime, errorList } from "./ui.js";
 import { request } from "./api.js";
@@ -11,8 +12,12 @@ const $ = (id) => document.getElementById(id);
 const LABEL = Object.fromEntries(boot.statuses.map((s) => [s.value, s.label]));
 const params = new URLSearchParams(location.search);
 const LIMIT = Math.min(100, Math.max(1, parseInt(params.get("limit") || "25", 10) || 25));
+const TRIGGERS = [["manual", "Manual"], ["http", "HTTP request"], ["schedule", "Schedule"], ["rerun", "Rerun"]];
+// the filters beside status: query parameter → its <input>/<select> in the toolbar
+const FILTERS = { since: "filter-since", until: "filter-until", trigger: "filter-trigger", version: "filter-version" };
 const state = {
   statuses: new Set((params.get("status") || "").split(",").filter((s) => LABEL[s])),
+  filters: Object.fromEntries(Object.keys(FILTERS).map((k) => [k, params.get(k) || ""])),
   offset: Math.max(0, parseInt(params.get("offset") || "0", 10) || 0),
   count: 0, runs: [],
 };
@@ -24,6 +29,7 @@ const badge = (status) => h("span", { class: `badge ${status}`, "data-status": s
 function syncUrl() {
   const q = new URLSearchParams();
   if (state.statuses.size) q.set("status", [...state.statuses].join(","));
+  for (const [k, v] of Object.entries(state.filters)) if (v) q.set(k, v);
   if (state.offset) q.set("offset", String(state.offset));
   if (LIMIT !== 25) q.set("limit", String(LIMIT));
   const s = q.toString();
@@ -46,6 +52,30 @@ function renderChips() {
   host.replaceChildren(chip("", "All"), ...boot.statuses.map((s) => chip(s.value, s.label)));
 }
 
+const filtered = () => state.statuses.size > 0 || Object.values(state.filters).some(Boolean);
+function clearFilters() {
+  state.statuses.clear();
+  for (const k of Object.keys(state.filters)) { state.filters[k] = ""; $(FILTERS[k]).value = ""; }
+  state.offset = 0;
+  load();
+}
+
+// The toolbar's date, trigger and version controls, filled from the URL; a change reloads page 1.
+function setupFilters() {
+  $("filter-trigger").append(...TRIGGERS.map(([v, label]) => h("option", { value: v }, label)));
+  for (const [k, id] of Object.entries(FILTERS)) {
+    const el = $(id);
+    el.value = state.filters[k];
+    el.addEventListener("change", () => {
+      if (k === "version" && el.value && !/^\d+$/.test(el.value)) return;
+      state.filters[k] = el.value;
+      state.offset = 0;
+      load();
+    });
+  }
+  $("filter-clear").addEventListener("click", clearFilters);
+}
+
 function row(run) {
   const started = run.started || run.created;
   return h("tr", { "data-run": run.id, class: "run-row", onclick: (e) => { if (!e.target.closest("a")) location.href = run.page; } },
@@ -64,13 +94,13 @@ function render() {
   renderChips();
   const host = $("runs");
   if (!state.runs.length) {
-    const filtered = state.statuses.size > 0;
+    const any = filtered();
     host.replaceChildren(h("div", { class: "empty-state", id: "empty-state" },
       h("div", { class: "empty-icon" }, "◇"),
-      h("h2", {}, filtered ? "No runs with this status" : "No runs yet"),
-      h("p", { class: "muted" }, filtered ? "Try another status, or clear the filter." : "Start one with “Run now”, from the editor, its HTTP trigger or its schedule."),
-      h("div", { class: "actions" }, filtered
-        ? h("button", { class: "btn", type: "button", onclick: () => { state.statuses.clear(); state.offset = 0; load(); } }, "Clear filter")
+      h("h2", {}, any ? "No runs match the filters" : "No runs yet"),
+      h("p", { class: "muted" }, any ? "Try other filters, or clear them." : "Start one with “Run now”, from the editor, its HTTP trigger or its schedule."),
+      h("div", { class: "actions" }, any
+        ? h("button", { class: "btn", type: "button", onclick: clearFilters }, "Clear filters")
         : h("button", { class: "btn btn-primary", type: "button", onclick: runNow }, "▶ Run now"))));
   } else {
     host.replaceChildren(h("table", { class: "wf-table runs-table" },
@@ -79,7 +109,8 @@ function render() {
       h("tbody", {}, state.runs.map(row))));
   }
   const first = state.count ? state.offset + 1 : 0, last = state.offset + state.runs.length;
-  $("runs-count").textContent = `${state.count} run${state.count === 1 ? "" : "s"}${state.statuses.size ? " matching" : ""}`;
+  $("runs-count").textContent = `${state.count} run${state.count === 1 ? "" : "s"}${filtered() ? " matching" : ""}`;
+  $("filter-clear").hidden = !filtered();
   $("page-info").textContent = state.count ? `${first}–${last} of ${state.count}` : "";
   $("btn-prev").disabled = state.offset === 0;
   $("btn-next").disabled = last >= state.count;
@@ -91,6 +122,7 @@ async function load() {
   const mine = ++seq;
   const q = new URLSearchParams({ limit: String(LIMIT), offset: String(state.offset) });
   if (state.statuses.size) q.set("status", [...state.statuses].join(","));
+  for (const [k, v] of Object.entries(state.filters)) if (v) q.set(k, v);
   syncUrl();
   renderChips();
   try {
@@ -140,8 +172,7 @@ async function runNow() {
   });
   if (value === "run" && created) {
     toast(h("span", {}, `Run #${created.id} started · `, h("a", { href: created.page }, "open")), "success");
-    state.statuses.clear();
-    state.offset = 0;
+    clearFilters();
     await load();
     document.querySelector(`tr[data-run="${created.id}"]`)?.classList.add("flash");
   }
@@ -186,5 +217,6 @@ setInterval(() => {
   for (const t of document.querySelectorAll(".runs-table time")) t.textContent = relativeTime(t.getAttribute("datetime"));
 }, 30000);
 
+setupFilters();
 load();
 follower.start();
