@@ -82,6 +82,7 @@ NODE_TYPES: dict[str, NodeType] = {
             _obj({
                 "method": {"enum": ["POST", "PUT", "GET"], "default": "POST"},
                 "response_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 120},
+                "sample_payload": {"description": "Example JSON body, used for step tests and the panel's curl line."},
             }),
             inputs=(), defaults={"method": "POST"}, icon="⇣",
         ),

@@ -84,3 +84,14 @@ def test_workflow_list_shows_trigger_kind_and_last_run(api, alice, bob, definiti
     assert rows["Empty"]["last_run"] is None
     assert rows["Empty"]["trigger"] in (None, "manual")  # an empty workflow starts with a manual trigger
     assert empty.pk == rows["Empty"]["id"]
+
+
+@pytest.mark.django_db
+def test_an_http_trigger_takes_a_sample_payload(api, alice, definition):
+    """The HTTP trigger's sample body (for step tests and the panel's curl line) passes validation."""
+    definition["nodes"][0].update({"type": "trigger.http", "parameters": {"method": "POST", "sample_payload": {"n": 1}}})
+    res = api.post("/api/workflows/", {"name": "Hook sample", "definition": definition}, format="json")
+    assert res.status_code == 201, res.content
+    assert res.json()["definition"]["nodes"][0]["parameters"]["sample_payload"] == {"n": 1}
+    definition["nodes"][0]["parameters"]["sample"] = 1  # other names are still refused
+    assert api.post("/api/workflows/", {"name": "Bad", "definition": definition}, format="json").status_code == 400

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import datetime, timezone as tz
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tests.browser.helpers import api, linear_definition, open_editor, settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
+SAMPLE = {"amount": 12, "note": "it's paid"}  # a quote the shell line must escape
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "expense-report.json"
 
 
@@ -26,7 +28,8 @@ def errors(page):
 
 def http_definition():
     d = linear_definition("action.python")
-    d["nodes"][0].update({"type": "trigger.http", "name": "Webhook", "parameters": {"method": "POST"}})
+    d["nodes"][0].update({"type": "trigger.http", "name": "Webhook",
+                          "parameters": {"method": "POST", "sample_payload": SAMPLE}})
     return d
 
 
@@ -41,7 +44,8 @@ def test_the_http_trigger_panel_shows_copies_and_rotates_the_url(signed_in, make
     hook = api(page, "GET", f"/api/workflows/{wf.pk}/hook/")["data"]
     assert url == hook["url"] and url.startswith(live_server.url) and hook["token"] in url
     curl = page.input_value("#hook-curl")
-    assert curl == f"curl -X POST '{url}' -H 'Content-Type: application/json' -d '{{}}'"
+    body = json.dumps(SAMPLE, separators=(",", ":")).replace("'", "'\\''")
+    assert curl == f"curl -X POST '{url}' -H 'Content-Type: application/json' -d '{body}'"
 
     page.click("#hook-copy")
     page.wait_for_selector(".toast-success:has-text('URL copied')")
@@ -56,8 +60,11 @@ def test_the_http_trigger_panel_shows_copies_and_rotates_the_url(signed_in, make
     page.select_option("#param-method", label="POST")
     page.wait_for_function("(want) => document.querySelector('#hook-curl').value === want", arg=curl)
 
-    # the curl line works as shown: the URL starts a run
-    assert page.request.post(url, data="{}", headers={"Content-Type": "application/json"}).status == 202
+    # the curl line works as shown in a shell: it starts a run with the sample payload as body
+    done = subprocess.run(["sh", "-c", curl + " -s -o /dev/null -w '%{http_code}'"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout == "202", done
+    assert Run.objects.filter(workflow=wf, trigger=Run.Trigger.HTTP).get().payload["body"] == SAMPLE
 
     # rotate asks first; cancelling keeps the URL
     page.click("#hook-rotate")
