@@ -1,10 +1,12 @@
-"""Guards in front of the views: a request-body size limit (ASGI, before Django reads the body)
-and the sign-in page's answer to a throttled client (429)."""
+"""Guards in front of the views: a request-body size limit (ASGI, before Django reads the body),
+the API's errors always in its JSON shape, and the sign-in page's answer to a throttled client (429)."""
 from __future__ import annotations
 
 import json
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from django.urls import reverse
 
@@ -36,7 +38,7 @@ class BodyTooLarge:
         limit = self.limit_for(scope.get("path", ""))
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.strip().isdigit() and int(length) > limit:
-            return await _refuse(send, limit)
+            return await _refuse(send, limit, scope.get("path", ""))
 
         state = {"received": 0, "started": False, "refused": False}
 
@@ -50,7 +52,7 @@ class BodyTooLarge:
                     state["refused"] = True
                     if not state["started"]:
                         state["started"] = True
-                        await _refuse(send, limit)
+                        await _refuse(send, limit, scope.get("path", ""))
                     # Django sees the client go away and drops what it has read.
                     return {"type": "http.disconnect"}
             return message
@@ -65,13 +67,65 @@ class BodyTooLarge:
         await self.app(scope, guarded_receive, guarded_send)
 
 
-async def _refuse(send, limit: int) -> None:
-    message = f"The request body is larger than the {limit}-byte limit."
+async def _refuse(send, limit: int, path: str = "") -> None:
+    from designer.api.errors import too_large_message
+
+    message = (too_large_message(None, limit) if path.startswith(JSON_PREFIXES)
+               else f"The request body is larger than the {limit:,}-byte limit.")
     body = json.dumps({"detail": message, "errors": [{"path": "$", "message": message}]}).encode()
     await send({"type": "http.response.start", "status": 413, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
         (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+JSON_PREFIXES = ("/api/", "/hooks/")
+
+
+class ApiErrorsAsJson:
+    """Errors under /api/ in the API's one JSON shape (designer/api/errors.py), also those Django
+    answers itself with an HTML page: an unknown URL (404), a crash (500). A body over
+    DATA_UPLOAD_MAX_MEMORY_SIZE (RequestDataTooBig) gets 413 with the limits under /api/ and
+    /hooks/ (a hook's own answers, which its Response node may write as HTML, are left alone)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self._acall(request)
+        return self._reshape(request, self.get_response(request))
+
+    async def _acall(self, request):
+        return self._reshape(request, await self.get_response(request))
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, RequestDataTooBig) and request.path_info.startswith(JSON_PREFIXES):
+            from designer.api.errors import request_too_large_body
+
+            return _json(request_too_large_body(request), 413)
+        return None
+
+    @staticmethod
+    def _reshape(request, response):
+        if (response.status_code < 400 or not request.path_info.startswith("/api/")
+                or "json" in response.get("Content-Type", "")):
+            return response
+        from designer.api.errors import error_body
+
+        message = {400: "Bad request.", 404: "Not found.", 500: "Server error: the request failed; it was logged."}.get(
+            response.status_code, response.reason_phrase or f"HTTP {response.status_code}")
+        return _json(error_body(message), response.status_code)
+
+
+def _json(body: dict, status: int) -> HttpResponse:
+    return HttpResponse(json.dumps(body), status=status, content_type="application/json")
 
 
 class LoginThrottleMiddleware:

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from engine.drafts import definition_hash
 from engine.models import HookToken, PinnedOutput, Run, ScheduleTick, StepRun, Workflow
 from engine.states import begin, transition
 from engine.status import Status
@@ -72,8 +73,10 @@ def _holds_nul(value) -> bool:
 @transaction.atomic
 def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, started_by=None, *,
                  version=None, rerun_of=None, reply_socket: str = "", kind: str = Run.Kind.RUN,
-                 test_node: str = "", test_upstream: dict | None = None) -> Run:
-    """Create a queued run of `version` (default: the head) and enqueue it.
+                 test_node: str = "", test_upstream: dict | None = None, draft: dict | None = None) -> Run:
+    """Create a queued run of `version` (default: the head) and enqueue it. With `draft` (an
+    unsaved definition, already validated), the run executes it and records its hash; `version`
+    is then the version the draft is based on.
 
     :raises RunRefused: the workflow has no version, or the payload holds a NUL character.
     :raises TooManyRuns: the workflow's owner has STEPWELL_MAX_ACTIVE_RUNS_PER_USER runs active.
@@ -87,7 +90,8 @@ def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, sta
     run = begin(Run, Status.QUEUED, data={"trigger": trigger, "kind": kind},
                 workflow=workflow, version=version, payload=payload, trigger=trigger,
                 started_by=started_by, rerun_of=rerun_of, reply_socket=reply_socket,
-                kind=kind, test_node=test_node, test_upstream=test_upstream)
+                kind=kind, test_node=test_node, test_upstream=test_upstream,
+                definition=draft, draft_hash=definition_hash(draft) if draft is not None else "")
     execute_run.enqueue(run.pk)
     transaction.on_commit(poke)
     from engine.governance_hooks import record_run
@@ -127,9 +131,11 @@ def latest_outputs(workflow) -> tuple[dict | None, dict]:
     return run.payload, steps
 
 
-def test_namespace(workflow, node_id: str, sample: dict | None, use_latest: bool) -> dict:
-    """The mapping namespace a step test runs with: latest run outputs, then pins, then `sample`."""
-    definition = workflow.definition or {}
+def test_namespace(workflow, node_id: str, sample: dict | None, use_latest: bool,
+                   definition: dict | None = None) -> dict:
+    """The mapping namespace a step test runs with: latest run outputs, then pins, then `sample`
+    (nodes and the trigger's sample payload from `definition`, default the saved one)."""
+    definition = definition if definition is not None else (workflow.definition or {})
     nodes = {n["id"]: n for n in definition.get("nodes", [])}
     ns: dict = {"trigger": None, "steps": {}}
     if use_latest:
@@ -157,17 +163,19 @@ def test_namespace(workflow, node_id: str, sample: dict | None, use_latest: bool
 
 
 def do_test_node(workflow, node_id: str, user, sample: dict | None = None, use_latest: bool = False,
-                 reply_socket: str = "") -> Run:
-    """Queue a step test: a Run of kind=test that executes only `node_id`.
+                 reply_socket: str = "", draft: dict | None = None) -> Run:
+    """Queue a step test: a Run of kind=test that executes only `node_id`, of the saved head or
+    of `draft` (the editor's unsaved definition, validated by the caller; nothing is saved).
 
-    :raises RunRefused: no such node in the head version.
+    :raises RunRefused: no such node in the head version (or the draft).
     """
-    definition = workflow.definition or {}
+    definition = draft if draft is not None else (workflow.definition or {})
     if not any(n["id"] == node_id for n in definition.get("nodes", [])):
-        raise RunRefused(f"node {node_id!r} is not in the workflow's latest version")
-    ns = test_namespace(workflow, node_id, sample, use_latest)
+        where = "draft" if draft is not None else "workflow's latest version"
+        raise RunRefused(f"node {node_id!r} is not in the {where}")
+    ns = test_namespace(workflow, node_id, sample, use_latest, definition)
     return do_start_run(workflow, ns["trigger"], Run.Trigger.TEST, user, kind=Run.Kind.TEST,
-                        test_node=node_id, test_upstream=ns, reply_socket=reply_socket)
+                        test_node=node_id, test_upstream=ns, reply_socket=reply_socket, draft=draft)
 
 
 def do_pin_output(workflow, node_id: str, output, source_run: Run | None = None) -> PinnedOutput:
@@ -175,7 +183,10 @@ def do_pin_output(workflow, node_id: str, output, source_run: Run | None = None)
 
     :raises RunRefused: no such node in the head version.
     """
-    node = next((n for n in (workflow.definition or {}).get("nodes", []) if n["id"] == node_id), None)
+    # a step test of a draft pins what the draft's node did
+    definition = (source_run.definition if source_run is not None and source_run.definition is not None
+                  else workflow.definition) or {}
+    node = next((n for n in definition.get("nodes", []) if n["id"] == node_id), None)
     if node is None:
         raise RunRefused(f"node {node_id!r} is not in the workflow's latest version")
     pin, _ = PinnedOutput.objects.update_or_create(

@@ -113,6 +113,11 @@ class Run(FrozenWhenFinished):
     response = models.JSONField(null=True, blank=True, help_text="What a Response node produced.")
     test_node = models.CharField(max_length=64, blank=True, default="")
     test_upstream = models.JSONField(null=True, blank=True, help_text="Step test: namespace given.")
+    definition = models.JSONField(null=True, blank=True, help_text=(
+        "The unsaved draft this run executed instead of its version's definition (a step test of "
+        "the editor's draft); `version` is then the saved version the draft was based on."))
+    draft_hash = models.CharField(max_length=64, blank=True, default="",
+                                  help_text="SHA-256 of the draft (engine.drafts.definition_hash).")
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=80, blank=True, default="")
     lease_expires = models.DateTimeField(null=True, blank=True)
@@ -217,7 +222,9 @@ class StepEvent(models.Model):
     def to_message(self) -> dict:
         """The JSON sent to websocket clients."""
         return {
-            "type": "run.status" if self.step_id is None else "step.status",
+            "type": ("run.status" if self.step_id is None
+                     else "step.output" if isinstance(self.data, dict) and self.data.get("live")
+                     else "step.status"),   # live output: engine.events.step_output
             "event_id": self.pk, "run_id": self.run_id, "step_id": self.step_id,
             "node_id": self.node_id or None, "item_index": self.item_index, "attempt": self.attempt,
             "status": self.status, "data": self.data, "at": self.created.isoformat(),

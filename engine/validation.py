@@ -51,6 +51,9 @@ def _message(error) -> str:
         return custom.format(instance=error.instance)
     if error.validator == "enum" and list(error.path)[-1:] == ["type"] and len(error.path) == 3:
         return f"unknown node type {error.instance!r}; known types: {', '.join(sorted(NODE_TYPES))}"
+    if error.validator == "maxLength" and isinstance(error.instance, str):   # never echo a huge value
+        return (f"is {len(error.instance):,} characters long; the limit is {error.validator_value:,}"
+                + (" (a code step's code)" if list(error.path)[-1:] == ["code"] else ""))
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are", "unknown field(s):").replace(
             "Additional properties is", "unknown field(s):")
@@ -188,7 +191,7 @@ def validate_definition(doc, max_nodes: int = 1000, max_bytes: int | None = None
     problems = _schema_problems(doc)
     if problems:
         return problems
-    problems = _graph_problems(doc, max_nodes) + _settings_problems(doc)
+    problems = _graph_problems(doc, max_nodes) + _settings_problems(doc) + _cap_problems(doc)
     if problems:
         return problems
     return _nesting_problems(doc) + _mapping_problems(doc)
@@ -255,6 +258,44 @@ def _settings_problems(doc: dict) -> list[Problem]:
             if not host_entry_covered(workflow_hosts, entry):
                 problems.append(Problem(path, f"{entry!r} is not covered by the workflow's settings.allowed_hosts; "
                                               "a step may narrow that list, never widen it", node.get("id")))
+    return problems
+
+
+# (definition key, settings name of the server's cap, unit) of what a step may ask for; the
+# executor lowers a larger value to the cap, so it is refused at save instead of run quietly.
+_CAPS = {
+    "action.python": (("timeout_s", "STEPWELL_MAX_STEP_TIMEOUT_S", "s"),
+                      ("memory_mib", "STEPWELL_MAX_STEP_MEMORY_MIB", " MiB")),
+    "action.http": (("timeout_s", "STEPWELL_MAX_HTTP_TIMEOUT_S", "s"),),
+}
+_SETTINGS_CAPS = (("default_timeout_s", "STEPWELL_MAX_STEP_TIMEOUT_S", "s"),
+                  ("default_memory_mib", "STEPWELL_MAX_STEP_MEMORY_MIB", " MiB"))
+
+
+def _cap_problems(doc: dict) -> list[Problem]:
+    """Timeouts and memory above this server's caps (STEPWELL_MAX_STEP_TIMEOUT_S,
+    STEPWELL_MAX_STEP_MEMORY_MIB, STEPWELL_MAX_HTTP_TIMEOUT_S). The instance policy's lower
+    ceilings are checked at save by engine.governance_hooks.check_save."""
+    from django.conf import settings
+
+    def over(value, setting: str, unit: str) -> str | None:
+        cap = getattr(settings, setting)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > cap:
+            return f"{value:g}{unit} is above this server's limit of {cap:g}{unit} ({setting})"
+        return None
+
+    problems = []
+    s = doc.get("settings") or {}
+    for key, setting, unit in _SETTINGS_CAPS:
+        message = over(s.get(key), setting, unit)
+        if message:
+            problems.append(Problem(f"$.settings.{key}", message))
+    for i, node in enumerate(doc.get("nodes") or []):
+        params = node.get("parameters") or {}
+        for key, setting, unit in _CAPS.get(node.get("type"), ()):
+            message = over(params.get(key), setting, unit)
+            if message:
+                problems.append(Problem(f"$.nodes[{i}].parameters.{key}", message, node.get("id")))
     return problems
 
 

@@ -6,6 +6,8 @@ Django views (the async ones DRF cannot serve) return `error_json(...)` / `valid
 """
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
@@ -24,6 +26,35 @@ class DefinitionRejected(APIException):
     def __init__(self, problems: list[dict]):
         super().__init__(detail=self.default_detail)
         self.problems = problems
+
+
+class RequestTooLarge(APIException):
+    """The request body is over what the API reads (413, with the limits in the message)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request is too large."
+
+
+def too_large_message(size: int | None, limit: int) -> str:
+    """What the editor shows when a body is refused for its size: the limits a user can act on."""
+    got = f" ({size:,} bytes)" if size else ""
+    return (f"The request is too large{got}: the limit is {limit:,} bytes. A workflow "
+            f"definition may be up to {settings.MAX_DEFINITION_BYTES:,} bytes of JSON and a code "
+            f"step's code up to {max_code_chars():,} characters.")
+
+
+def max_code_chars() -> int:
+    from engine.nodes import NODE_TYPES
+
+    return NODE_TYPES["action.python"].parameters["properties"]["code"]["maxLength"]
+
+
+def request_too_large_body(request=None) -> dict:
+    size = None
+    if request is not None:
+        raw = (getattr(request, "META", None) or {}).get("CONTENT_LENGTH") or ""
+        size = int(raw) if str(raw).isdigit() else None
+    return error_body(too_large_message(size, settings.MAX_DEFINITION_BYTES + 65536))
 
 
 def prefixed(exc: DefinitionInvalid, prefix: str) -> DefinitionRejected:
@@ -56,6 +87,8 @@ def _flatten(detail, path: str) -> list[dict]:
 def exception_handler(exc, context):
     if isinstance(exc, DefinitionInvalid):   # raised by an action (the instance policy at save)
         exc = prefixed(exc, "$.definition")
+    if isinstance(exc, RequestDataTooBig):   # Django's own cap (DATA_UPLOAD_MAX_MEMORY_SIZE)
+        return Response(request_too_large_body(context.get("request")), status=413)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

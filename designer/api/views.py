@@ -18,6 +18,7 @@ from designer.api.serializers import (
 from engine.models import Workflow
 from engine.nodes import NODE_TYPES
 from engine.schema import workflow_schema
+from engine.drafts import same_definition
 from engine.validation import validate_definition
 
 
@@ -52,9 +53,21 @@ class WorkflowViewSet(viewsets.ModelViewSet):
         workflow = serializer.instance
         if "name" in d or "description" in d:
             actions.do_rename_workflow(workflow, d.get("name"), d.get("description"))
-        if "definition" in d:
+        # the same definition as the newest version: no new version (the answer says `unchanged`)
+        self.unchanged = "definition" in d and same_definition(d["definition"], workflow.definition)
+        if "definition" in d and not self.unchanged:
             actions.do_save_version(workflow, d["definition"], self.request.user, d.get("message", ""))
         workflow.refresh_from_db()
+
+    @extend_schema(responses={200: WorkflowSerializer})
+    def update(self, request, *args, **kwargs):
+        """Rename, or save the definition as a new version. A definition equal to the newest
+        version's saves nothing: the answer names the existing version and has `unchanged: true`."""
+        self.unchanged = False
+        response = super().update(request, *args, **kwargs)
+        if response.status_code == 200 and isinstance(response.data, dict):
+            response.data["unchanged"] = self.unchanged
+        return response
 
     def perform_destroy(self, instance):
         actions.do_delete_workflow(instance, self.request.user)

@@ -1,11 +1,17 @@
 // Saving: the definition becomes a new version (problems the server finds are listed and nothing
-// is saved); runs and step tests save first; the workflow's name in the header is renamed in
+// is saved; saving what the newest version already holds makes none: "No changes"); runs save
+// first; step tests run the draft as it is, unsaved; a syntax error in a code step blocks a run
+// or a step test, not a save (editor-syntax.js); the workflow's name in the header is renamed in
 // place; leaving the page with unsaved changes asks first.
 import { api, ApiError } from "./api.js";
+import { syntaxCheck } from "./editor-syntax.js";
 import { toast } from "./ui.js";
 
 export function saving(ed) {
   const { state, $ } = ed;
+  const syntax = syntaxCheck(ed);
+  // "Test step" runs the editor's draft: it asks the syntax check first, then sends the draft
+  ed.stepTools.checkSyntax = (nodeId) => syntax.syntaxBlocked("test", nodeId);
 
   async function save() {
     if (state.saving) return;
@@ -17,7 +23,11 @@ export function saving(ed) {
       const res = await api.updateWorkflow(state.id, { definition: JSON.parse(sent) });
       state.version = res.version;
       state.saved = sent;
-      toast(`Saved as version ${res.version}`, "success");
+      if (res.unchanged) {
+        toast(`No changes: version ${res.version} already holds this workflow`, "info", { timeout: 2500 });
+      } else {
+        toast(`Saved as version ${res.version}`, "success");
+      }
       ed.showProblems([]);
       ed.stepTools.refresh();  // pins go stale against the saved version
     } catch (err) {
@@ -26,6 +36,10 @@ export function saving(ed) {
         ed.openProblems();
         toast(`Not saved: ${err.errors.length} problem${err.errors.length === 1 ? "" : "s"} in the workflow`, "error",
           { details: err.errors.slice(0, 3).map((e) => e.message) });
+      } else if (err instanceof ApiError && err.errors.length) {   // e.g. 413: the server's message
+        ed.showProblems(ed.withLocalProblems(err.errors));
+        ed.openProblems();
+        toast(`Not saved: ${err.message}`, "error");
       } else {
         toast(`Save failed: ${err.message}`, "error");
       }
@@ -76,5 +90,5 @@ export function saving(ed) {
     if (e.key === "Escape") { nameInput.value = state.name; nameInput.blur(); }
   });
 
-  return { save, ensureSaved };
+  return { save, ensureSaved, ...syntax };
 }

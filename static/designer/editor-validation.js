@@ -1,7 +1,8 @@
 // Validation as you edit: the server checks the definition (debounced; answers about an older
 // definition are dropped), problems are marked on the canvas and listed under it, and clicking
-// one selects its node or edge.
-import { api } from "./api.js";
+// one selects its node or edge. An error answer (a definition too large to send) is listed with
+// the server's message.
+import { api, ApiError } from "./api.js";
 import { problemTarget } from "./model.js";
 import { h } from "./ui.js";
 
@@ -26,8 +27,26 @@ export function validation(ed) {
       showProblems(res.errors || []);
     } catch (err) {
       if (mine !== seq) return;
-      setValidation("unknown");
+      // an answer in the API's error shape (e.g. 413, too large): its message, as a problem
+      if (err instanceof ApiError && err.status >= 400 && err.status < 500 && err.errors.length) showProblems(withLocal(err.errors));
+      else setValidation("unknown");
     }
+  }
+
+  // Code steps over the node type's maxLength: when the whole definition is too large to send,
+  // the server cannot say which step it is, so the editor says it (same path and words).
+  function codeTooLong() {
+    const limit = ed.types.get("action.python")?.parameters_schema?.properties?.code?.maxLength;
+    if (!limit) return [];
+    return state.def.nodes.flatMap((n, i) => {
+      const len = n.type === "action.python" ? String(n.parameters?.code ?? "").length : 0;
+      return len > limit ? [{ path: `$.nodes[${i}].parameters.code`, node_id: n.id,
+        message: `is ${len.toLocaleString("en")} characters long; the limit is ${limit.toLocaleString("en")} (a code step's code)` }] : [];
+    });
+  }
+
+  function withLocal(errors) {
+    return [...errors, ...codeTooLong()];
   }
 
   function showProblems(errors) {
@@ -90,5 +109,5 @@ export function validation(ed) {
   });
   $("#problems-close").addEventListener("click", () => { collapsed = true; $("#problems").hidden = true; });
 
-  return { scheduleValidation, showProblems, openProblems };
+  return { scheduleValidation, showProblems, openProblems, withLocalProblems: withLocal };
 }

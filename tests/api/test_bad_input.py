@@ -75,7 +75,7 @@ def test_oversize_body_is_refused_before_parsing(api, settings):
     settings.MAX_DEFINITION_BYTES = 1000
     body = json.dumps({"name": "x", "definition": {"pad": "y" * 200_000}})
     r = api.generic("POST", "/api/workflows/", body, content_type="application/json")
-    assert r.status_code == 400 and "limit" in r.json()["detail"]
+    assert r.status_code == 413 and "too large" in r.json()["detail"] and "limit" in r.json()["detail"]
     _nothing_saved()
 
 
