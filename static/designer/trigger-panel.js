@@ -35,7 +35,7 @@ export function hookSection(node, workflowId) {
   let hook = null;  // {token, url}
   const urlInput = h("input", { type: "text", id: "hook-url", class: "mono", readonly: true, "aria-label": "Hook URL",
     value: "Loading…" });
-  const curlInput = h("textarea", { id: "hook-curl", class: "mono hook-curl", rows: 3, readonly: true,
+  const curlInput = h("textarea", { id: "hook-curl", class: "mono hook-curl", rows: 5, readonly: true,
     "aria-label": "curl command", spellcheck: "false" });
   const copy = (input, what) => async () => {
     if (!hook) return;

@@ -33,7 +33,8 @@ def http_definition():
     return d
 
 
-def test_the_http_trigger_panel_shows_copies_and_rotates_the_url(signed_in, make_workflow, live_server, settings):
+def test_the_http_trigger_panel_shows_copies_and_rotates_the_url(signed_in, make_workflow, live_server, settings,
+                                                                 tmp_path):
     page = signed_in
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     wf = make_workflow("Hooked", http_definition())
@@ -44,6 +45,7 @@ def test_the_http_trigger_panel_shows_copies_and_rotates_the_url(signed_in, make
     hook = api(page, "GET", f"/api/workflows/{wf.pk}/hook/")["data"]
     assert url == hook["url"] and url.startswith(live_server.url) and hook["token"] in url
     curl = page.input_value("#hook-curl")
+    page.locator(".hook-section").screenshot(path=str(tmp_path / "hook-panel.png"))
     body = json.dumps(SAMPLE, separators=(",", ":")).replace("'", "'\\''")
     assert curl == f"curl -X POST '{url}' -H 'Content-Type: application/json' -d '{body}'"
 
@@ -186,7 +188,7 @@ def test_the_example_is_laid_out_with_visible_edges(signed_in):
         assert box and box["width"] >= 40, box
 
 
-def test_monaco_minimap_and_dark_mode(signed_in, make_workflow, live_server):
+def test_monaco_minimap_and_dark_mode(signed_in, make_workflow, tmp_path):
     page = signed_in
     wf = make_workflow("Themed", linear_definition("action.python"))
     page.evaluate("() => localStorage.removeItem('stepwell.theme')")
@@ -203,6 +205,8 @@ def test_monaco_minimap_and_dark_mode(signed_in, make_workflow, live_server):
     assert page.get_attribute("html", "data-theme") == "dark"
     assert page.get_attribute("#theme-toggle", "aria-pressed") == "true"
     page.wait_for_function("() => document.querySelector('#code-editor .monaco-editor').classList.contains('vs-dark')")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(tmp_path / "editor-dark.png"))  # for review by eye
     dark_bg = page.evaluate("() => getComputedStyle(document.body).backgroundColor")
     assert dark_bg != light_bg
     r, g, b = map(int, re.findall(r"\d+", dark_bg)[:3])
@@ -214,6 +218,7 @@ def test_monaco_minimap_and_dark_mode(signed_in, make_workflow, live_server):
     page.goto("/workflows/")
     page.wait_for_selector(".wf-table")
     assert page.get_attribute("html", "data-theme") == "dark"
+    page.screenshot(path=str(tmp_path / "list-dark.png"))
     page.click("#theme-toggle")
     assert page.get_attribute("html", "data-theme") == "light"
     assert page.evaluate("() => localStorage.getItem('stepwell.theme')") == "light"
