@@ -60,9 +60,14 @@ def test_workflow_defaults_and_server_caps_apply(stack, wf):
          wf.node("env", "action.python", {"code": "import os\nresult = os.environ.get('GREETING')"})],
         [wf.edge("trigger", "env")],
         variables=[{"name": "GREETING", "value": "hello"}], default_timeout_s=600, default_memory_mib=8192)
+    # above STEPWELL_MAX_STEP_MEMORY_MIB (2048): refused at save, not lowered quietly at run time
+    status, body = api.post("/api/workflows/", {"name": "wf", "definition": d})
+    assert status == 400 and [e["path"] for e in body["errors"]] == ["$.definition.settings.default_memory_mib"], body
+    assert "above this server's limit of 2048 MiB" in body["errors"][0]["message"]
+    d["settings"]["default_memory_mib"] = 2048
     w = api.create_workflow(d)
     run = api.wait(api.start(w["id"])["id"])
     step = next(s for s in run["steps"] if s["node_id"] == "env")
     assert step["output"] == "hello"
     assert step["sandbox"]["timeout_s"] == 600  # STEPWELL_MAX_STEP_TIMEOUT_S default 600
-    assert step["sandbox"]["memory_mib"] == 2048  # capped by STEPWELL_MAX_STEP_MEMORY_MIB
+    assert step["sandbox"]["memory_mib"] == 2048  # the workflow's default, at the cap
