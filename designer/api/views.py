@@ -104,6 +104,13 @@ class WorkflowViewSet(viewsets.ModelViewSet):
             from engine.validation import Problem
 
             problems = [Problem(path, message) for path, message in secret_problems(request.user.pk, request.data)]
+        if not problems:   # the instance policy's timeout and memory ceilings, as the save will check them
+            from engine.validation import Problem
+            from governance.policies import current
+            from governance.rules import evaluate
+
+            problems = [Problem(v.path, f"{v.message} [policy rule {v.rule}]", v.node_id)
+                        for v in evaluate(request.data, current()) if v.rule in ("max_timeout", "max_memory")]
         return Response({"valid": not problems, "errors": [p.to_dict() for p in problems]})
 
 

@@ -75,3 +75,15 @@ def test_memory_and_timeout_above_the_server_caps_are_refused_at_save(api, defin
 
 def test_django_own_error_pages_become_json_under_api(api):
     _shape(api.get("/api/no-such-route/"), 404)
+
+
+def test_the_policy_ceilings_show_while_editing_and_refuse_the_save(api, definition):
+    from governance.policies import Policy
+
+    Policy.objects.update_or_create(pk=1, defaults={"max_memory_mib": 1024, "egress_ceiling": ["*"]})
+    definition["nodes"][1]["parameters"]["memory_mib"] = 1536
+    r = api.post("/api/workflows/validate/", definition, format="json")
+    [err] = r.json()["errors"]
+    assert err["path"] == "$.nodes[1].parameters.memory_mib" and "policy rule max_memory" in err["message"]
+    body = _shape(api.post("/api/workflows/", {"name": "w", "definition": definition}, format="json"), 400)
+    assert [e["path"] for e in body["errors"]] == ["$.definition.nodes[1].parameters.memory_mib"]
