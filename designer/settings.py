@@ -129,6 +129,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "agents.auth.BearerKeyAuthentication",   # API keys (agents/), Authorization: Bearer <key>
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["designer.api.parsers.LimitedJSONParser"],
@@ -280,6 +281,8 @@ STEPWELL_UPLOAD_PATH_PREFIXES = ["/api/packages/upload/", "/admin/runtimes/"]
 
 # --- Governance: audit log and instance policies (governance/) ---------------------------------
 INSTALLED_APPS += ["governance.apps.GovernanceConfig"]
+INSTALLED_APPS += ["agents.apps.AgentsConfig"]   # API keys: Bearer auth, per-key quotas (agents/)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ApiKeyStatusEnum"] = "agents.models.STATUSES"
 # Audit events older than this are pruned by the worker (a checkpoint event keeps the chain verifiable).
 STEPWELL_AUDIT_RETENTION_DAYS = env_int("STEPWELL_AUDIT_RETENTION_DAYS", 365, 1, 36_500)
 # "full": execution events keep the code that ran; "hash": only its SHA-256.

@@ -20,4 +20,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("runtimes.urls")),
     path("", include("governance.urls")),
+    path("", include("agents.urls")),
 ]

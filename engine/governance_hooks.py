@@ -81,7 +81,7 @@ def actor_of_run(run) -> str:
     """Who a run acts for: the user who started it, else its trigger (`trigger:hook`, ...)."""
     user = getattr(run, "started_by", None)
     if user is not None:
-        return user.get_username()
+        return getattr(user, "audit_actor", "") or user.get_username()   # the API key's actor (agents.auth)
     return f"trigger:{run.trigger}"
 
 

@@ -20,10 +20,11 @@ def record(kind: str, *, actor: str = "", workflow: int | None = None, run: int 
 
 
 def actor_of(user) -> str:
-    """The actor string for a Django user (its user name), or "" for nobody."""
+    """The actor string for a Django user (its user name, or `user/key name` when the request was
+    authenticated by an API key: agents.auth sets `audit_actor`), or "" for nobody."""
     if user is None or not getattr(user, "is_authenticated", False):
         return ""
-    return user.get_username()
+    return getattr(user, "audit_actor", "") or user.get_username()
 
 
 def trim(value: Any, limit: int | None = None) -> Any:

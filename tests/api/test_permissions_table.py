@@ -83,6 +83,10 @@ ROUTES: dict[str, str] = {
     "api/secrets/": "user",
     "api/secrets/<str:secret_name>/": "owner",
     "api/usage/": "user",
+    "keys/": "user",                         # API keys (agents/); staff list all with ?all=1
+    "api/keys/": "user",
+    "api/keys/<int:key_id>/": "owner",
+    "api/keys/<int:key_id>/revoke/": "owner",
 }
 ROUTE_PREFIXES_OWN_CHECKS = ("admin/",)       # Django's admin checks is_staff itself
 WEBSOCKETS = ("ws/workflows/<int:workflow_id>/", "ws/runs/<int:run_id>/")
@@ -132,8 +136,9 @@ def bobs(bob, definition):
     token = c.get(f"/api/workflows/{wf['id']}/hook/").json()
     assert c.post("/api/secrets/", {"name": "BOB_SECRET", "value": "bob-value"},
                   content_type="application/json").status_code == 201
+    key = c.post("/api/keys/", {"name": "bob-key"}, content_type="application/json").json()
     return {"pk": wf["id"], "run": run["id"], "step_id": step.pk, "number": 1, "node_id": "python_1",
-            "name": "out.txt", "token": token, "secret_name": "BOB_SECRET"}
+            "name": "out.txt", "token": token, "secret_name": "BOB_SECRET", "key_id": key["id"]}
 
 
 def _fill(route: str, ids: dict) -> str:

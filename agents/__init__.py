@@ -1,0 +1,1 @@
+"""Agents: API keys (Bearer authentication, quotas, audit) for callers outside the designer."""
