@@ -161,6 +161,7 @@ export class Canvas extends EventTarget {
     this.byId = new Map();
     this.cards = new Map();         // id -> the node's HTML card
     this.statuses = null;           // node id -> run status (setStatuses)
+    this.pins = new Set();          // ids of nodes with pinned data (setPins): a badge
     this._mute = 0;
 
     root.classList.add("canvas");
@@ -504,6 +505,39 @@ export class Canvas extends EventTarget {
       err.textContent = "";
       err.title = "";
     }
+    this._decoratePin(id, el);
+  }
+
+  // Nodes with pinned output data get a "pinned" badge (ids; empty clears).
+  setPins(ids) {
+    this.pins = new Set(ids || []);
+    for (const [id, el] of this.nodeEls) this._decoratePin(id, el);
+  }
+
+  _decoratePin(id, el) {
+    const on = this.pins.has(id);
+    el.classList.toggle("is-pinned", on);
+    let badge = el._card.querySelector(".node-pin-badge");
+    if (on && !badge) {
+      badge = document.createElement("span");
+      badge.className = "node-pin-badge";
+      badge.append(setIcon(document.createElement("span"), "pin"), "pinned");
+      badge.title = "This step has pinned output data (used by tests, and by runs with “Use pinned data”)";
+      el._card.querySelector(".node-head").append(badge);
+    } else if (!on && badge) badge.remove();
+  }
+
+  // Pan so that node `id`'s box is inside the visible canvas (with `margin` px around it).
+  ensureVisible(id, margin = 24) {
+    const el = this.nodeEls.get(id);
+    if (!el) return;
+    const r = this.root.getBoundingClientRect(), b = el.getBoundingClientRect();
+    let dx = 0, dy = 0;
+    if (b.right > r.right - margin) dx = r.right - margin - b.right;
+    if (b.left + dx < r.left + margin) dx = r.left + margin - b.left;
+    if (b.bottom > r.bottom - margin) dy = r.bottom - margin - b.bottom;
+    if (b.top + dy < r.top + margin) dy = r.top + margin - b.top;
+    if (dx || dy) this._setView(this.view.x + dx, this.view.y + dy, this.view.k);
   }
 
   _renderEdges() {

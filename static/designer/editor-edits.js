@@ -48,6 +48,11 @@ export function edits(ed) {
       d.nodes.push(node);
     });
     canvas.setSelection([node.id]);
+    // the panel may widen (code steps) and shrink the canvas: keep the new node in view
+    const keep = () => canvas.ensureVisible(node.id);
+    requestAnimationFrame(keep);
+    $("#props").addEventListener("transitionend", keep, { once: true });
+    setTimeout(keep, 400);
     if (type.category === "trigger" && state.def.nodes.filter((n) => types.get(n.type)?.category === "trigger").length > 1) {
       toast("A workflow has exactly one trigger: remove the other one before saving.", "info");
     }

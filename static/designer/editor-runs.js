@@ -1,7 +1,9 @@
 // Running the workflow from the editor: "Run" asks for the trigger's payload (the trigger's sample
 // to start with), saves first, starts a run and follows it live, colouring the canvas's nodes by
-// status, with a link to the run's page until it is cleared.
-import { api } from "./api.js";
+// status, with a link to the run's page until it is cleared. "Use pinned data" (when steps have
+// pins) makes pinned steps take their pinned output instead of running (engine/pinned.py). Nodes
+// with pins get a badge on the canvas.
+import { api, request } from "./api.js";
 import { LiveRun } from "./live-run.js";
 import { label } from "./run-status.js";
 import { h, modal, toast } from "./ui.js";
@@ -11,6 +13,13 @@ const said = (status) => label(status).toLowerCase();  // "Run 4 · timed out"
 export function runs(ed) {
   const { state, types, canvas, $ } = ed;
   let liveRun = null;
+  const PINNABLE = new Set(["action.python", "action.http", "action.compose", "control.foreach"]);
+  const pinnedIds = () => Object.keys(ed.stepTools.pins || {}).filter((id) => {
+    const n = state.def.nodes.find((x) => x.id === id);
+    return n && PINNABLE.has(n.type) && !n.parent;
+  });
+  const showPins = () => canvas.setPins(Object.keys(ed.stepTools.pins || {}));
+  ed.stepTools.listeners.add(showPins);   // after every refresh of pins (and every edit)
 
   async function runWorkflow() {
     const trigger = state.def.nodes.find((n) => types.get(n.type)?.category === "trigger");
@@ -18,13 +27,17 @@ export function runs(ed) {
     const ta = h("textarea", { id: "run-payload", class: "mono", rows: 8, spellcheck: "false", "aria-label": "Payload" });
     ta.value = JSON.stringify(sample ?? {}, null, 2);
     const err = h("div", { class: "field-error" });
+    const pinned = pinnedIds();
+    const usePins = h("input", { type: "checkbox", id: "run-use-pinned" });
+    const pinsRow = pinned.length ? h("label", { class: "check run-use-pinned" }, usePins,
+      ` Use pinned data (${pinned.length} step${pinned.length > 1 ? "s" : ""}: ${pinned.join(", ")} take their pinned output instead of running)`) : null;
     let payload = {};
     const choice = await modal({
       title: "Run workflow",
       body: h("div", { class: "run-dialog" },
         h("p", { class: "muted small" }, "The trigger's body, as JSON (steps read it as ", h("code", {}, "{{ trigger.body }}"), ").",
           ed.isDirty() ? " Your changes are saved first." : ""),
-        ta, err),
+        ta, err, pinsRow),
       buttons: [{ label: "Cancel", value: "cancel" }, { label: "Run", value: "run", kind: "primary" }],
       onSubmit: (value) => {
         if (value !== "run") return true;
@@ -41,7 +54,9 @@ export function runs(ed) {
     if (!(await ed.ensureSaved())) { toast("Not run: the workflow could not be saved", "error"); return; }
     $("#btn-run").disabled = true;
     try {
-      followRun(await api.startRun(state.id, payload));
+      followRun(usePins.checked
+        ? await request("POST", `/api/workflows/${encodeURIComponent(state.id)}/runs/`, { payload, use_pinned: true })
+        : await api.startRun(state.id, payload));
     } catch (e) {
       toast(`The run did not start: ${e.message}`, "error");
     } finally {
@@ -65,6 +80,7 @@ export function runs(ed) {
       const ok = e.detail.status === "succeeded";
       toast(`Run ${run.id} ${said(e.detail.status)}`, ok ? "success" : "error", { timeout: 2500 });
       ed.stepTools.refresh();
+      document.dispatchEvent(new CustomEvent("stepwell:run-finished", { detail: { run: run.id, status: e.detail.status } }));
     });
     show({ statuses: liveRun.statuses, run: { id: run.id, status: run.status } });
   }

@@ -4,6 +4,8 @@
 import { h } from "./ui.js";
 import { setIcon } from "./icons.js";
 import { createEditor, setValue } from "./monaco.js";
+import { attachMappingHelp } from "./field-picker.js";
+import { nodeDataSection } from "./node-data.js";
 import { hookSection } from "./trigger-panel.js";
 
 const RETRY_FIELDS = [
@@ -230,8 +232,13 @@ export class PropertiesPanel {
 
     this.root.classList.toggle("props-wide", node.type === "action.python");
     this.root.classList.remove("props-xwide");
+    // the node's data in recent runs (node-data.js)
+    const dataSec = this.tools ? nodeDataSection(node, { workflowId: this.tools.workflowId, getDefinition: () => this._def(),
+      watch: (el, fn) => this.tools._watch(el, fn) }) : null;
+
     this.root.replaceChildren(h("div", { class: "props-form", "data-node-id": node.id }, header, problemBox, general, params,
-      ...(hookSec ? [hookSec] : []), ...(testSec ? [testSec] : []), retry, notesSec));
+      ...(hookSec ? [hookSec] : []), ...(testSec ? [testSec] : []), ...(dataSec ? [dataSec] : []), retry, notesSec));
+    this.root.scrollTop = 0;   // another node: its form starts at the top
     this.sync(node, problems);
   }
 
@@ -274,6 +281,14 @@ export class PropertiesPanel {
       }).then((ed) => {
         if (this.nodeId !== nodeId || !host.isConnected) { ed.dispose(); return; }
         host.querySelector(".code-loading")?.remove();
+        // the wheel scrolls the panel once the editor cannot scroll further: Monaco does not see
+        // such a wheel event (capture), so the browser scrolls the panel
+        ed.updateOptions({ scrollbar: { alwaysConsumeMouseWheel: false }, scrollBeyondLastLine: false });
+        host.addEventListener("wheel", (e) => {
+          if (Math.abs(e.deltaY) <= Math.abs(e.deltaX) || e.ctrlKey) return;
+          const top = ed.getScrollTop(), max = ed.getScrollHeight() - ed.getLayoutInfo().height;
+          if ((e.deltaY > 0 && top >= max - 1) || (e.deltaY < 0 && top <= 0)) e.stopPropagation();
+        }, { capture: true, passive: true });
         this.monaco = ed;
         window.stepwell = window.stepwell || {};
         window.stepwell.monaco = ed;
@@ -354,7 +369,12 @@ export class PropertiesPanel {
       }
       commit();
     });
-    this.fields.push({ sync: (n) => { if (document.activeElement !== ta) show(get(n)); } });
+    // Not rewritten when it already holds this value (its formatting and caret are kept).
+    const holds = (v) => {
+      if (mode === "text") return ta.value === (v === undefined ? "" : (typeof v === "string" ? v : JSON.stringify(v)));
+      try { return JSON.stringify(JSON.parse(ta.value)) === JSON.stringify(v); } catch { return false; }
+    };
+    this.fields.push({ sync: (n) => { if (document.activeElement !== ta && !holds(get(n))) show(get(n)); } });
     const row = this._row(label(key), ta, req, hint);
     if (modeBtn) row.querySelector(".field-label").append(modeBtn);
     row.insertBefore(err, row.querySelector(".field-hint"));
@@ -365,6 +385,8 @@ export class PropertiesPanel {
   _withPicker(row, node, field) {
     if (!this.tools) return row;
     row.querySelector(".field-label").append(this.tools.pickerButton(node.id, field));
+    // completion of {{ steps. / {{ trigger., drops from the picker, unknown-field warnings
+    attachMappingHelp(field, row, () => this.tools.groups(node.id), (el, fn) => this.tools._watch(el, fn));
     return row;
   }
 
