@@ -77,8 +77,19 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     stale = data.locator(".node-run-stale")
     stale.wait_for()
     assert "input mappings changed" in stale.inner_text()
+    # The field picker of a later step shows the newest run's values, marked stale with the reason.
+    select_node(page, "fmt")
+    page.click(".pick-field[data-for=param-value]")
+    group = page.locator(".field-picker .picker-group[data-node=calc]")
+    group.wait_for()
+    assert group.locator(".pick-item[data-path=double] .pick-sample").inner_text() == "10"
+    assert "input mappings changed" in group.locator(".picker-stale").inner_text()
+    page.keyboard.press("Escape")
+    page.locator("#canvas").click(position={"x": 20, "y": 20})
     page.keyboard.press("Control+Z")
-    stale.wait_for(state="hidden")
+    select_node(page, "calc")
+    data.locator(".node-run-status").wait_for()
+    assert data.locator(".node-run-stale").is_hidden()
 
     # A failing run: the panel shows the step's error.
     bad = _definition()
