@@ -18,12 +18,16 @@ function pretty(value) {
 
 // The line diff of two definitions as a <div class="diff-lines">: added and removed lines, with
 // CONTEXT unchanged lines around them and a fold marker for the rest.
-export async function lineDiff(oldDef, newDef) {
+export function lineDiff(oldDef, newDef) {
+  return textDiff(pretty(oldDef), pretty(newDef));
+}
+
+export async function textDiff(oldText, newText) {
   const { diffLines } = await import("../vendor/diff/index.js");
   const rows = [];
   let oldNo = 0;
   let newNo = 0;
-  for (const part of diffLines(pretty(oldDef), pretty(newDef))) {
+  for (const part of diffLines(oldText, newText)) {
     const lines = part.value.replace(/\n$/, "").split("\n");
     for (const text of lines) {
       if (part.added) rows.push({ kind: "add", text, no: ++newNo });
@@ -51,12 +55,16 @@ export async function lineDiff(oldDef, newDef) {
     changed ? out : h("div", { class: "muted small diff-same" }, "No differences."));
 }
 
-function changeList(changes, truncated) {
+// The changed JSON paths; a changed multi-line text (a code step's code) also as its own line diff.
+async function changeList(changes, truncated) {
   if (!changes.length) return null;
   const word = { added: "added", removed: "removed", changed: "changed" };
-  return h("ul", { class: "diff-changes small" },
-    changes.slice(0, 50).map((c) => h("li", { class: `diff-change diff-op-${c.op}`, "data-path": c.path },
-      h("span", { class: "diff-op" }, word[c.op] || c.op), " ", h("code", {}, c.path))),
+  const multiline = (v) => typeof v === "string" && v.includes("\n");
+  const items = await Promise.all(changes.slice(0, 50).map(async (c) => h("li", { class: `diff-change diff-op-${c.op}`, "data-path": c.path },
+    h("span", { class: "diff-op" }, word[c.op] || c.op), " ", h("code", {}, c.path),
+    c.op === "changed" && (multiline(c.old) || multiline(c.new))
+      ? h("div", { class: "diff-text-change" }, await textDiff(`${c.old}\n`, `${c.new}\n`)) : null)));
+  return h("ul", { class: "diff-changes small" }, items,
     truncated || changes.length > 50 ? h("li", { class: "muted" }, "… and more") : null);
 }
 
@@ -108,7 +116,7 @@ export function versions(ed) {
       const [res, oldV, newV] = await Promise.all([
         request("GET", `/api/workflows/${encodeURIComponent(state.id)}/versions/diff/?from=${a}&to=${b}`),
         api.version(state.id, a), api.version(state.id, b)]);
-      await diffModal(`v${a} → v${b}`, changeList(res.changes, res.truncated), await lineDiff(oldV.definition, newV.definition));
+      await diffModal(`v${a} → v${b}`, await changeList(res.changes, res.truncated), await lineDiff(oldV.definition, newV.definition));
     } catch (err) {
       toast(`Diff failed: ${err.message}`, "error");
     }

@@ -106,9 +106,13 @@ def test_draft_tests_syntax_blocks_no_change_saves_and_version_diffs(page, stack
     page.click("#btn-compare")
     dialog = page.locator("dialog.diff-modal")
     dialog.wait_for()
-    assert dialog.locator(".diff-change[data-path='$.nodes[1].parameters.code']").count() == 1
-    removed = dialog.locator(".diff-del").all_inner_texts()
-    added = dialog.locator(".diff-add").all_inner_texts()
+    code_change = dialog.locator(".diff-change[data-path='$.nodes[1].parameters.code']")
+    assert code_change.count() == 1
+    # the code's own line diff, under its path
+    assert code_change.locator(".diff-del .diff-text").all_inner_texts() == ["result = {'total': sum(inputs['values'])}"]
+    assert code_change.locator(".diff-add .diff-text").all_inner_texts() == ["if True:", "print('x')"]
+    removed = dialog.locator(".diff-view > .diff-lines .diff-del").all_inner_texts()
+    added = dialog.locator(".diff-view > .diff-lines .diff-add").all_inner_texts()
     assert any("sum(inputs['values'])}" in t for t in removed), removed
     assert any("if True:" in t for t in added), added
     assert dialog.locator(".diff-fold").count() >= 1   # unchanged lines are folded
