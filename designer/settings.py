@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "designer.middleware.ApiErrorsAsJson",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -121,6 +122,7 @@ STATICFILES_DIRS = [
     ("vendor/monaco", BASE_DIR / "node_modules" / "monaco-editor" / "min"),
     ("vendor/x6", BASE_DIR / "node_modules" / "@antv" / "x6" / "dist"),
     ("vendor/chartjs", BASE_DIR / "node_modules" / "chart.js" / "dist"),
+    ("vendor/diff", BASE_DIR / "node_modules" / "diff" / "libesm"),   # jsdiff, as ES modules
 ]
 STATICFILES_DIRS = [d for d in STATICFILES_DIRS if Path(d[1] if isinstance(d, tuple) else d).exists()]
 WHITENOISE_USE_FINDERS = DEBUG
@@ -200,6 +202,8 @@ STEPWELL_MAPPING_MAX_EXPRESSIONS = env_int("STEPWELL_MAPPING_MAX_EXPRESSIONS", 1
 STEPWELL_MAPPING_MAX_EXPRESSION_CHARS = env_int("STEPWELL_MAPPING_MAX_EXPRESSION_CHARS", 2000, 16, 100_000)
 STEPWELL_MAPPING_MAX_STRING_CHARS = env_int("STEPWELL_MAPPING_MAX_STRING_CHARS", 1_000_000, 1_000, 100_000_000)
 STEPWELL_HOOK_TIMEOUT_S = env_int("STEPWELL_HOOK_TIMEOUT_S", 30, 1, 120)
+# Bearer token a Prometheus scraper sends to GET /metrics (staff sessions need none); empty: none.
+STEPWELL_METRICS_TOKEN = env_str("STEPWELL_METRICS_TOKEN", "")
 # Origin the hook URLs shown by the API point at (e.g. https://hooks.example.com). In production,
 # a host name of its own that no session cookie is sent to: hook answers are written by workflow
 # owners. Empty: the origin of the request that asks for the URL.

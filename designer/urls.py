@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from designer import run_pages, views
+from designer import load, run_pages, views
 from designer.api.health import health as health_view
 from designer.api.hooks import hook as hook_view
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("api/", include("designer.api.urls")),
     path("hooks/<str:token>/", hook_view, name="hook"),
     path("healthz", health_view, name="health"),
+    path("metrics", load.metrics, name="metrics"),
+    path("status/", load.status_page, name="status-page"),
     path("workflows/<int:pk>/runs", run_pages.workflow_runs, name="workflow-runs-page"),
     path("runs/<int:pk>/", run_pages.run_detail, name="run-page"),
     path("admin/", admin.site.urls),

@@ -6,6 +6,10 @@ Hook answers are what a workflow owner wrote, so each one, errors included, is h
 In production, serve hooks from a separate cookieless origin (`STEPWELL_HOOK_BASE_URL`);
 `hook_url` builds the URLs the API shows from it. Calls are throttled per token
 (`STEPWELL_HOOK_RATE`, `designer.throttling`).
+
+Under overload a caller never hangs: a hook with a Response node waits at most its response
+timeout; if no worker has started the run by then it answers 503 with `Retry-After` (the run
+stays queued and runs later), and if the run started but has not replied, 202 with the run.
 """
 from __future__ import annotations
 
@@ -136,6 +140,11 @@ async def hook(request, token):
     if run.response is not None:
         return _sandboxed(_reply(run))
     info = {"run_id": run.pk, "status": run.status, "url": run_url(run.pk)}
+    if run.status == Status.QUEUED:   # no worker was free for it within the timeout
+        err = _error(503, f"every worker is busy: the run did not start within {timeout:g} s; it stays "
+                          "queued and runs when a worker is free", **info)
+        err["Retry-After"] = str(max(1, math.ceil(timeout)))
+        return err
     if run.is_finished and run.status != Status.SUCCEEDED:
         return _error(502, run.error or f"the run {run.status}", **info)
     if run.is_finished:

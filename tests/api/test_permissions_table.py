@@ -34,13 +34,17 @@ ROUTES: dict[str, str] = {
     "runs/<int:pk>/": "owner",
     "hooks/<str:token>/": "public",          # the token is the credential
     "healthz": "public",                     # sandbox driver, availability, pool counts only
+    "metrics": "staff",                      # or a scraper's STEPWELL_METRICS_TOKEN
+    "status/": "staff",
     "runtimes/": "staff",
     "api/schema/workflow.json": "public",
     "api/schema/": "public",
     "api/docs/": "public",
     "api/redoc/": "public",
     "api/node-types/": "public",
+    "api/python/check/": "user",             # compiles the posted code; runs nothing
     "api/workflows/<int:pk>/versions/": "owner",
+    "api/workflows/<int:pk>/versions/diff/": "owner",
     "api/workflows/<int:pk>/versions/<int:number>/": "owner",
     "api/workflows/<int:pk>/versions/<int:number>/restore/": "owner",
     "api/workflows/<int:pk>/runs/": "owner",
@@ -50,6 +54,8 @@ ROUTES: dict[str, str] = {
     "api/workflows/<int:pk>/hook/rotate/": "owner",
     "api/workflows/<int:pk>/nodes/<str:node_id>/test/": "owner",
     "api/workflows/<int:pk>/nodes/<str:node_id>/pin/": "owner",
+    "api/workflows/<int:pk>/nodes/<str:node_id>/runs/": "owner",
+    "api/workflows/<int:pk>/latest-run/": "owner",
     "api/runs/<int:pk>/": "owner",
     "api/runs/<int:pk>/cancel/": "owner",
     "api/runs/<int:pk>/rerun/": "owner",
