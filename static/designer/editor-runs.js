@@ -30,7 +30,8 @@ export function runs(ed) {
     const pinned = pinnedIds();
     const usePins = h("input", { type: "checkbox", id: "run-use-pinned" });
     const pinsRow = pinned.length ? h("label", { class: "check run-use-pinned" }, usePins,
-      ` Use pinned data (${pinned.length} step${pinned.length > 1 ? "s" : ""}: ${pinned.join(", ")} take their pinned output instead of running)`) : null;
+      ` Use pinned data: ${pinned.map((id) => `“${state.def.nodes.find((n) => n.id === id)?.name || id}”`).join(", ")} ` +
+      `${pinned.length > 1 ? "take their" : "takes its"} pinned output instead of running`) : null;
     let payload = {};
     const choice = await modal({
       title: "Run workflow",

@@ -69,8 +69,8 @@ export function nodeDataSection(node, { workflowId, getDefinition, watch }) {
       staleBox,
       ...(perItem
         ? steps.map((s) => h("details", { class: "test-block node-run-item", open: s === last },
-          h("summary", {}, `Item ${s.item_index}${s.attempt > 1 ? ` · attempt ${s.attempt}` : ""} · ${label(s.status)}`), ...stepView(s)))
-        : (last ? stepView(last) : [])));
+          h("summary", {}, `Item ${s.item_index}${s.attempt > 1 ? ` · attempt ${s.attempt}` : ""} · ${label(s.status)}`), ...stepView(s).filter(Boolean)))
+        : (last ? stepView(last) : [])).filter(Boolean));
   };
 
   const load = async (newest = false) => {

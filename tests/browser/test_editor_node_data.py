@@ -71,6 +71,7 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     assert "8" in data.locator(".node-run-output").inner_text()
     assert "doubling 4" in data.locator(".node-run-stdout").inner_text()
     assert data.locator(".node-run-stale").is_hidden()
+    assert "null" not in data.locator(".node-run-body").inner_text()
 
     # Changing the step's mappings marks the run's data stale, with what changed.
     page.fill("#param-inputs", '{"n": "{{ trigger.body.n }}", "extra": 1}')
@@ -110,7 +111,7 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     select_node(page, "fmt")
     page.click("#btn-run")
     use = page.locator("dialog #run-use-pinned")
-    assert "calc" in page.locator("dialog .run-use-pinned").inner_text()
+    assert "“Calc” takes its pinned output" in page.locator("dialog .run-use-pinned").inner_text()
     use.check()
     page.click("dialog button[data-value=run]")
     page.wait_for_selector("#run-link[data-status=succeeded]", timeout=60_000)
