@@ -172,12 +172,14 @@ def test_it_tests_a_step_and_pins_its_output(page, stack):
     page.wait_for_selector("#pin-state .pin-head", state="detached")
     assert stack.api().get(f"/api/workflows/{wf['id']}/pins/")[1] == {}
 
-    # A failing step shows its error and stderr inline (the unsaved change is saved first).
+    # A failing step shows its error and stderr inline (the draft is tested as it is: not saved).
     page.fill("#param-inputs", '{"values": "{{ trigger.body.missing }}"}')
     page.click("#btn-test-step")
     page.wait_for_selector("#test-result .status-badge[data-status=failed]", timeout=60_000)
     assert "TypeError" in page.locator("#test-result").inner_text()
-    assert page.locator("#dirty-marker").is_hidden()
+    assert "unsaved draft" in page.locator("#test-result .test-source").inner_text()
+    assert page.locator("#dirty-marker").is_visible()
+    assert stack.api().get(f"/api/workflows/{wf['id']}/versions/")[1]["count"] == 1
     assert page.console_errors == []
 
 
