@@ -60,7 +60,7 @@ export function syntaxCheck(ed) {
   function attach(host) {
     const editor = window.stepwell?.monaco;
     const monaco = window.monaco;
-    if (!editor || !monaco || host.dataset.syntax === "on") return;
+    if (!editor || !monaco || host.dataset.syntax === "on" || editor.getModel()?.getLanguageId() !== "python") return;
     host.dataset.syntax = "on";
     editor.updateOptions({ acceptSuggestionOnEnter: "smart" });
     const line = h("div", { class: "syntax-status small", id: "syntax-status", role: "status", "aria-live": "polite" });
