@@ -1,9 +1,22 @@
-"""Wake-up datagrams: enqueuers poke the worker right after commit instead of waiting for a poll."""
+"""Wake-ups: enqueuers poke the workers right after commit instead of waiting for a poll.
+
+On one host a datagram to the worker's wake socket does it (the fast path). Workers on other
+hosts hear a PostgreSQL `NOTIFY stepwell_wake` sent with it (when the database is PostgreSQL):
+each worker's `HostListener` LISTENs on its own connection and pokes its local wake socket.
+Replies to synchronous requests (`ReplyWaiter`) stay on the web host's socket, with a 0.25 s
+database poll as the path across hosts.
+"""
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 
 from django.conf import settings
+from django.db import connection
+
+log = logging.getLogger("engine.wake")
+CHANNEL = "stepwell_wake"
 
 
 def address(path: str) -> str:
@@ -12,7 +25,10 @@ def address(path: str) -> str:
 
 
 def poke(path: str | None = None) -> bool:
-    """Send one datagram to the worker's wake socket; False when no worker listens."""
+    """Send one datagram to the worker's wake socket, and (PostgreSQL) a NOTIFY for the workers
+    of other hosts; False when no worker listens on this host."""
+    if path is None:
+        notify_hosts()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
@@ -22,6 +38,61 @@ def poke(path: str | None = None) -> bool:
         return False
     finally:
         s.close()
+
+
+def notify_hosts() -> None:
+    """`NOTIFY stepwell_wake` (delivered at commit when inside a transaction); nothing on SQLite."""
+    if connection.vendor != "postgresql":
+        return
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_notify(%s, '')", [CHANNEL])
+    except Exception:  # noqa: BLE001 - a lost wake-up costs one poll interval, never the enqueue
+        log.warning("could not notify the other hosts' workers", exc_info=True)
+
+
+class HostListener:
+    """In a worker: LISTEN stepwell_wake on a connection of its own and call `wake()` for each
+    notification, reconnecting after errors, until `stop` is set. Does nothing on SQLite."""
+
+    def __init__(self, wake, stop: threading.Event):
+        self.wake, self.stop = wake, stop
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> "HostListener":
+        if connection.vendor == "postgresql":
+            self.thread = threading.Thread(target=self._run, name="wake-listener", daemon=True)
+            self.thread.start()
+        return self
+
+    def _connect(self):
+        import psycopg
+
+        db = settings.DATABASES["default"]
+        params = {"dbname": db["NAME"], "user": db.get("USER") or None, "password": db.get("PASSWORD") or None,
+                  "host": db.get("HOST") or None, "port": db.get("PORT") or None}
+        conn = psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
+        conn.execute(f"LISTEN {CHANNEL}")
+        return conn
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self.stop.is_set():
+            try:
+                conn = self._connect()
+            except Exception as exc:  # noqa: BLE001 - the database may be restarting
+                log.warning("wake listener: %s; retrying in %g s", exc, backoff)
+                self.stop.wait(backoff)
+                backoff = min(backoff * 2, 30)
+                continue
+            backoff = 0.5
+            try:
+                with conn:
+                    while not self.stop.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self.wake()
+            except Exception as exc:  # noqa: BLE001 - reconnect
+                log.warning("wake listener lost its connection: %s", exc)
 
 
 class ReplyWaiter:

@@ -1,6 +1,7 @@
 """The task worker: django-tasks' database worker, N claim loops in one process, woken at once
-by a datagram on STEPWELL_WAKE_SOCKET (sent after each enqueue commits) instead of sleeping
-the whole poll interval; plus the scheduler (schedule triggers) and the lease reaper.
+by a datagram on STEPWELL_WAKE_SOCKET (sent after each enqueue commits; from other hosts, a
+PostgreSQL NOTIFY relayed to it by engine.wake.HostListener) instead of sleeping the whole poll
+interval; plus the scheduler (schedule triggers) and the lease reaper.
 
     python manage.py run_worker [--concurrency N] [--interval S] [--no-scheduler]
 """
@@ -20,6 +21,8 @@ from django.db.utils import OperationalError
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 from django_tasks_db.utils import exclusive_transaction, is_locked_database_exception
+
+from engine.wake import HostListener
 
 log = logging.getLogger("engine.worker")
 
@@ -146,6 +149,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        HostListener(waker.poke, stop).start()   # enqueues on other hosts (PostgreSQL NOTIFY)
         base = f"{socket.gethostname()}-{os.getpid()}"
         threads = []
         for i in range(concurrency):
