@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 DATABASES=${STEPWELL_TEST_DATABASES:-sqlite postgresql}
 # The schema fuzzer (about 10 min here on PostgreSQL) runs on SQLite only unless named.
-PG_SUITES=(tests/api tests/engine tests/runtimes tests/governance --ignore=tests/api/test_openapi_fuzz.py)
+PG_SUITES=(tests/api tests/engine tests/runtimes tests/governance tests/agents --ignore=tests/api/test_openapi_fuzz.py)
 
 has_paths=0
 for a in "$@"; do [[ $a == tests* ]] && has_paths=1; done
