@@ -38,3 +38,19 @@ def notify(message: dict, run_id: int, workflow_id: int) -> None:
         async_to_sync(layer.group_send)(workflow_group(workflow_id), envelope)
     except Exception:  # the row is stored; consumers will still find it
         log.exception("could not push event %s to the channel layer", message.get("event_id"))
+
+
+def step_output(step, stdout: str, stderr: str, truncated: bool = False) -> None:
+    """Append a live output event of running step `step` (a StepRun): the text it printed since
+    the previous one (engine/live_output.py). Sent to clients as {"type": "step.output", ...,
+    "data": {"live": true, "stdout": ..., "stderr": ..., "truncated": bool}}; the step's
+    record keeps the whole output once it ends."""
+    from engine.models import StepEvent
+
+    data = {"live": True, "stdout": stdout, "stderr": stderr}
+    if truncated:
+        data["truncated"] = True
+    event = StepEvent.objects.create(run_id=step.run_id, step_id=step.pk, node_id=step.node_id,
+                                     item_index=step.item_index, attempt=step.attempt,
+                                     status="running", data=data)
+    notify(event.to_message(), run_id=step.run_id, workflow_id=step.run.workflow_id)

@@ -178,7 +178,7 @@ class Execution:
 
     def __init__(self, run: Run):
         self.run = run
-        self.definition = run.version.definition
+        self.definition = run.definition if run.definition is not None else run.version.definition  # a draft test
         self.graph = Graph(self.definition)
         self.settings = effective_settings(self.definition)
         self.cancel = threading.Event()
@@ -206,6 +206,12 @@ class Execution:
             self.secrets_error = (f"the workflow's secrets cannot be decrypted ({exc.__class__.__name__}); "
                                   "is STEPWELL_SECRETS_KEY (or var/secrets_key) the key they were stored with?")
         self.masker = Masker(self.secrets)
+        from engine.pinned import pinned_of
+
+        self.pinned = pinned_of(run)   # "use pinned data": {node_id: output} taken instead of running
+        from engine.rerun import plan_for
+
+        self.rerun = plan_for(run, self.graph)   # rerun from a step: engine/rerun.py
 
     # --- recording --------------------------------------------------------------------------
     def _new_step(self, node_id: str, item_index, attempt: int, status=Status.RUNNING) -> StepRun:
@@ -260,6 +266,14 @@ class Execution:
         :raises Cancelled: the run was cancelled.
         """
         node = self.graph.nodes[node_id]
+        reused = self.rerun.reused(node_id, item_index) if self.rerun is not None else None
+        if reused is not None:
+            return self._reuse(node_id, item_index, reused)
+        if item_index is None and node_id in self.pinned:   # engine/pinned.py
+            step = self._new_step(node_id, None, 1)
+            transition(step, Status.SUCCEEDED, data={"pinned": True}, output=self.pinned[node_id],
+                       sandbox={"pinned": True})
+            return Outcome(output=self.pinned[node_id])
         policy = node.get("retry") or {}
         max_attempts = min(int(policy.get("max_attempts", 1)), settings.STEPWELL_MAX_RETRY_ATTEMPTS)
         max_delay = float(settings.STEPWELL_MAX_RETRY_DELAY_S)
@@ -283,6 +297,8 @@ class Execution:
                                   settings=self.settings, trigger=self.trigger_payload, cancel=self.cancel,
                                   item_index=item_index,
                                   secrets=self.secrets if node["type"] == "action.python" else {})
+                if node["type"] == "action.python":
+                    ctx.live = self._live_output(step)
                 try:
                     call_params = params   # `params` (stored) keeps {{ secrets.NAME }} as written
                     if node["type"] == "action.http" and self.secrets:
@@ -327,6 +343,37 @@ class Execution:
                 raise Cancelled()
             delay = min(delay * factor, max_delay)
         raise AssertionError("unreachable")
+
+    def _reuse(self, node_id: str, item_index, record: StepRun) -> Outcome:
+        """A step of a rerun that takes `record` (the source run's) instead of running: a
+        succeeded step with the record's data and sandbox {"reused": {run, step}} (engine/rerun.py)."""
+        from engine.rerun import ports_of
+
+        step = self._new_step(node_id, item_index, 1)
+        for f in StepFile.objects.filter(step=record):
+            StepFile.objects.create(step=step, name=f.name, size=f.size, truncated=f.truncated, content=f.content)
+        transition(step, Status.SUCCEEDED, data={"reused": True, "reused_step": record.pk},
+                   inputs=record.inputs, output=record.output, stdout=record.stdout, stderr=record.stderr,
+                   files=record.files, runtime_id=record.runtime_id,
+                   sandbox={"reused": {"run": record.run_id, "step": record.pk}})
+        return Outcome(output=record.output, ports=ports_of(self.graph.nodes[node_id], record.output))
+
+    def _live_output(self, step: StepRun):
+        """The LiveOutput of a running code step: its batches become step.output events, masked
+        like everything the step records (engine/live_output.py)."""
+        from engine.events import step_output
+        from engine.live_output import LiveOutput
+
+        masker = self.masker
+
+        def emit(out: str, err: str, truncated: bool) -> None:
+            try:
+                step_output(step, masker.text(out) if masker else out, masker.text(err) if masker else err,
+                            truncated)
+            except Exception:   # live output is a preview: never fail the step for it
+                log.exception("live output of step %s", step.pk)
+
+        return LiveOutput(emit, whole_lines=bool(masker))
 
     def _record_usage(self, step: StepRun, outcome: Outcome) -> None:
         """The metering row of a sandbox execution (governance.usage); never fails the run."""

@@ -3,8 +3,11 @@
 Wire protocol over the service's unix socket: frames from `sandbox.protocol` (magic, 4-byte
 big-endian length, JSON object). Requests and answers:
 
-    {"op": "execute", "request": {...ExecutionRequest.to_dict()}, "execution_id": "..." (optional)}
+    {"op": "execute", "request": {...ExecutionRequest.to_dict()}, "execution_id": "..." (optional),
+     "stream": true (optional)}
         -> {"ok": true, "result": {...ExecutionResult.to_dict()}}
+        with "stream": first any number of {"ok": true, "output": {"stdout": "...", "stderr": "..."}},
+        the text printed since the previous one while the code runs (sandbox/streaming.py)
     {"op": "cancel", "execution_id": "..."} -> {"ok": true, "cancelled": true | false}
         stops that execution (its result: status killed, sandbox.cancel.MESSAGE); false when it
         is not running (a cancel that comes first is remembered: the execution then never runs)
@@ -79,7 +82,7 @@ class SandboxClient:
         self.socket_path = str(socket_path or SandboxConfig.from_env().socket_path)
         self.connect_timeout = connect_timeout
 
-    def _call(self, message: dict, timeout: float | None) -> dict:
+    def _call(self, message: dict, timeout: float | None, on_output=None) -> dict:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self.connect_timeout)
@@ -94,7 +97,18 @@ class SandboxClient:
                 host_limits = HostLimits.from_env()
                 decoder = FrameDecoder(min(MAX_RESPONSE_FRAME, host_limits.max_frame_bytes),
                                        lambda p: limits.check_frame(p, host_limits))
-                reply = recv_frame(sock, decoder, [], deadline)
+                pending: list = []
+                reply = recv_frame(sock, decoder, pending, deadline)
+                while on_output is not None and "output" in reply and "result" not in reply:
+                    out = reply.get("output") if isinstance(reply.get("output"), dict) else {}
+                    try:
+                        on_output(str(out.get("stdout", "")), str(out.get("stderr", "")))
+                    except Exception:  # noqa: BLE001 - a listener's fault is not the execution's
+                        log.exception("live output callback failed")
+                        on_output = None
+                    reply = recv_frame(sock, decoder, pending, deadline)
+                while "output" in reply and "result" not in reply and reply.get("ok"):
+                    reply = recv_frame(sock, decoder, pending, deadline)
             except FrameTimeout:
                 raise SandboxError(f"sandbox service did not answer within {timeout:g} s") from None
             except (ProtocolError, OSError) as exc:
@@ -114,13 +128,16 @@ class SandboxClient:
         return reply
 
     def execute(self, request: ExecutionRequest, timeout: float | None = None,
-                execution_id: str | None = None) -> ExecutionResult:
+                execution_id: str | None = None, on_output=None) -> ExecutionResult:
+        """`on_output(stdout, stderr)`: called with live output while the code runs."""
         if timeout is None:
             timeout = float(request.timeout_s) + EXECUTE_SLACK_S
         message = {"op": "execute", "request": request.to_dict()}
         if execution_id is not None:
             message["execution_id"] = execution_id
-        reply = self._call(message, timeout)
+        if on_output is not None:
+            message["stream"] = True
+        reply = self._call(message, timeout, on_output)
         try:
             return limits.enforce(ExecutionResult.from_dict(reply["result"]))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -145,7 +162,7 @@ class SandboxClient:
 
 
 def execute_local(request: ExecutionRequest, driver: str | None = None,
-                  config: SandboxConfig | None = None) -> ExecutionResult:
+                  config: SandboxConfig | None = None, on_output=None) -> ExecutionResult:
     """One execution on a driver built for this call only (libvirt without a warm pool)."""
     from sandbox.drivers import get_driver
 
@@ -154,7 +171,7 @@ def execute_local(request: ExecutionRequest, driver: str | None = None,
     drv = get_driver(name, config=config, pool_size=0 if name == "libvirt" else None)
     try:
         drv.start()   # SandboxUnavailable when it cannot: never another driver instead
-        return drv.execute(request)
+        return drv.execute(request, **({"on_output": on_output} if on_output is not None else {}))
     finally:
         drv.close()
 
@@ -233,30 +250,33 @@ class Chooser:
         return f"local:{obj.name if obj is not None else driver or (self.config or SandboxConfig.from_env()).driver}"
 
     def run(self, request: ExecutionRequest, driver: str | None = None,
-            timeout: float | None = None, execution_id: str | None = None) -> ExecutionResult:
+            timeout: float | None = None, execution_id: str | None = None,
+            on_output=None) -> ExecutionResult:
         """The execution on the wanted driver; SandboxUnavailable when that driver is. With
-        `execution_id`, `cancel(execution_id)` stops it."""
+        `execution_id`, `cancel(execution_id)` stops it; `on_output(stdout, stderr)` gets the
+        live output (sandbox/streaming.py)."""
         if execution_id is not None:
             with self._lock:
                 if self._early.pop(execution_id, None) is not None:
                     return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE)
         kind, obj = self.backend(driver)
         if execution_id is None:
-            return self._run_on(kind, obj, request, driver, timeout, None)
+            return self._run_on(kind, obj, request, driver, timeout, None, on_output)
         with self._lock:
             self._where[execution_id] = obj
         try:
-            return self._run_on(kind, obj, request, driver, timeout, execution_id)
+            return self._run_on(kind, obj, request, driver, timeout, execution_id, on_output)
         finally:
             with self._lock:
                 self._where.pop(execution_id, None)
 
-    def _run_on(self, kind, obj, request, driver, timeout, execution_id) -> ExecutionResult:
+    def _run_on(self, kind, obj, request, driver, timeout, execution_id, on_output=None) -> ExecutionResult:
         if kind == "service":
-            return obj.execute(request, timeout=timeout, execution_id=execution_id)
+            return obj.execute(request, timeout=timeout, execution_id=execution_id, on_output=on_output)
         if obj is None:
-            return execute_local(request, driver=driver, config=self.config)
-        return obj.execute(request, execution_id=execution_id)
+            return execute_local(request, driver=driver, config=self.config, on_output=on_output)
+        kw = {"on_output": on_output} if on_output is not None else {}
+        return obj.execute(request, execution_id=execution_id, **kw)
 
     def cancel(self, execution_id: str) -> bool:
         """Stop an execution this chooser started with `execution_id`; False when it is not
@@ -271,11 +291,12 @@ class Chooser:
         return bool(obj.cancel(execution_id))
 
     def execute(self, request: ExecutionRequest, driver: str | None = None,
-                timeout: float | None = None, execution_id: str | None = None) -> ExecutionResult:
+                timeout: float | None = None, execution_id: str | None = None,
+                on_output=None) -> ExecutionResult:
         """run(), with an unavailable driver as a result with status error (for the engine)."""
         driver = driver or (self.config or SandboxConfig.from_env()).driver
         try:
-            return self.run(request, driver, timeout, execution_id)
+            return self.run(request, driver, timeout, execution_id, on_output)
         except SandboxUnavailable as exc:
             log.error("the %s sandbox driver is unavailable: %s", driver, exc)
             return unavailable_result(driver, exc)

@@ -51,7 +51,7 @@ import threading
 import time
 from pathlib import Path
 
-from sandbox import cancel, harness, layers, limits, outcome
+from sandbox import cancel, harness, layers, limits, outcome, streaming
 from sandbox.config import SandboxConfig, egress_limits_from_env
 from sandbox.contract import (
     WORKDIR,
@@ -461,7 +461,9 @@ class ProcessDriver:
         far); False when it is not running (one that has not started yet will not)."""
         return self._cancels.cancel(execution_id)
 
-    def execute(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
+    def execute(self, request: ExecutionRequest, execution_id: str | None = None,
+                on_output=None) -> ExecutionResult:
+        """`on_output(stdout, stderr)`: live output while the code runs (sandbox/streaming.py)."""
         if not isinstance(request, ExecutionRequest):
             raise TypeError("execute() takes an ExecutionRequest")
         execution_id = cancel.check_id(execution_id)
@@ -471,11 +473,12 @@ class ProcessDriver:
             self._cancels.unregister(execution_id)
             return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE, metadata={"driver": self.name})
         try:
-            return self._execute_in_slot(request, execution_id)
+            return self._execute_in_slot(request, execution_id, on_output)
         finally:
             self._cancels.unregister(execution_id)
 
-    def _execute_in_slot(self, request: ExecutionRequest, execution_id: str | None) -> ExecutionResult:
+    def _execute_in_slot(self, request: ExecutionRequest, execution_id: str | None,
+                         on_output=None) -> ExecutionResult:
         with self._slots:
             with self._lock:
                 if self._closed:
@@ -486,7 +489,7 @@ class ProcessDriver:
                 if self._cancels.cancelled(execution_id):   # while it waited for a slot
                     return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE,
                                            metadata={"driver": self.name})
-                return self._execute(request, execution_id)
+                return self._execute(request, execution_id, on_output)
             except SandboxError:
                 with self._lock:
                     self._failures += 1
@@ -561,7 +564,8 @@ class ProcessDriver:
         args += layers.process_bwrap_args(layer, source)
         return args
 
-    def _execute(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
+    def _execute(self, request: ExecutionRequest, execution_id: str | None = None,
+                 on_output=None) -> ExecutionResult:
         t_start = time.monotonic()
         exec_id = f"{os.getpid()}-{next(self._seq)}-{secrets.token_hex(4)}"
         exec_dir = self.base_dir / exec_id
@@ -644,7 +648,11 @@ class ProcessDriver:
             bufs = {fd: bytearray() for fd in caps}
             totals = {fd: 0 for fd in caps}
 
-            timed_out = self._pump(bufs, totals, caps, deadline)
+            stream = None
+            if on_output is not None:
+                live = streaming.OutputStream(on_output, request.stdout_cap, request.stderr_cap)
+                stream = (live, {out_r: "out", err_r: "err"})
+            timed_out = self._pump(bufs, totals, caps, deadline, stream)
             if not timed_out:
                 try:
                     proc.wait(timeout=max(deadline - time.monotonic(), 0))
@@ -730,8 +738,9 @@ class ProcessDriver:
             self._release_uid(uid)
 
     @staticmethod
-    def _pump(bufs: dict, totals: dict, caps: dict, deadline: float) -> bool:
-        """Read all pipes until every one is at EOF (-> False) or the deadline (-> True)."""
+    def _pump(bufs: dict, totals: dict, caps: dict, deadline: float, stream=None) -> bool:
+        """Read all pipes until every one is at EOF (-> False) or the deadline (-> True).
+        `stream`: (OutputStream, {fd: "out" | "err"}) fed with what stdout and stderr bring."""
         sel = selectors.DefaultSelector()
         try:
             for fd in bufs:
@@ -739,10 +748,14 @@ class ProcessDriver:
                     continue
                 os.set_blocking(fd, False)
                 sel.register(fd, selectors.EVENT_READ)
+            live, names = stream if stream is not None else (None, {})
             while sel.get_map():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return True
+                if live is not None:
+                    live.tick()
+                    left = min(left, live.interval)
                 for key, _ in sel.select(left):
                     fd = key.fd
                     try:
@@ -756,9 +769,13 @@ class ProcessDriver:
                         totals[("eof", fd)] = True
                         continue
                     totals[fd] += len(data)
+                    if fd in names:
+                        live.feed(names[fd], data)
                     room = caps[fd] - len(bufs[fd])
                     if room > 0:
                         bufs[fd] += data[:room]
+            if live is not None:
+                live.flush()
             return False
         finally:
             sel.close()

@@ -60,7 +60,7 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
                 svc._inflight_delta(+1)
                 try:
-                    reply = svc.dispatch(msg)
+                    reply = svc.dispatch(msg, emit=lambda m: self._reply(sock, m))
                     if not self._reply(sock, reply):
                         return
                 finally:
@@ -228,7 +228,9 @@ class SandboxService:
             }
         return st
 
-    def dispatch(self, msg: dict) -> dict:
+    def dispatch(self, msg: dict, emit=None) -> dict:
+        """The answer to one request; `emit(frame)` sends the live output frames of an execute
+        with "stream": true before it (see sandbox.client)."""
         op = msg.get("op")
         try:
             if op == "ping":
@@ -244,8 +246,12 @@ class SandboxService:
                     return {"ok": True, "result": unavailable_result(self.driver.name, self.unavailable).to_dict()}
                 with self._lock:
                     self._active += 1
+                kw = {}
+                if msg.get("stream") is True and emit is not None:
+                    kw["on_output"] = lambda out, err: emit(
+                        {"ok": True, "output": {"stdout": out, "stderr": err}})
                 try:
-                    result = self.driver.execute(request, execution_id=execution_id)
+                    result = self.driver.execute(request, execution_id=execution_id, **kw)
                 finally:
                     with self._lock:
                         self._active -= 1

@@ -17,6 +17,7 @@ from designer.api.hooks import hook_url
 from engine import actions
 from engine.inference import fields as schema_fields
 from engine.models import NodeSchema, PinnedOutput, Run, StepEvent, StepFile, StepRun, Workflow
+from engine.pinned import do_start_run_with_pins, pinned_of
 from engine.status import Status
 from engine.wake import ReplyWaiter
 
@@ -25,12 +26,18 @@ from engine.wake import ReplyWaiter
 class StepRunSerializer(serializers.ModelSerializer):
     duration_ms = serializers.FloatField(read_only=True)
     files = serializers.SerializerMethodField()
+    reused_from = serializers.SerializerMethodField(
+        help_text="A rerun's step that reused an earlier run's record: {run, step} (engine/rerun.py), else null.")
 
     class Meta:
         model = StepRun
         fields = ["id", "node_id", "node_type", "item_index", "attempt", "status", "inputs", "output",
                   "stdout", "stderr", "error", "sandbox", "files", "created", "started", "finished",
-                  "duration_ms"]
+                  "duration_ms", "reused_from"]
+
+    def get_reused_from(self, step) -> dict | None:
+        reused = (step.sandbox or {}).get("reused") if isinstance(step.sandbox, dict) else None
+        return reused if isinstance(reused, dict) else None
 
     def get_files(self, step) -> list:
         return [{**f, "url": reverse("run-step-file", args=[step.run_id, step.pk, f["name"]])}
@@ -47,7 +54,7 @@ class RunListSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ["id", "url", "page", "workflow", "version", "kind", "trigger", "started_by", "rerun_of", "status",
-                  "error", "created", "started", "finished", "duration_ms"]
+                  "error", "created", "started", "finished", "duration_ms", "draft_hash"]
 
     def get_url(self, run) -> str:
         return reverse("run-detail", args=[run.pk])
@@ -58,14 +65,27 @@ class RunListSerializer(serializers.ModelSerializer):
 
 class RunSerializer(RunListSerializer):
     steps = StepRunSerializer(many=True, read_only=True)
+    pinned_nodes = serializers.SerializerMethodField(help_text="Nodes that took their pinned output (use_pinned).")
+    rerun_from = serializers.SerializerMethodField(
+        help_text="A rerun from a step: {node, item_index, source_run} (engine/rerun.py), else null.")
 
     class Meta(RunListSerializer.Meta):
         fields = RunListSerializer.Meta.fields + ["payload", "response", "test_node", "cancel_requested",
-                                                  "worker", "steps"]
+                                                  "worker", "steps", "pinned_nodes", "rerun_from"]
+
+    def get_pinned_nodes(self, run) -> list[str]:
+        return sorted(pinned_of(run))
+
+    def get_rerun_from(self, run) -> dict | None:
+        from engine.rerun import spec_of
+
+        return spec_of(run)
 
 
 class StartRunSerializer(serializers.Serializer):
     payload = serializers.JSONField(required=False, default=dict)
+    use_pinned = serializers.BooleanField(required=False, default=False,
+                                          help_text="Pinned nodes take their pinned output instead of running.")
 
 
 class NodeTestSerializer(serializers.Serializer):
@@ -73,6 +93,9 @@ class NodeTestSerializer(serializers.Serializer):
                                   help_text='{"trigger": ..., "steps": {node_id: output}, "item": ..., "index": ...}')
     use_latest_run = serializers.BooleanField(required=False, default=False)
     timeout_s = serializers.FloatField(required=False, default=60, min_value=0.1, max_value=600)
+    definition = serializers.JSONField(required=False, default=None, help_text=(
+        "The editor's unsaved draft: the test runs the node as it is in it (nothing is saved; the "
+        "test run records the draft's hash and the version it is based on)."))
 
 
 class PinSerializer(serializers.Serializer):
@@ -169,9 +192,12 @@ class WorkflowRuns(generics.ListCreateAPIView):
         workflow = _owned_workflow(request, pk)
         s = StartRunSerializer(data=request.data if isinstance(request.data, dict) else {"payload": request.data})
         s.is_valid(raise_exception=True)
+        payload = actions.trigger_payload(s.validated_data["payload"])
         try:
-            run = actions.do_start_run(workflow, actions.trigger_payload(s.validated_data["payload"]),
-                                       Run.Trigger.MANUAL, request.user)
+            if s.validated_data["use_pinned"]:
+                run = do_start_run_with_pins(workflow, payload, request.user)
+            else:
+                run = actions.do_start_run(workflow, payload, Run.Trigger.MANUAL, request.user)
         except actions.TooManyRuns as exc:
             return _too_many(exc)
         except actions.RunRefused as exc:
@@ -204,9 +230,16 @@ class RunCancel(APIView):
 
 
 class RunRerun(APIView):
+    """Rerun with the same payload; with `from_node` (and `item_index`), from that step on,
+    reusing the recorded outputs upstream (designer/api/rerun.py)."""
+
     @extend_schema(request=None, responses={201: RunSerializer})
     def post(self, request, pk):
         run = _owned_run(request, pk)
+        if isinstance(request.data, dict) and "from_node" in request.data:
+            from designer.api.rerun import rerun_from_step
+
+            return rerun_from_step(request, run, lambda r: RunSerializer(r).data, _too_many)
         same = bool(isinstance(request.data, dict) and request.data.get("same_version"))
         try:
             new = actions.do_rerun(run, request.user, same_version=same)
@@ -264,18 +297,22 @@ class WorkflowSchemas(APIView):
                          "samples": {r.node_id: r.samples for r in rows}})
 
 
-def _pin_data(pin: PinnedOutput, workflow: Workflow) -> dict:
+def _pin_data(pin: PinnedOutput, workflow: Workflow, snapshot: dict | None = None) -> dict:
     node = next((n for n in (workflow.definition or {}).get("nodes", []) if n["id"] == pin.node_id), None)
     stale = node is None or actions.node_params_hash(node) != pin.params_hash
     return {"node_id": pin.node_id, "output": pin.output, "stale": stale, "source_run": pin.source_run_id,
-            "pinned_at": pin.created.isoformat()}
+            "pinned_at": pin.created.isoformat(), "snapshot": snapshot or {}}
 
 
 class WorkflowPins(APIView):
-    @extend_schema(responses={200: OpenApiResponse(description="{node_id: {output, stale, source_run, pinned_at}}")})
+    @extend_schema(responses={200: OpenApiResponse(description="{node_id: {output, stale, source_run, pinned_at, snapshot: {version, nodes}}}")})
     def get(self, request, pk):
+        from designer.api.node_data import pin_snapshots
+
         workflow = _owned_workflow(request, pk)
-        return Response({p.node_id: _pin_data(p, workflow) for p in PinnedOutput.objects.filter(workflow=workflow)})
+        pins = list(PinnedOutput.objects.filter(workflow=workflow))
+        snapshots = pin_snapshots(workflow, pins)   # what the node and its upstream were when pinned
+        return Response({p.node_id: _pin_data(p, workflow, snapshots.get(p.node_id)) for p in pins})
 
 
 class NodePin(APIView):
@@ -349,13 +386,18 @@ def _test_prepare(request, pk, node_id):
     sample = s.validated_data["input"]
     if sample is not None and not isinstance(sample, dict):
         return error_json(400, "input must be an object", "$.input"), None
+    from designer.api.drafts import check_draft_test
+
+    refused = check_draft_test(user, s.validated_data["definition"], node_id, workflow)
+    if refused is not None:
+        return refused, None
     return None, (user, workflow, s.validated_data)
 
 
 def _test_start(user, workflow, node_id, data, reply_socket):
     try:
         return None, actions.do_test_node(workflow, node_id, user, data["input"], data["use_latest_run"],
-                                          reply_socket=reply_socket)
+                                          reply_socket=reply_socket, draft=data["definition"])
     except actions.TooManyRuns as exc:
         response = error_json(429, str(exc))
         response["Retry-After"] = str(exc.retry_after_s)
@@ -369,7 +411,8 @@ def _test_body(run, node_id) -> dict:
     return {"run": RunSerializer(run).data, "status": run.status,
             "output": step.output if step else None, "stdout": step.stdout if step else "",
             "stderr": step.stderr if step else "", "error": (step.error if step else "") or run.error,
-            "namespace": run.test_upstream}
+            "namespace": run.test_upstream,
+            "draft": {"hash": run.draft_hash, "base_version": run.version.number} if run.draft_hash else None}
 
 
 @csrf_exempt  # SessionAuthentication enforces CSRF itself in _api_user

@@ -40,6 +40,7 @@ class StepContext:
     cancel: threading.Event
     item_index: int | None = None
     secrets: dict = field(default_factory=dict, repr=False)   # the settings.secrets values (code steps' env)
+    live: Any = None            # engine.live_output.LiveOutput of a code step (None: no live output)
 
 
 def handler(node_type: str):

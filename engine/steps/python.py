@@ -35,10 +35,12 @@ def backend_name() -> str:
     return _chooser.describe(settings.STEPWELL_SANDBOX_DRIVER)
 
 
-def _execute(request: ExecutionRequest, execution_id: str):
-    """The result and the session's seconds, from requesting a sandbox to its release (metering)."""
+def _execute(request: ExecutionRequest, execution_id: str, live=None):
+    """The result and the session's seconds, from requesting a sandbox to its release (metering).
+    `live`: an engine.live_output.LiveOutput fed with the output while the code runs."""
     started = time.monotonic()
-    result = _chooser.execute(request, settings.STEPWELL_SANDBOX_DRIVER, execution_id=execution_id)
+    result = _chooser.execute(request, settings.STEPWELL_SANDBOX_DRIVER, execution_id=execution_id,
+                              on_output=live.add if live is not None else None)
     return result, time.monotonic() - started
 
 
@@ -82,22 +84,28 @@ def run(ctx, params) -> Outcome:
     except (ContractError, TypeError, ValueError) as exc:
         return Outcome.failed(f"invalid sandbox request: {exc}")
     execution_id = f"run{ctx.run_id}-{ctx.node.get('id', '')[:40]}-{uuid.uuid4().hex[:16]}"
-    future = _calls.submit(_execute, request, execution_id)
+    live = getattr(ctx, "live", None)
+    future = _calls.submit(_execute, request, execution_id, live)
     cancelled = False
     while True:  # stay responsive to cancellation while the sandbox works
         try:
             result, session_s = future.result(timeout=CANCEL_WAIT_S if cancelled else 0.05)
             break
         except FutureTimeout:
-            if cancelled:   # no result in time: the step ends anyway
-                return Outcome(status=Status.CANCELLED, ports=(),
+            if live is not None:
+                live.pump()
+            if cancelled:   # no result in time: the step ends anyway, with the output seen live
+                out, err = live.text() if live is not None else ("", "")
+                return Outcome(status=Status.CANCELLED, ports=(), stdout=out, stderr=err,
                                error="cancelled while the code was running; the sandbox execution was told to stop")
             if ctx.cancel.is_set():
                 cancelled = True
                 _cancel(execution_id)
         except SandboxError as exc:
             if cancelled:
-                return Outcome(status=Status.CANCELLED, ports=(), error=f"cancelled while the code was running ({exc})")
+                out, err = live.text() if live is not None else ("", "")
+                return Outcome(status=Status.CANCELLED, ports=(), stdout=out, stderr=err,
+                               error=f"cancelled while the code was running ({exc})")
             return Outcome.failed(f"sandbox unavailable: {exc}")
     meta = dict(result.metadata)
     meta.update({"status": result.status.value, "exit_code": result.exit_code,
@@ -105,7 +113,14 @@ def run(ctx, params) -> Outcome:
                  "stdout_truncated": result.stdout_truncated, "stderr_truncated": result.stderr_truncated,
                  "timeout_s": request.timeout_s, "memory_mib": request.memory_mib,
                  "session_s": round(session_s, 6), "egress": list(result.egress)})
-    common = dict(stdout=result.stdout, stderr=result.stderr, sandbox=meta, files=result.files)
+    if live is not None:
+        live.pump(force=True)   # the last lines before the step's record takes over
+    stdout, stderr = result.stdout, result.stderr
+    if cancelled and live is not None:   # what was seen live, when the stopped sandbox kept less
+        seen_out, seen_err = live.text()
+        stdout = seen_out if len(seen_out) > len(stdout) else stdout
+        stderr = seen_err if len(seen_err) > len(stderr) else stderr
+    common = dict(stdout=stdout, stderr=stderr, sandbox=meta, files=result.files)
     if cancelled:
         return Outcome(status=Status.CANCELLED, ports=(), error="cancelled while the code was running; "
                        f"the sandbox execution was stopped ({result.status.value}: {result.message})",

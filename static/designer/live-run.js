@@ -4,6 +4,8 @@
 // Events (CustomEvent, detail in braces):
 //   statuses {statuses: Map(node id -> status), run: {id, status}}   after every change
 //   finished {status}                                                  the run reached a final status
+//   output {node_id, step_id, item_index, stdout, stderr, text: {stdout, stderr}}
+//                                            live output of a running code step (text: all so far)
 
 import { api } from "./api.js";
 import { Follower } from "./follow.js";
@@ -16,6 +18,7 @@ export class LiveRun extends EventTarget {
     this.status = run.status;
     this.page = run.page || `/runs/${run.id}/`;
     this.steps = new Map((run.steps || []).map((s) => [s.id, s]));
+    this.output = new Map();   // step id -> {stdout, stderr} streamed so far (step.output events)
     this.closed = false;
     this.follower = new Follower(`/ws/runs/${this.id}/`, {
       onMessage: (msg) => this._onEvent(msg),
@@ -42,6 +45,13 @@ export class LiveRun extends EventTarget {
       this.steps.set(msg.step_id, { ...prev, id: msg.step_id, node_id: msg.node_id, item_index: msg.item_index,
         attempt: msg.attempt, status: msg.status });
       this._emitStatuses();
+    } else if (msg.type === "step.output" && msg.step_id != null) {
+      const text = this.output.get(msg.step_id) || { stdout: "", stderr: "" };
+      text.stdout += msg.data?.stdout || "";
+      text.stderr += msg.data?.stderr || "";
+      this.output.set(msg.step_id, text);
+      this._emit("output", { node_id: msg.node_id, step_id: msg.step_id, item_index: msg.item_index,
+        stdout: msg.data?.stdout || "", stderr: msg.data?.stderr || "", text });
     } else if (msg.type === "run.status") {
       this._setRunStatus(msg.status);
     }

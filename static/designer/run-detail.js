@@ -13,7 +13,8 @@ const $ = (id) => document.getElementById(id);
 const IMAGE = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif", svg: "image/svg+xml", webp: "image/webp" };
 
 const nodesById = new Map((boot.definition.nodes || []).map((n) => [n.id, n]));
-const state = { run: null, selectedNode: null, selectedStep: null, schemas: null, panelKey: "", payloadKey: "" };
+const state = { run: null, selectedNode: null, selectedStep: null, schemas: null, panelKey: "", payloadKey: "",
+  live: new Map() }; // step id -> {stdout, stderr} streamed while it runs (step.output events)
 const imageUrls = new Map(); // file url -> object URL (the API sends files as attachments)
 
 const badge = (status) => h("span", { class: `badge ${status}`, "data-status": status }, label(status));
@@ -41,7 +42,9 @@ function renderHead(run) {
     ` · version ${run.version}`,
     run.duration_ms != null ? ` · took ${fmtMs(run.duration_ms)}` : (isActive(run.status) ? " · in progress " : ""),
     run.duration_ms == null && run.status === "running" && run.started ? ticker(run.started) : null,
-    run.rerun_of ? h("span", {}, " · rerun of ", h("a", { href: `/runs/${run.rerun_of}/` }, `run ${run.rerun_of}`)) : null,
+    run.rerun_of ? h("span", {}, " · rerun of ", h("a", { href: `/runs/${run.rerun_of}/` }, `run ${run.rerun_of}`),
+      run.rerun_from ? h("span", { class: "rerun-from" }, ` from ${nodeName(run.rerun_from.node)}` +
+        (run.rerun_from.item_index != null ? ` (item ${run.rerun_from.item_index})` : "")) : null) : null,
   ].filter((x) => x !== null && x !== ""));
   const err = $("run-error");
   err.hidden = !run.error;
@@ -81,7 +84,7 @@ function renderSteps(run) {
     onclick: () => selectStep(s), onkeydown: (e) => { if (e.key === "Enter") selectStep(s); },
   },
     h("td", {}, h("div", { class: "step-name" }, nodeName(s.node_id)), h("div", { class: "muted small" }, typeLabel(s.node_type))),
-    h("td", {}, badge(s.status)),
+    h("td", {}, badge(s.status), s.reused_from ? reusedTag(s) : null),
     h("td", { class: "num", title: "attempt" + (s.item_index != null ? " · For each item" : "") },
       s.item_index != null ? h("span", { class: "muted small" }, `item ${s.item_index} · `) : null, `#${s.attempt}`),
     h("td", { class: "num" }, s.status === "running" && s.started ? ticker(s.started) : fmtMs(s.duration_ms) || "—"))));
@@ -171,7 +174,8 @@ function renderPanel() {
   let step = steps.find((s) => s.id === state.selectedStep);
   // by default the step that explains the node: a failure first, else the latest
   if (!step && steps.length) step = steps.find((s) => ["failed", "timed_out"].includes(s.status)) || steps.reduce((a, b) => (b.id > a.id ? b : a));
-  const key = JSON.stringify([nodeId, step || null, state.schemas?.[nodeId] ?? null, steps.map((s) => [s.id, s.status])]);
+  const liveKey = step ? [state.live.get(step.id)?.stdout.length ?? 0, state.live.get(step.id)?.stderr.length ?? 0] : null;
+  const key = JSON.stringify([nodeId, step || null, state.schemas?.[nodeId] ?? null, steps.map((s) => [s.id, s.status]), liveKey, state.run.status]);
   if (key === state.panelKey) return;
   state.panelKey = key;
   panel.hidden = false;
@@ -202,16 +206,22 @@ function renderPanel() {
       fact("Attempt", String(step.attempt)), step.item_index != null ? fact("Item index", String(step.item_index)) : null,
       fact("Started", step.started ? new Date(step.started).toLocaleTimeString() : "—"),
       fact("Finished", step.finished ? new Date(step.finished).toLocaleTimeString() : "—"),
-      boot.audit ? fact("Audit", h("a", { href: `/audit/?step=${step.id}`, class: "audit-link" }, "event")) : null));
+      boot.audit ? fact("Audit", h("a", { href: `/audit/?step=${step.id}`, class: "audit-link" }, "event")) : null,
+      step.reused_from ? fact("Reused", h("a", { href: `/runs/${step.reused_from.run}/#node=${encodeURIComponent(step.node_id)}`, class: "reused-link" },
+        `from run ${step.reused_from.run}`)) : null));
+    if (!isActive(state.run.status)) body.push(rerunControls(step));
     if (step.error) body.push(h("div", { class: "alert alert-error step-error" }, h("strong", {}, "Error "), h("span", { class: "mono" }, step.error)));
     const cols = h("div", { class: "panel-cols" });
     cols.append(
       section("Inputs", jsonTree(step.inputs, { openDepth: 2 }), { cls: "sec-inputs" }),
       section("Output", jsonTree(step.output, { openDepth: 3 }), { cls: "sec-output" }));
     body.push(cols);
-    body.push(section("stdout", step.stdout ? pre(step.stdout) : h("p", { class: "muted small" }, "Nothing printed."), { open: !!step.stdout, cls: "sec-stdout" }));
-    if (step.stderr || step.node_type === "action.python") {
-      body.push(section("stderr", step.stderr ? pre(step.stderr, "log-err") : h("p", { class: "muted small" }, "Nothing."), { open: !!step.stderr, cls: "sec-stderr" }));
+    const live = step.status === "running" ? state.live.get(step.id) : null;   // streamed so far
+    const stdout = step.stdout || live?.stdout || "", stderr = step.stderr || live?.stderr || "";
+    body.push(section(live ? "stdout (live)" : "stdout", stdout ? pre(stdout, live ? "log-live" : "")
+      : h("p", { class: "muted small" }, step.status === "running" ? "Nothing printed yet." : "Nothing printed."), { open: !!stdout || step.status === "running", cls: "sec-stdout" }));
+    if (stderr || step.node_type === "action.python") {
+      body.push(section(live ? "stderr (live)" : "stderr", stderr ? pre(stderr, `log-err${live ? " log-live" : ""}`) : h("p", { class: "muted small" }, "Nothing."), { open: !!stderr, cls: "sec-stderr" }));
     }
     if (step.files?.length) body.push(section(`Files (${step.files.length})`, h("ul", { class: "files" }, step.files.map(fileItem)), { cls: "sec-files" }));
     const egress = step.sandbox?.egress;
@@ -222,6 +232,47 @@ function renderPanel() {
   body.push(section("Inferred output schema", schema ? jsonTree(schema, { openDepth: 2 })
     : h("p", { class: "muted small" }, state.schemas ? "No schema yet: it is inferred from successful outputs." : "Loading…"), { open: false, cls: "sec-schema" }));
   panel.replaceChildren(...body);
+}
+
+function reusedTag(s) {
+  return h("span", { class: "tag reused-tag", title: `Output reused from run ${s.reused_from.run} (step ${s.reused_from.step}); this step did not run again` }, "reused");
+}
+
+// Rerun from this step: the new run reuses the recorded outputs upstream and runs from here on
+// (of the latest saved version, or of the version this run used).
+function rerunControls(step) {
+  const same = h("input", { type: "checkbox", class: "rerun-same-version" });
+  const btn = h("button", { type: "button", class: "btn btn-sm btn-rerun-from", "data-node": step.node_id,
+    title: "Start a new run that reuses the outputs recorded upstream of this step and runs from it on" }, "Rerun from this step");
+  btn.addEventListener("click", async () => {
+    btn.disabled = true;
+    try {
+      const body = { from_node: step.node_id, same_version: same.checked };
+      if (step.item_index != null) body.item_index = step.item_index;
+      const run = await request("POST", `/api/runs/${boot.id}/rerun/`, body);
+      location.href = run.page || `/runs/${run.id}/`;
+    } catch (err) {
+      toast(`Could not rerun from this step: ${err.message}`, "error", { details: (err.errors || []).map((e) => e.message) });
+      btn.disabled = false;
+    }
+  });
+  return h("div", { class: "rerun-from-controls" }, btn,
+    h("label", { class: "check small" }, same, ` on version ${state.run.version} (this run's)`),
+    step.item_index != null ? h("span", { class: "muted small" }, ` · item ${step.item_index} only`) : null);
+}
+
+// Live output of a running step: appended to what was streamed before, shown at once when the
+// step is the one in the panel.
+function onOutput(msg) {
+  const cur = state.live.get(msg.step_id) || { stdout: "", stderr: "" };
+  cur.stdout += msg.data?.stdout || "";
+  cur.stderr += msg.data?.stderr || "";
+  state.live.set(msg.step_id, cur);
+  const s = state.run?.steps.find((x) => x.id === msg.step_id);
+  if (s && state.selectedNode === s.node_id) {
+    renderPanel();
+    for (const el of document.querySelectorAll("#step-panel .log-live")) el.scrollTop = el.scrollHeight;
+  }
 }
 
 function fact(label, value) {
@@ -292,6 +343,7 @@ function soon(ms = 120) {
 
 function onEvent(msg) {
   if (msg.type === "pong") return;
+  if (msg.type === "step.output") { onOutput(msg); return; }   // no refresh: the text is in the event
   // colour the node at once; the full step data follows with the refresh
   if (msg.type === "step.status" && state.run) {
     const s = state.run.steps.find((x) => x.id === msg.step_id);

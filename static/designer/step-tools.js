@@ -8,6 +8,7 @@ import { api } from "./api.js";
 import { jsonTree } from "./json-tree.js";
 import { setIcon } from "./icons.js";
 import { h, toast } from "./ui.js";
+import { followTestOutput, testFiles } from "./test-live.js";
 
 // Ids of the nodes upstream of `nodeId` (what its mappings can read), nearest first.
 export function upstreamOf(def, nodeId) {
@@ -245,6 +246,7 @@ export class StepTools {
         block("Output", h("div", { class: "test-output" }, jsonTree(res.output ?? null, { openDepth: 2 })), true, "test-output-block"),
         block(`stdout${res.stdout ? "" : " (empty)"}`, h("pre", { class: "test-log test-stdout" }, res.stdout || ""), !!res.stdout),
         block(`stderr${res.stderr ? "" : " (empty)"}`, h("pre", { class: "test-log test-stderr" }, res.stderr || ""), !!res.stderr),
+        testFiles(res, nodeId),   // produced files and figures (test-live.js)
       ].filter(Boolean));
       pinBtn.disabled = !ok;
     };
@@ -281,6 +283,8 @@ export class StepTools {
       testBtn.disabled = true;
       testBtn.classList.add("busy");
       result.replaceChildren(h("div", { class: "muted small test-running" }, "Running the step…"));
+      const live = followTestOutput(this.workflowId, nodeId, result);   // live output (test-live.js)
+      await live.ready;
       try {
         // Nothing typed and no latest run: no body at all (the server's defaults: pinned outputs
         // and the trigger's sample payload).
@@ -293,6 +297,7 @@ export class StepTools {
       } catch (e) {
         result.replaceChildren(h("div", { class: "alert alert-error test-error" }, e.message));
       } finally {
+        live.stop();
         testBtn.disabled = false;
         testBtn.classList.remove("busy");
       }
