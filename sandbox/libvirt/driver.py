@@ -40,7 +40,7 @@ import time
 import uuid as uuidlib
 from pathlib import Path
 
-from sandbox import cancel, layers, protocol
+from sandbox import cancel, layers, protocol, streaming
 from sandbox.config import SandboxConfig
 from sandbox.contract import (
     DEFAULT_MEMORY_MIB, ExecutionRequest, ExecutionResult, SandboxError, SandboxUnavailable,
@@ -493,7 +493,13 @@ class LibvirtDriver:
         that has not started yet will not)."""
         return self._cancels.cancel(execution_id)
 
-    def execute(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
+    def execute(self, request: ExecutionRequest, execution_id: str | None = None,
+                on_output=None) -> ExecutionResult:
+        """`on_output(stdout, stderr)`: live output while the code runs (sandbox/streaming.py)."""
+        with streaming.attached(on_output):
+            return self._execute(request, execution_id)
+
+    def _execute(self, request: ExecutionRequest, execution_id: str | None = None) -> ExecutionResult:
         execution_id = cancel.check_id(execution_id)
         with self._inflight_lock:
             self._inflight += 1

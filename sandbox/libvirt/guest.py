@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sandbox import limits, protocol
+from sandbox import limits, protocol, streaming
 from sandbox.config import HostLimits
 from sandbox.config import egress_limits_from_env
 from sandbox.contract import ExecutionRequest, ExecutionResult, OutputFile, SandboxError, Status
@@ -123,7 +123,9 @@ class VM:
         request of a VM that had none: each restored clone reseeds its kernel CRNG and Python's
         generators after the restore, before its one real request. Warm-ups also ask the agent
         to empty /mnt/data afterwards. With `cancel`, the wait for the result ends (Cancelled)
-        within CANCEL_POLL_S of it being set; the session stays usable (partial_output)."""
+        within CANCEL_POLL_S of it being set; the session stays usable (partial_output). With
+        a live output callback attached to this thread (sandbox.streaming.attached), the host
+        asks the agent for its output so far every PARTIAL_INTERVAL_S while the code runs."""
         self.accepted = False
         msg = {"op": "exec", "id": msg_id, "request": request}
         if warmup or not self.seeded:
@@ -134,22 +136,39 @@ class VM:
         if reply.get("op") == "accepted":
             self.accepted = True
             self.seeded = True
-            reply = self._result(deadline, cancel)
+            on_output = streaming.current() if not warmup else None
+            live = None
+            if on_output is not None:
+                live = streaming.OutputStream(on_output, request.get("stdout_cap", 1 << 20),
+                                              request.get("stderr_cap", 1 << 20))
+            reply = self._result(deadline, cancel, live)
         if reply.get("op") != "result":
             raise SandboxError(f"unexpected reply from the guest agent: {reply.get('op')!r}")
         return reply
 
-    def _result(self, deadline: float, cancel) -> dict:
-        if cancel is None:
+    def _result(self, deadline: float, cancel, live: "streaming.OutputStream | None" = None) -> dict:
+        if cancel is None and live is None:
             return self.session.chan.recv(deadline)
+        asked = 0.0
         while True:   # a frame cut by a short wait stays buffered in the channel's decoder
-            if cancel.is_set():
+            if cancel is not None and cancel.is_set():
                 raise Cancelled(self.name)
+            now = time.monotonic()
+            if live is not None and now - asked >= streaming.PARTIAL_INTERVAL_S:
+                self.session.chan.send({"op": "partial"})   # answered while the code runs
+                asked = now
             try:
-                return self.session.chan.recv(min(deadline, time.monotonic() + CANCEL_POLL_S))
+                reply = self.session.chan.recv(min(deadline, now + CANCEL_POLL_S))
             except protocol.FrameTimeout:
                 if time.monotonic() >= deadline:
                     raise
+                continue
+            if reply.get("op") == "partial":
+                if live is not None:
+                    live.feed_total(reply.get("stdout", ""), reply.get("stderr", ""))
+                    live.flush()
+                continue
+            return reply
 
     def partial_output(self, wait_s: float = 0.5) -> dict:
         """Output captured so far by the agent (best effort, bounded wait)."""
