@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from engine.models import Workflow
 from engine.nodes import NODE_TYPES
+from engine.validation import capped_parameters
 
 
 def home(request):
@@ -28,6 +29,8 @@ def workflow_edit(request, pk: int):
             "version": workflow.head.number if workflow.head else None,
             "definition": workflow.definition,
         },
-        "nodeTypes": [t.to_dict() for t in NODE_TYPES.values()],
+        # the maxima this server accepts for timeouts and memory (checked at save)
+        "nodeTypes": [{**t.to_dict(), "parameters_schema": capped_parameters(t.key, t.parameters)}
+                      for t in NODE_TYPES.values()],
     }
     return render(request, "designer/editor.html", {"workflow": workflow, "boot": boot})

@@ -272,6 +272,23 @@ _SETTINGS_CAPS = (("default_timeout_s", "STEPWELL_MAX_STEP_TIMEOUT_S", "s"),
                   ("default_memory_mib", "STEPWELL_MAX_STEP_MEMORY_MIB", " MiB"))
 
 
+def capped_parameters(node_type: str, schema: dict) -> dict:
+    """A node type's parameters schema with each capped value's `maximum` lowered to this
+    server's cap (what the palette and the panel show: 128–2048 MiB, not the format's 8192)."""
+    from django.conf import settings
+
+    caps = _CAPS.get(node_type)
+    if not caps:
+        return schema
+    out = json.loads(json.dumps(schema))
+    for key, setting, _unit in caps:
+        spec = out.get("properties", {}).get(key)
+        if isinstance(spec, dict):
+            cap = getattr(settings, setting)
+            spec["maximum"] = min(spec.get("maximum", cap), cap)
+    return out
+
+
 def _cap_problems(doc: dict) -> list[Problem]:
     """Timeouts and memory above this server's caps (STEPWELL_MAX_STEP_TIMEOUT_S,
     STEPWELL_MAX_STEP_MEMORY_MIB, STEPWELL_MAX_HTTP_TIMEOUT_S). The instance policy's lower

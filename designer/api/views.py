@@ -158,5 +158,11 @@ def definition_schema(request):
 @extend_schema(responses={200: OpenApiResponse(description="Node types for the palette")})
 @api_view(["GET"])
 def node_types(request):
-    """The node types a definition may use, with their ports and parameter schemas."""
-    return Response([t.to_dict() for t in NODE_TYPES.values()])
+    """The node types a definition may use, with their ports and parameter schemas (maxima of
+    timeouts and memory lowered to this server's caps)."""
+    from engine.validation import capped_parameters
+
+    types = [t.to_dict() for t in NODE_TYPES.values()]
+    for t in types:   # the maxima this server accepts (engine.validation checks them at save)
+        t["parameters_schema"] = capped_parameters(t["key"], t["parameters_schema"])
+    return Response(types)

@@ -87,3 +87,12 @@ def test_the_policy_ceilings_show_while_editing_and_refuse_the_save(api, definit
     assert err["path"] == "$.nodes[1].parameters.memory_mib" and "policy rule max_memory" in err["message"]
     body = _shape(api.post("/api/workflows/", {"name": "w", "definition": definition}, format="json"), 400)
     assert [e["path"] for e in body["errors"]] == ["$.definition.nodes[1].parameters.memory_mib"]
+
+
+def test_node_types_show_the_server_caps(api, settings):
+    settings.STEPWELL_MAX_STEP_MEMORY_MIB = 2048
+    settings.STEPWELL_MAX_HTTP_TIMEOUT_S = 30
+    types = {t["key"]: t["parameters_schema"]["properties"] for t in api.get("/api/node-types/").json()}
+    assert types["action.python"]["memory_mib"]["maximum"] == 2048
+    assert types["action.python"]["timeout_s"]["maximum"] == 600
+    assert types["action.http"]["timeout_s"]["maximum"] == 30

@@ -24,6 +24,7 @@ def test_a_two_megabyte_code_step_and_memory_over_the_cap(signed_in, make_workfl
     page.wait_for_function("() => window.stepwell.monaco")
 
     # Memory above STEPWELL_MAX_STEP_MEMORY_MIB (2048): named at its path before any run.
+    assert page.get_attribute("#param-memory_mib", "placeholder") == "128–2048"   # the server's cap
     page.fill("#param-memory_mib", "4096")
     page.wait_for_selector("#validation-status[data-state=invalid]")
     [memory] = _problems(page)
