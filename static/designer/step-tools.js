@@ -4,7 +4,9 @@
 //   - "Test step": POST .../nodes/<id>/test/ with a sample input (or the latest run's upstream
 //     outputs), showing output, stdout and stderr inline; "Pin output" / "Unpin".
 
-import { api } from "./api.js";
+import { api, request } from "./api.js";
+import { DRAG_TYPE, insertExpression, triggerGroup } from "./field-picker.js";
+import { staleReasons } from "./stale.js";
 import { jsonTree } from "./json-tree.js";
 import { setIcon } from "./icons.js";
 import { h, toast } from "./ui.js";
@@ -60,31 +62,14 @@ function preview(v) {
   return s.length > 40 ? `${s.slice(0, 39)}…` : s;
 }
 
-// Is the caret at `pos` of JSON text inside a string literal?
-function insideString(text, pos) {
-  let inside = false;
-  for (let i = 0; i < pos; i++) {
-    const c = text[i];
-    if (c === "\\" && inside) { i += 1; continue; }
-    if (c === '"') inside = !inside;
-  }
-  return inside;
-}
-
-// Insert `expression` into an <input>/<textarea> at its caret and tell the panel (input event).
-export function insertAtCursor(field, expression) {
-  const start = field.selectionStart ?? field.value.length;
-  const end = field.selectionEnd ?? start;
-  let text = expression;
-  if (field.dataset.mode === "json" && !insideString(field.value, start)) text = JSON.stringify(expression);
-  field.focus();
-  field.setRangeText(text, start, end, "end");
-  field.dispatchEvent(new Event("input", { bubbles: true }));
-}
+// Insert `expression` at the cursor of an <input>/<textarea> (or a Monaco editor's selection) and
+// tell the panel (input event): field-picker.js.
+export const insertAtCursor = insertExpression;
 
 export class StepTools {
   // workflowId; getDefinition() → the editor's definition; savedNode(id) → the node as saved (or
-  // null); ensureSaved() → Promise<bool>: tests run the saved version.
+  // null); ensureSaved() → Promise<bool>. "Test step" sends the editor's draft (nothing is saved);
+  // `checkSyntax(nodeId)` → Promise<bool> (set by editor-save.js) blocks it on a syntax error.
   constructor({ workflowId, types, getDefinition, savedNode, ensureSaved }) {
     this.workflowId = workflowId;
     this.types = types;
@@ -93,6 +78,7 @@ export class StepTools {
     this.ensureSaved = ensureSaved;
     this.schemas = { fields: {}, schemas: {} };
     this.pins = {};
+    this.latest = { run: null, outputs: {}, nodes: {} };  // the newest run's outputs (samples, stale)
     this.results = new Map();   // node id -> last test result (kept while the page lives)
     this.listeners = new Set(); // re-render hooks of what is on screen
     this.popover = null;
@@ -105,9 +91,11 @@ export class StepTools {
 
   async refresh() {
     try {
-      const [schemas, pins] = await Promise.all([api.schemas(this.workflowId), api.pins(this.workflowId)]);
+      const [schemas, pins, latest] = await Promise.all([api.schemas(this.workflowId), api.pins(this.workflowId),
+        request("GET", `/api/workflows/${encodeURIComponent(this.workflowId)}/latest-run/`).catch(() => null)]);
       this.schemas = schemas || { fields: {}, schemas: {} };
       this.pins = pins || {};
+      this.latest = latest || this.latest;
     } catch { /* the picker shows what it has */ }
     for (const f of [...this.listeners]) f();
   }
@@ -154,13 +142,19 @@ export class StepTools {
       const n = byId.get(id);
       const fields = this.schemas.fields?.[id] || [];
       const pin = this.pins[id];
+      const ran = !pin && this.latest.outputs && id in this.latest.outputs;
+      // stale samples: what changed since the pin (its snapshot) or the newest run (its version)
+      const stale = pin ? (pin.snapshot?.nodes ? staleReasons(pin.snapshot.nodes, def, id) : (pin.stale ? ["the step changed since it was pinned"] : []))
+        : ran ? staleReasons(this.latest.nodes, def, id) : [];
       groups.push({
-        id, title: n.name || id, pinned: !!pin,
+        id, title: n.name || id, pinned: !!pin, sampleFrom: pin ? "pin" : ran ? "run" : null, stale,
         fields: (fields.length ? fields : [{ path: "", expression: `{{ steps.${/^[A-Za-z_][A-Za-z0-9_]*$/.test(id) ? id : JSON.stringify(id)}.output }}`, type: "?" }])
-          .map((f) => ({ ...f, sample: pin ? sampleAt(pin.output, f.path) : undefined })),
+          .map((f) => ({ ...f, sample: pin ? sampleAt(pin.output, f.path) : ran ? sampleAt(this.latest.outputs[id], f.path) : undefined })),
         inferred: fields.length > 0,
       });
     }
+    const trig = upstreamOf(def, nodeId).length || node?.parent ? triggerGroup(def, this.schemas, this.types) : null;
+    if (trig) groups.splice(node?.parent ? 1 : 0, 0, trig);
     const vars = (def.settings?.variables || []).filter((v) => v.name);
     if (vars.length) {
       groups.push({ id: "vars", title: "Variables", fields: vars.map((v) => ({ path: v.name, expression: `{{ vars.${v.name} }}`, type: "string" })) });
@@ -186,11 +180,15 @@ export class StepTools {
         const items = g.fields.filter((f) => !q || `${g.id} ${f.path} ${f.expression}`.toLowerCase().includes(q));
         if (!items.length) return null;
         return h("div", { class: "picker-group", "data-node": g.id },
-          h("div", { class: "picker-title" }, g.title, g.id !== g.title && !["item", "vars"].includes(g.id) ? h("code", { class: "muted" }, ` ${g.id}`) : null,
-            g.pinned ? h("span", { class: "tag", title: "Sample output pinned on this step" }, "pinned") : null),
+          h("div", { class: "picker-title" }, g.title, g.id !== g.title && !["item", "vars", "trigger-payload"].includes(g.id) ? h("code", { class: "muted" }, ` ${g.id}`) : null,
+            g.pinned ? h("span", { class: "tag", title: "Sample output pinned on this step" }, "pinned") : null,
+            g.stale?.length ? h("span", { class: "stale-marker", title: `Changed since this ${g.sampleFrom === "pin" ? "pin" : "run"}: ${g.stale.join("; ")}` }, "stale") : null),
+          g.stale?.length ? h("div", { class: "muted small picker-stale" }, `${g.sampleFrom === "pin" ? "Pinned" : "Last run's"} data is stale: ${g.stale.join("; ")}.`) : null,
           g.inferred === false ? h("div", { class: "muted small picker-hint" }, "No data yet: run the workflow or test this step to see its fields.") : null,
           items.map((f) => h("button", {
-            type: "button", class: "pick-item", "data-expression": f.expression, "data-path": f.path, title: f.expression,
+            type: "button", class: "pick-item", "data-expression": f.expression, "data-path": f.path, title: `${f.expression} (click to insert at the cursor, or drag onto a field)`,
+            draggable: "true",
+            ondragstart: (e) => { e.dataTransfer.setData(DRAG_TYPE, f.expression); e.dataTransfer.setData("text/plain", f.expression); e.dataTransfer.effectAllowed = "copy"; },
             onclick: () => { insertAtCursor(field, f.expression); this.closePicker(); },
           }, h("span", { class: "pick-path mono" }, f.path || "output"), h("span", { class: "pick-type" }, f.type),
           f.sample !== undefined ? h("span", { class: "pick-sample mono" }, preview(f.sample)) : null)));
@@ -241,7 +239,9 @@ export class StepTools {
       result.replaceChildren(...[
         h("div", { class: "test-status" }, h("span", { class: `status-badge`, "data-status": res.status }, res.status.replace("_", " ")),
           res.run?.duration_ms != null ? h("span", { class: "muted small" }, ` ${Math.round(res.run.duration_ms)} ms`) : null,
-          res.run?.page ? h("a", { class: "small", href: res.run.page, target: "_blank" }, " test run ↗") : null),
+          res.run?.page ? h("a", { class: "small", href: res.run.page, target: "_blank" }, " test run ↗") : null,
+          h("span", { class: "muted small test-source", title: res.draft ? `Draft ${res.draft.hash.slice(0, 12)}` : "" },
+            res.draft ? ` · unsaved draft (based on v${res.draft.base_version})` : res.run?.version ? ` · v${res.run.version}` : "")),
         res.error ? h("div", { class: "alert alert-error test-error" }, res.error) : null,
         block("Output", h("div", { class: "test-output" }, jsonTree(res.output ?? null, { openDepth: 2 })), true, "test-output-block"),
         block(`stdout${res.stdout ? "" : " (empty)"}`, h("pre", { class: "test-log test-stdout" }, res.stdout || ""), !!res.stdout),
@@ -257,13 +257,15 @@ export class StepTools {
       const saved = this.savedNode(nodeId);
       const current = this.getDefinition().nodes.find((n) => n.id === nodeId);
       const changed = !!(saved && current && JSON.stringify([saved.type, saved.parameters]) !== JSON.stringify([current.type, current.parameters]));
-      const stale = pin.stale || changed;
+      const reasons = pin.snapshot?.nodes ? staleReasons(pin.snapshot.nodes, this.getDefinition(), nodeId) : [];
+      const stale = pin.stale || changed || reasons.length > 0;
       pinBox.replaceChildren(h("div", { class: `pin-head ${stale ? "is-stale" : ""}` },
         setIcon(h("span", { class: "pin-icon" }), "pin"),
         h("strong", {}, "Pinned output"),
-        stale ? h("span", { class: "stale-marker", title: "The step changed since this output was pinned: test and pin again" }, "stale") : null,
+        stale ? h("span", { class: "stale-marker", title: `Changed since this output was pinned${reasons.length ? `: ${reasons.join("; ")}` : ""}; test and pin again` }, "stale") : null,
         h("span", { class: "spacer" }),
         h("button", { type: "button", class: "btn btn-sm", id: "btn-unpin", onclick: unpin }, "Unpin")),
+      stale && reasons.length ? h("div", { class: "muted small pin-stale-why" }, `Changed since pinned: ${reasons.join("; ")}.`) : null,
       h("details", { class: "test-block" }, h("summary", {}, "Pinned data"), jsonTree(pin.output, { openDepth: 1 })));
     };
 
@@ -279,23 +281,26 @@ export class StepTools {
           return;
         }
       }
-      if (!(await this.ensureSaved())) { toast("Not tested: the workflow could not be saved", "error"); return; }
+      // the draft as it is in the editor, unsaved; a syntax error in this step blocks the test
+      if (this.checkSyntax && (await this.checkSyntax(nodeId))) return;
       testBtn.disabled = true;
       testBtn.classList.add("busy");
       result.replaceChildren(h("div", { class: "muted small test-running" }, "Running the step…"));
       const live = followTestOutput(this.workflowId, nodeId, result);   // live output (test-live.js)
       await live.ready;
       try {
-        // Nothing typed and no latest run: no body at all (the server's defaults: pinned outputs
-        // and the trigger's sample payload).
-        const body = sample || latest.checked ? { input: sample, use_latest_run: latest.checked } : undefined;
+        // Nothing typed and no latest run: no input (the server's defaults: pinned outputs and the
+        // trigger's sample payload). The definition is the editor's draft: nothing is saved.
+        const body = { definition: this.getDefinition(), ...(sample || latest.checked ? { input: sample, use_latest_run: latest.checked } : {}) };
         const res = await api.testNode(this.workflowId, nodeId, body);
         this.results.set(nodeId, res);
         if (res.status === "queued" || res.status === "running") res.error = res.error || "Still running: see the test run.";
         showResult(res);
         this.refresh();
       } catch (e) {
-        result.replaceChildren(h("div", { class: "alert alert-error test-error" }, e.message));
+        const more = (e.errors || []).filter((x) => x.message !== e.message).slice(0, 3);
+        result.replaceChildren(h("div", { class: "alert alert-error test-error" }, e.message,
+          more.length ? h("ul", { class: "test-error-list" }, more.map((x) => h("li", {}, h("code", {}, x.path), ` ${x.message}`))) : null));
       } finally {
         live.stop();
         testBtn.disabled = false;
