@@ -279,7 +279,7 @@ export function attachMappingHelp(field, row, groups, watch) {
       close();
     }
   });
-  field.addEventListener("blur", () => setTimeout(close, 100));
+  field.addEventListener("blur", () => setTimeout(() => { if (document.activeElement !== field) close(); }, 100));
 
   // Warnings about fields that no schema knows.
   const box = h("div", { class: "ref-warnings" });
