@@ -156,8 +156,14 @@ def test_mappings_insert_drag_complete_and_warn(signed_in, make_workflow):
     page.drag_and_drop(".palette-item[data-type='action.python']", "#canvas",
                        target_position={"x": canvas["width"] - 120, "y": 300})
     page.wait_for_selector(".props-form #code-editor")
-    page.wait_for_timeout(600)   # the panel's width transition and the pan after it
     new_id = page.locator(".props-form").get_attribute("data-node-id")
+    # the panel's width transition, then the pan that brings the node back into view
+    page.wait_for_function("""(id) => {
+        const n = document.querySelector(`.node[data-id="${id}"]`).getBoundingClientRect();
+        const c = document.querySelector('#canvas').getBoundingClientRect();
+        const p = document.querySelector('#props').getBoundingClientRect();
+        return p.width > 500 && n.right <= c.right && n.left >= c.left;
+    }""", arg=new_id)
     node = _box(page, f".node[data-id={new_id}]")
     canvas, panel = _box(page, "#canvas"), _box(page, "#props")
     assert node["x"] >= canvas["x"] and node["x"] + node["width"] <= canvas["x"] + canvas["width"], (node, canvas)
