@@ -79,3 +79,24 @@ def test_a_pin_says_what_it_was_pinned_against(stack, wf):
     pin = api.get(f"/api/workflows/{w['id']}/pins/")[1]["calc"]
     assert pin["stale"] is True and pin["snapshot"]["version"] == 1
     assert pin["snapshot"]["nodes"]["calc"]["parameters"]["code"] == "result = {'double': inputs['n'] * 2}"
+
+
+def test_a_pinned_for_each_skips_its_body_and_triggers_always_run(stack, wf):
+    api = stack.api()
+    w = api.create_workflow(wf.definition(
+        [wf.node("trigger", "trigger.manual"),
+         wf.node("loop", "control.foreach", {"items": "{{ trigger.body.xs }}"}),
+         wf.node("inc", "action.compose", {"value": "{{ sum([item, `1`]) }}"}, parent="loop"),
+         wf.node("after", "action.compose", {"value": "{{ steps.loop.output }}"})],
+        [wf.edge("trigger", "loop"), wf.edge("loop", "after", "done")]))
+    api.post(f"/api/workflows/{w['id']}/nodes/loop/pin/", {"output": [10, 20]})
+    api.post(f"/api/workflows/{w['id']}/nodes/trigger/pin/", {"output": {"body": {"xs": [0]}}})
+    api.post(f"/api/workflows/{w['id']}/nodes/inc/pin/", {"output": 99})
+    status, started = api.post(f"/api/workflows/{w['id']}/runs/", {"payload": {"xs": [1, 2]}, "use_pinned": True})
+    run = api.wait(started["id"])
+    assert run["status"] == "succeeded", run
+    assert run["pinned_nodes"] == ["loop"]   # not the trigger, not a step inside a For each
+    assert _step(run, "trigger")["output"]["body"] == {"xs": [1, 2]}
+    assert _step(run, "loop")["sandbox"] == {"pinned": True}
+    assert not [s for s in run["steps"] if s["node_id"] == "inc"]
+    assert _step(run, "after")["output"] == [10, 20]
