@@ -8,12 +8,24 @@ the source run is still active.
 """
 from __future__ import annotations
 
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from designer.api.errors import DefinitionRejected, bad_request, error_response
 from engine import actions
 from engine.rerun import RerunRefused, do_rerun_from
+
+
+class RerunRequest(serializers.Serializer):
+    """The body of POST /api/runs/{id}/rerun/ (for the OpenAPI schema; checked by rerun_from_step)."""
+
+    same_version = serializers.BooleanField(required=False, default=False,
+                                            help_text="Run the version this run used (default: the latest saved one).")
+    from_node = serializers.CharField(required=False, help_text="Rerun from this step: the steps upstream reuse "
+                                      "this run's recorded outputs (marked reused), this step and what follows run.")
+    item_index = serializers.IntegerField(required=False, allow_null=True, min_value=0,
+                                          help_text="With from_node inside a For each: rerun only this iteration.")
+    definition = serializers.JSONField(required=False, help_text="With from_node: the editor's unsaved draft to run.")
 
 
 def rerun_from_step(request, run, serialize, too_many) -> Response:

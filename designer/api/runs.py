@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from designer.api.errors import bad_request, error_json, error_response, validation_json
 from designer.api.hooks import hook_url
+from designer.api.rerun import RerunRequest
 from engine import actions
 from engine.inference import fields as schema_fields
 from engine.models import NodeSchema, PinnedOutput, Run, StepEvent, StepFile, StepRun, Workflow
@@ -233,7 +234,7 @@ class RunRerun(APIView):
     """Rerun with the same payload; with `from_node` (and `item_index`), from that step on,
     reusing the recorded outputs upstream (designer/api/rerun.py)."""
 
-    @extend_schema(request=None, responses={201: RunSerializer})
+    @extend_schema(request=RerunRequest, responses={201: RunSerializer})
     def post(self, request, pk):
         run = _owned_run(request, pk)
         if isinstance(request.data, dict) and "from_node" in request.data:
