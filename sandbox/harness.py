@@ -7,6 +7,17 @@ It depends on the standard library only, because it is copied into the guest ima
 Exit codes: 0 success; the code's own `sys.exit` code; 1 for an uncaught exception;
 EXIT_MEMORY_ERROR for MemoryError (so the host can report `out_of_memory`). What those mean,
 the result value and the produced files are read in sandbox/outcome.py.
+
+stdout and stderr are line-buffered while the code runs, so what it printed reaches the host
+as it goes (live output) and survives a cancel or a timeout.
+
+Figures (matplotlib): `plt.show()` saves every open figure as a PNG produced file and closes
+it, and figures still open when the code ends (unless the code saved them itself with
+`savefig`) are saved the same way, named `figure_1.png`,
+`figure_2.png`, ... in the working directory (an existing name is never overwritten). They then
+come back like any produced file (sandbox/outcome.py collect_files, with the host's caps), on
+both drivers. At most MAX_FIGURES per execution; matplotlib is never imported for code that
+does not import pyplot itself.
 """
 from __future__ import annotations
 
@@ -17,6 +28,8 @@ import traceback
 
 EXIT_MEMORY_ERROR = 86
 RESULT_MAX_BYTES = 16 * 1024 * 1024
+MAX_FIGURES = 20          # figures saved per execution (more are closed and reported on stderr)
+FIGURE_PREFIX = "figure_"
 
 
 class ResultTooLarge(Exception):
@@ -52,14 +65,140 @@ def _result_payload(namespace: dict) -> dict:
         return {"has_result": False}
 
 
+class Figures:
+    """Saves matplotlib figures as PNG files in `directory`: on `plt.show()` (patched into
+    pyplot while the code runs, whether pyplot was imported before or is imported by the code)
+    and, at `finish()`, the figures still open."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.saved: list[str] = []
+        self.dropped = 0
+        self._pyplot = None
+        self._show = None
+        self._savefig = None
+        self._finder = None
+
+    def start(self) -> None:
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            self._patch(pyplot)
+            return
+        os.environ.setdefault("MPLBACKEND", "Agg")   # no display in a sandbox
+        self._finder = _PyplotFinder(self._patch)
+        sys.meta_path.insert(0, self._finder)
+
+    def _patch(self, pyplot) -> None:
+        self._pyplot, self._show = pyplot, getattr(pyplot, "show", None)
+
+        def show(*args, **kwargs):
+            self.save_open()
+        pyplot.show = show
+        figure_class = sys.modules["matplotlib.figure"].Figure
+        self._savefig = original = figure_class.savefig
+
+        def savefig(fig, *args, **kwargs):   # figures the code saved itself are not saved again
+            fig._stepwell_saved = True
+            return original(fig, *args, **kwargs)
+        figure_class.savefig = savefig
+
+    def save_open(self, unsaved_only: bool = False) -> None:
+        pyplot = self._pyplot
+        if pyplot is None:
+            return
+        for num in list(pyplot.get_fignums()):
+            fig = pyplot.figure(num)
+            if unsaved_only and getattr(fig, "_stepwell_saved", False):
+                pyplot.close(fig)
+                continue
+            if len(self.saved) < MAX_FIGURES:
+                path = self._free_name()
+                fig.savefig(path, format="png")
+                self.saved.append(os.path.basename(path))
+            else:
+                self.dropped += 1
+            pyplot.close(fig)
+
+    def _free_name(self) -> str:
+        n = len(self.saved) + 1
+        while True:
+            path = os.path.join(self.directory, f"{FIGURE_PREFIX}{n}.png")
+            if not os.path.lexists(path):
+                return path
+            n += 1
+
+    def finish(self) -> None:
+        """Save the figures left open, then undo the patches (never raising)."""
+        if self._finder is not None:
+            try:
+                sys.meta_path.remove(self._finder)
+            except ValueError:
+                pass
+        try:
+            self.save_open(unsaved_only=True)
+        except Exception as exc:  # noqa: BLE001 - a figure that cannot be drawn is reported
+            sys.stderr.write(f"warning: a figure could not be saved: {exc!r}\n")
+        if self.dropped:
+            sys.stderr.write(f"warning: {self.dropped} figure(s) over the limit of {MAX_FIGURES} "
+                             "were not saved\n")
+        if self._pyplot is not None and self._show is not None:
+            self._pyplot.show = self._show
+        if self._savefig is not None:
+            sys.modules["matplotlib.figure"].Figure.savefig = self._savefig
+
+
+class _PyplotFinder:
+    """Import hook: when the code imports matplotlib.pyplot, `on_import(module)` runs once the
+    module is loaded."""
+
+    def __init__(self, on_import):
+        self.on_import = on_import
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "matplotlib.pyplot":
+            return None
+        from importlib.machinery import PathFinder
+
+        spec = PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        loader, on_import = spec.loader, self.on_import
+
+        class Loader:
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                loader.exec_module(module)
+                on_import(module)
+
+        spec.loader = Loader()
+        return spec
+
+
+def _line_buffered() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except Exception:  # noqa: BLE001 - not a TextIOWrapper: leave it
+            pass
+
+
 def run(code: str, inputs, filename: str = "<step>") -> tuple[int, dict]:
     """Run `code` in a fresh namespace of this process; return (exit code, result payload).
 
     stdout/stderr are whatever fds 1 and 2 are; the caller captures them. The payload is
-    {"has_result": bool, "result_json": str} (see outcome.result_value).
+    {"has_result": bool, "result_json": str} (see outcome.result_value). Figures are saved in
+    the working directory as it is when the code starts (see Figures).
     """
     namespace = {"__name__": "__main__", "__builtins__": __builtins__, "inputs": inputs}
     exit_code = 0
+    _line_buffered()
+    try:
+        figures = Figures(os.getcwd())
+        figures.start()
+    except Exception:  # noqa: BLE001 - no figure capture, the code still runs
+        figures = None
     try:
         compiled = compile(code, filename, "exec")
         exec(compiled, namespace)  # noqa: S102 - this *is* the sandboxed user code
@@ -72,6 +211,11 @@ def run(code: str, inputs, filename: str = "<step>") -> tuple[int, dict]:
     except BaseException:  # noqa: BLE001 - any failure of user code is reported, not raised
         traceback.print_exc()
         exit_code = 1
+    if figures is not None:
+        try:
+            figures.finish()
+        except BaseException:  # noqa: BLE001
+            pass
     try:
         sys.stdout.flush()
         sys.stderr.flush()
