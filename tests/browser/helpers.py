@@ -40,11 +40,23 @@ def login(page, username="ada", password=PASSWORD):
     settle(page)
 
 
-def open_editor(page, workflow_id):
+def open_editor(page, workflow_id, settled=True):
+    """The editor of a workflow, ready and validated; with settled, also with no request in flight
+    (pages of a real stack keep following runs: pass settled=False there)."""
     page.goto(f"/workflows/{workflow_id}/edit")
     page.wait_for_selector("body[data-ready=true]")
     page.wait_for_selector("#validation-status:not([data-state=checking])")
-    settle(page)
+    if settled:
+        settle(page)
+
+
+def select_node(page, node_id, wait_form=False):
+    """Click a node; first clear the selection so that a wide panel (Python code) does not cover it."""
+    page.locator("#canvas").click(position={"x": 20, "y": 20})
+    page.wait_for_selector(".settings-form")
+    page.click(f".node[data-id={node_id}] .node-name")
+    if wait_form:
+        page.wait_for_selector(f".props-form[data-node-id={node_id}]")
 
 
 def api(page, method, path, body=None):

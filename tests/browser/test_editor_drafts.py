@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.helpers import open_editor
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CODE = "result = {'total': sum(inputs['values'])}\n"
@@ -31,10 +33,6 @@ def page(stack_page):
     return stack_page
 
 
-def open_editor(page, wf_id):
-    page.goto(f"/workflows/{wf_id}/edit")
-    page.wait_for_selector("body[data-ready=true]")
-    page.wait_for_selector("#validation-status:not([data-state=checking])")
 
 
 def open_code(page):
@@ -60,7 +58,7 @@ def test_draft_tests_syntax_blocks_no_change_saves_and_version_diffs(page, stack
     wf = api.create_workflow(_definition(), name="Drafts")
     versions = lambda: api.get(f"/api/workflows/{wf['id']}/versions/")[1]["count"]  # noqa: E731
     tests = lambda: api.get(f"/api/workflows/{wf['id']}/runs/?kind=test")[1]["count"]  # noqa: E731
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
     open_code(page)
 
     # Test step runs the draft as it is in the editor, and saves nothing.
@@ -130,7 +128,7 @@ def test_draft_tests_syntax_blocks_no_change_saves_and_version_diffs(page, stack
 
 def test_enter_after_a_complete_import_starts_a_new_line(page, stack):
     wf = stack.api().create_workflow(_definition(), name="Enter")
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
     open_code(page)
     page.evaluate("window.stepwell.monaco.setValue('')")
     page.click("#code-editor .view-lines")

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.helpers import open_editor, select_node
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CODE = "print('doubling', inputs['n'])\nresult = {'double': inputs['n'] * 2}\n"
@@ -34,17 +36,8 @@ def page(stack_page):
     return stack_page
 
 
-def open_editor(page, wf_id):
-    page.goto(f"/workflows/{wf_id}/edit")
-    page.wait_for_selector("body[data-ready=true]")
-    page.wait_for_selector("#validation-status:not([data-state=checking])")
 
 
-def select_node(page, node_id):
-    page.locator("#canvas").click(position={"x": 20, "y": 20})
-    page.wait_for_selector(".settings-form")
-    page.click(f".node[data-id={node_id}] .node-name")
-    page.wait_for_selector(f".props-form[data-node-id={node_id}]")
 
 
 def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
@@ -53,10 +46,10 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     first = api.wait(api.start(wf["id"], {"n": 4})["id"])
     second = api.wait(api.start(wf["id"], {"n": 5})["id"])
     assert first["status"] == second["status"] == "succeeded"
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
 
     # The newest run's data of the selected node: status, input, output, stdout.
-    select_node(page, "calc")
+    select_node(page, "calc", wait_form=True)
     data = page.locator("#node-data")
     data.locator(".node-run-status[data-status=succeeded]").wait_for()
     assert "10" in data.locator(".node-run-output").inner_text()
@@ -79,7 +72,7 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     stale.wait_for()
     assert "input mappings changed" in stale.inner_text()
     # The field picker of a later step shows the newest run's values, marked stale with the reason.
-    select_node(page, "fmt")
+    select_node(page, "fmt", wait_form=True)
     page.click(".pick-field[data-for=param-value]")
     group = page.locator(".field-picker .picker-group[data-node=calc]")
     group.wait_for()
@@ -88,7 +81,7 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     page.keyboard.press("Escape")
     page.locator("#canvas").click(position={"x": 20, "y": 20})
     page.keyboard.press("Control+Z")
-    select_node(page, "calc")
+    select_node(page, "calc", wait_form=True)
     data.locator(".node-run-status").wait_for()
     assert data.locator(".node-run-stale").is_hidden()
 
@@ -98,17 +91,17 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     assert api.call("PATCH", f"/api/workflows/{wf['id']}/", {"definition": bad})[0] == 200
     failed = api.wait(api.start(wf["id"], {"n": 1})["id"])
     assert failed["status"] == "failed"
-    open_editor(page, wf["id"])
-    select_node(page, "calc")
+    open_editor(page, wf["id"], settled=False)
+    select_node(page, "calc", wait_form=True)
     data.locator(".node-run-status[data-status=failed]").wait_for()
     assert "ValueError" in data.locator(".node-run-error").inner_text()
 
     # Pin calc's output: its node wears a badge, and a manual run with "Use pinned data" takes it.
     assert api.post(f"/api/workflows/{wf['id']}/nodes/calc/pin/", {"output": {"double": 7}})[0] == 201
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
     page.wait_for_selector(".node[data-id=calc] .node-pin-badge")
     assert page.locator(".node[data-id=fmt] .node-pin-badge").count() == 0
-    select_node(page, "fmt")
+    select_node(page, "fmt", wait_form=True)
     page.click("#btn-run")
     use = page.locator("dialog #run-use-pinned")
     assert "“Calc” takes its pinned output" in page.locator("dialog .run-use-pinned").inner_text()
@@ -120,6 +113,6 @@ def test_the_panel_shows_run_data_and_runs_use_pinned_data(page, stack):
     run = api.get(f"/api/workflows/{wf['id']}/runs/?limit=1")[1]["results"][0]
     detail = api.get(f"/api/runs/{run['id']}/")[1]
     assert detail["pinned_nodes"] == ["calc"] and detail["status"] == "succeeded"
-    select_node(page, "calc")
+    select_node(page, "calc", wait_form=True)
     data.locator(".tag").filter(has_text="pinned data").wait_for()
     assert page.console_errors == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser.helpers import open_editor, select_node
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PARSE_CODE = """\
@@ -40,17 +42,8 @@ def page(stack_page):
     return stack_page
 
 
-def open_editor(page, wf_id):
-    page.goto(f"/workflows/{wf_id}/edit")
-    page.wait_for_selector("body[data-ready=true]")
-    page.wait_for_selector("#validation-status:not([data-state=checking])")
 
 
-def select_node(page, node_id):
-    """Click a node; first clear the selection so that a wide panel (Python code) does not cover it."""
-    page.locator("#canvas").click(position={"x": 20, "y": 20})
-    page.wait_for_selector(".settings-form")
-    page.click(f".node[data-id={node_id}] .node-name")
 
 
 def definition(page):
@@ -59,7 +52,7 @@ def definition(page):
 
 def test_it_runs_from_the_canvas_and_picks_inferred_fields(page, stack):
     wf = stack.api().create_workflow(_definition(), name="Totals")
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
     # Record every status a node shows, and mark the page so that a reload would be noticed.
     page.evaluate("""() => {
         window.__noReload = true;
@@ -108,7 +101,7 @@ def test_it_runs_from_the_canvas_and_picks_inferred_fields(page, stack):
     assert "parsed 3 values" in page.locator("#step-panel .sec-stdout pre").inner_text()
 
     # Back in the editor, the report node's field picker offers parse's inferred fields.
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
     select_node(page, "report")
     value = page.locator("#param-value")
     value.fill('{"total": }')
@@ -136,7 +129,7 @@ def test_it_runs_from_the_canvas_and_picks_inferred_fields(page, stack):
 
 def test_it_tests_a_step_and_pins_its_output(page, stack):
     wf = stack.api().create_workflow(_definition(), name="Step tests")
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
     page.click(".node[data-id=parse] .node-name")
     # No sample input typed: the trigger's sample payload ({"values": [3, 1, 4]}) is used.
     page.click("#btn-test-step")
@@ -185,7 +178,7 @@ def test_it_tests_a_step_and_pins_its_output(page, stack):
 
 def test_it_tests_a_step_with_a_typed_sample_input(page, stack):
     wf = stack.api().create_workflow(_definition(), name="Typed input")
-    open_editor(page, wf["id"])
+    open_editor(page, wf["id"], settled=False)
     page.click(".node[data-id=parse] .node-name")
     page.fill("#test-input", '{"trigger": {"body": {"values": [10, 20]}}}')
     page.click("#btn-test-step")
