@@ -182,8 +182,10 @@ STEPWELL_WAKE_SOCKET = env_str("STEPWELL_WAKE_SOCKET", str(VAR_DIR / "worker-wak
 STEPWELL_WORKER_INTERVAL = env_int("STEPWELL_WORKER_INTERVAL_MS", 500, 1, 60_000) / 1000
 # Runs (and step tests) a worker process executes at once; 0 = the sandbox pool size.
 STEPWELL_WORKER_CONCURRENCY = env_int("STEPWELL_WORKER_CONCURRENCY", 0, 0, 256)
-# A running run whose worker has not renewed its lease for this long is marked failed.
+# A running run whose worker has not renewed its lease for this long is taken over by another
+# worker and resumed from its last finished step (engine/resume.py), at most this many times.
 STEPWELL_RUN_LEASE_S = env_int("STEPWELL_RUN_LEASE_S", 30, 1, 3600)
+STEPWELL_MAX_RUN_RESUMES = env_int("STEPWELL_MAX_RUN_RESUMES", 3, 0, 100)
 # Sandbox driver for steps: "" = the sandbox service when it answers, else SANDBOX_DRIVER locally.
 STEPWELL_SANDBOX_DRIVER = env_str("STEPWELL_SANDBOX_DRIVER", "") or None
 # Server-wide caps on what workflow settings and nodes may ask for.

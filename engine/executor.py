@@ -17,10 +17,11 @@
   capped by STEPWELL_MAX_RETRY_ATTEMPTS, each wait by STEPWELL_MAX_RETRY_DELAY_S); when it
   still fails the run fails (timed_out when the last attempt timed out). A mapping error is not
   retried: the same inputs would fail the same way.
-- A lease (Run.lease_expires) is renewed while the run executes; `reap_lost_runs` marks runs whose
-  worker stopped renewing it. Cancellation is a flag polled by the same heartbeat, which sets
-  the run's cancel Event: steps wait on it (an HTTP call closes its socket, a code step asks the
-  sandbox to cancel its execution).
+- A lease (Run.lease_expires) is renewed while the run executes; `reap_lost_runs` resumes (or
+  fails) runs whose worker stopped renewing it (engine/resume.py); an execution whose run was
+  taken over meanwhile stops without touching the run. Cancellation is a flag polled by the
+  same heartbeat, which sets the run's cancel Event: steps wait on it (an HTTP call closes its
+  socket, a code step asks the sandbox to cancel its execution).
 """
 from __future__ import annotations
 
@@ -134,12 +135,18 @@ class Leases:
 
     def __init__(self):
         self.active: dict[int, threading.Event] = {}
+        self.owners: dict[int, tuple[str, threading.Event]] = {}   # run -> (worker id, lost flag)
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
 
-    def add(self, run_id: int, cancel: threading.Event) -> None:
+    def add(self, run_id: int, cancel: threading.Event, worker: str = "",
+            lost: threading.Event | None = None) -> None:
+        """`lost` is set (with `cancel`) when the run is no longer claimed by `worker`: a reaper
+        took it over after the lease expired (engine/resume.py)."""
         with self.lock:
             self.active[run_id] = cancel
+            if worker and lost is not None:
+                self.owners[run_id] = (worker, lost)
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._loop, name="leases", daemon=True)
                 self.thread.start()
@@ -147,22 +154,31 @@ class Leases:
     def remove(self, run_id: int) -> None:
         with self.lock:
             self.active.pop(run_id, None)
+            self.owners.pop(run_id, None)
 
     def _loop(self):
         last = 0.0
         while True:
             time.sleep(self.POLL_S)
             with self.lock:
-                active = dict(self.active)
+                active, owners = dict(self.active), dict(self.owners)
             if not active:
                 continue
             try:
-                for run_id in Run.objects.filter(pk__in=list(active), cancel_requested=True).values_list(
-                        "pk", flat=True):
-                    active[run_id].set()
+                mine = []
+                for run_id, cancel, status, worker in Run.objects.filter(pk__in=list(active)).values_list(
+                        "pk", "cancel_requested", "status", "worker"):
+                    owner = owners.get(run_id)
+                    if owner is not None and (status != Status.RUNNING or worker != owner[0]):
+                        owner[1].set()   # taken over by a reaper: stop, touch nothing more
+                        active[run_id].set()
+                        continue
+                    mine.append(run_id)
+                    if cancel:
+                        active[run_id].set()
                 lease = settings.STEPWELL_RUN_LEASE_S
-                if time.monotonic() - last >= max(lease / 3, 0.2):
-                    Run.objects.filter(pk__in=list(active), status=Status.RUNNING).update(
+                if mine and time.monotonic() - last >= max(lease / 3, 0.2):
+                    Run.objects.filter(pk__in=mine, status=Status.RUNNING).update(
                         lease_expires=timezone.now() + timedelta(seconds=lease))
                     last = time.monotonic()
             except Exception:  # a locked database must not stop the renewals
@@ -212,6 +228,10 @@ class Execution:
         from engine.rerun import plan_for
 
         self.rerun = plan_for(run, self.graph)   # rerun from a step: engine/rerun.py
+        from engine import resume
+
+        self.resume = resume.plan_for(run, self.graph)   # resumed after a lost worker: engine/resume.py
+        self.lost = threading.Event()
 
     # --- recording --------------------------------------------------------------------------
     def _new_step(self, node_id: str, item_index, attempt: int, status=Status.RUNNING) -> StepRun:
@@ -228,6 +248,8 @@ class Execution:
                      item_index=item_index, attempt=attempt)
 
     def _skip(self, node_id: str, item_index) -> None:
+        if self.resume is not None and self.resume.was_skipped(node_id, item_index):
+            return
         self._new_step(node_id, item_index, 1, Status.SKIPPED)
 
     def _record_schemas(self) -> None:
@@ -266,6 +288,9 @@ class Execution:
         :raises Cancelled: the run was cancelled.
         """
         node = self.graph.nodes[node_id]
+        finished = self.resume.finished(node_id, item_index) if self.resume is not None else None
+        if finished is not None:   # a resumed run's own finished step: not run again
+            return finished
         reused = self.rerun.reused(node_id, item_index) if self.rerun is not None else None
         if reused is not None:
             return self._reuse(node_id, item_index, reused)
@@ -279,7 +304,8 @@ class Execution:
         max_delay = float(settings.STEPWELL_MAX_RETRY_DELAY_S)
         delay = min(float(policy.get("backoff_s", 1.0)), max_delay)
         factor = float(policy.get("backoff_factor", 2.0))
-        for attempt in range(1, max_attempts + 1):
+        first = 1 + (self.resume.attempts_done(node_id, item_index) if self.resume is not None else 0)
+        for attempt in range(first, max(max_attempts, first) + 1):
             if self.cancel.is_set():
                 raise Cancelled()
             step = self._new_step(node_id, item_index, attempt)
@@ -551,7 +577,7 @@ class Execution:
 
     def execute(self) -> None:
         run = self.run
-        leases.add(run.pk, self.cancel)
+        leases.add(run.pk, self.cancel, run.worker, self.lost)
         status, error = Status.SUCCEEDED, ""
         try:
             from engine.governance_hooks import run_refusal   # the instance policy, checked again at run
@@ -574,6 +600,9 @@ class Execution:
         finally:
             leases.remove(run.pk)
             self.pool.shutdown()
+        if self.lost.is_set():   # another worker resumes (or failed) the run: engine/resume.py
+            log.warning("run %s was taken over after its lease expired; this execution stops", run.pk)
+            return
         if status != Status.CANCELLED and self.cancel.is_set():
             status, error = Status.CANCELLED, "cancelled on request"
         transition(run, status, expect=Status.RUNNING, error=error, lease_expires=None)
@@ -614,18 +643,7 @@ def execute_run(run_id: int) -> str:
 
 
 def reap_lost_runs() -> list[int]:
-    """Mark running runs whose lease expired (their worker died) as failed; returns their ids."""
-    reaped = []
-    now = timezone.now()
-    for run in Run.objects.filter(status=Status.RUNNING, lease_expires__lt=now):
-        for step in StepRun.objects.filter(run=run, status__in=[Status.RUNNING, Status.QUEUED]):
-            if step.status == Status.RUNNING:
-                transition(step, Status.FAILED, expect=Status.RUNNING, error="worker lost")
-            else:
-                transition(step, Status.FAILED, expect=Status.QUEUED, error="worker lost")
-        if transition(run, Status.FAILED, expect=Status.RUNNING, lease_expires=None,
-                      error=f"worker {run.worker or '?'} stopped renewing its lease (it died or hung); "
-                            f"marked failed at {now.isoformat()}"):
-            reaped.append(run.pk)
-            reply(run)
-    return reaped
+    """Resume (or fail) running runs whose lease expired: engine/resume.py."""
+    from engine.resume import reap_lost_runs as reap
+
+    return reap()

@@ -28,7 +28,9 @@ TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.
 # from-status -> statuses it may move to
 ALLOWED: dict[str, frozenset[str]] = {
     Status.QUEUED: frozenset({Status.RUNNING, Status.CANCELLED, Status.SKIPPED, Status.FAILED}),
-    Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT}),
+    # running -> queued: a run whose worker was lost, put back in the queue (engine/resume.py)
+    Status.RUNNING: frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.TIMED_OUT,
+                               Status.QUEUED}),
 }
 
 

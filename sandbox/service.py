@@ -6,7 +6,8 @@ execution ends with status `error` and that reason, and it tries to start the dr
 most every DRIVER_RETRY_S.
 
 Listens on a unix socket (mode 0660, stale socket removed at start-up), one thread per
-connection, protocol described in `sandbox.client`. Stopped by SIGTERM/SIGINT (or `stop()`):
+connection, protocol described in `sandbox.client`; an execution whose client closes its
+connection is cancelled (sandbox/hangup.py). Stopped by SIGTERM/SIGINT (or `stop()`):
 stops accepting, lets executions in flight finish for a grace period, then closes the driver.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import socketserver
 import stat
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from sandbox.cancel import check_id
@@ -29,6 +31,7 @@ from sandbox.contract import (
     SandboxError,
     SandboxUnavailable,
 )
+from sandbox.hangup import cancel_on_hangup
 from sandbox.protocol import ChannelClosed, FrameDecoder, ProtocolError
 
 log = logging.getLogger("sandbox.service")
@@ -60,7 +63,7 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
                 svc._inflight_delta(+1)
                 try:
-                    reply = svc.dispatch(msg, emit=lambda m: self._reply(sock, m))
+                    reply = svc.dispatch(msg, emit=lambda m: self._reply(sock, m), peer=sock)
                     if not self._reply(sock, reply):
                         return
                 finally:
@@ -228,9 +231,10 @@ class SandboxService:
             }
         return st
 
-    def dispatch(self, msg: dict, emit=None) -> dict:
+    def dispatch(self, msg: dict, emit=None, peer: socket.socket | None = None) -> dict:
         """The answer to one request; `emit(frame)` sends the live output frames of an execute
-        with "stream": true before it (see sandbox.client)."""
+        with "stream": true before it (see sandbox.client). An execution whose `peer` closes the
+        connection before its answer is cancelled (sandbox/hangup.py)."""
         op = msg.get("op")
         try:
             if op == "ping":
@@ -250,8 +254,11 @@ class SandboxService:
                 if msg.get("stream") is True and emit is not None:
                     kw["on_output"] = lambda out, err: emit(
                         {"ok": True, "output": {"stdout": out, "stderr": err}})
+                if peer is not None and execution_id is None:
+                    execution_id = f"svc-{os.getpid()}-{uuid.uuid4().hex}"
                 try:
-                    result = self.driver.execute(request, execution_id=execution_id, **kw)
+                    with cancel_on_hangup(peer, lambda: self.driver.cancel(execution_id)):
+                        result = self.driver.execute(request, execution_id=execution_id, **kw)
                 finally:
                     with self._lock:
                         self._active -= 1

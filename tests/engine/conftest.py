@@ -170,30 +170,64 @@ class Stack:
             "s['_auth_user_hash']=u.get_session_auth_hash(); s.create(); print(s.session_key)"
         ).strip().splitlines()[-1]
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        log = open(self.dir / f"{name}.log", "w")
-        proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(self.dir / f"{name}.log", "a")
+        proc = subprocess.Popen(args, cwd=ROOT, env={**self.env, **(env or {})}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc
 
-    def start_web(self):
-        self._spawn("web", [PY, "-m", "uvicorn", "designer.asgi:application", "--host", "127.0.0.1",
-                            "--port", str(self.port), "--no-access-log"])
+    def start_web(self, name: str = "web", port: int | None = None) -> str:
+        """uvicorn (another one: a name and a port of its own); returns its base URL."""
+        port = port or self.port
+        self._spawn(name, [PY, "-m", "uvicorn", "designer.asgi:application", "--host", "127.0.0.1",
+                           "--port", str(port), "--no-access-log"])
+        base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                urllib.request.urlopen(self.base + "/api/schema/workflow.json", timeout=1).read()
-                return
+                urllib.request.urlopen(base + "/api/schema/workflow.json", timeout=1).read()
+                return base
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("uvicorn did not start: " + (self.dir / "web.log").read_text())
+        raise RuntimeError("uvicorn did not start: " + (self.dir / f"{name}.log").read_text())
 
-    def start_worker(self, name: str = "worker0", *extra):
-        proc = self._spawn(name, [PY, "manage.py", "run_worker", "--concurrency", "4", *extra])
+    def host_env(self, host: str) -> dict:
+        """The environment of one simulated host: its own sandbox socket, process-driver folder
+        and worker wake socket (for start_sandbox and start_worker)."""
+        d = self.dir / host
+        d.mkdir(exist_ok=True)
+        for p in (self.dir, d):   # the sandboxes' unprivileged uids reach their folders through these
+            os.chmod(p, 0o711)
+        return {"SANDBOX_SOCKET": str(d / "sandbox.sock"), "SANDBOX_PROCESS_DIR": str(d / "process"),
+                "STEPWELL_WAKE_SOCKET": str(d / "wake.sock")}
+
+    def start_sandbox(self, name: str, env: dict, pool_size: int = 4) -> subprocess.Popen:
+        """A sandbox service (process driver) on env's SANDBOX_SOCKET."""
+        sock = Path(env["SANDBOX_SOCKET"])
+        proc = self._spawn(name, [PY, "manage.py", "sandbox_service", "--driver", "process",
+                                  "--pool-size", str(pool_size)], env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(sock))
+                    return proc
+                except OSError:
+                    pass
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError("sandbox service did not start: " + (self.dir / f"{name}.log").read_text()
+                           + f" ({sock})")
+
+    def start_worker(self, name: str = "worker0", *extra, env: dict | None = None):
+        log = self.dir / f"{name}.log"
+        seen = log.read_text().count("claim loops") if log.exists() else 0
+        proc = self._spawn(name, [PY, "manage.py", "run_worker", "--concurrency", "4", *extra], env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if "claim loops" in (self.dir / f"{name}.log").read_text():
+            if log.read_text().count("claim loops") > seen:
                 return proc
             if proc.poll() is not None:
                 break

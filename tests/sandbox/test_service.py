@@ -182,6 +182,29 @@ def test_several_requests_on_one_connection_and_garbage(service):
     assert client.ping()
 
 
+@pytest.mark.timeout(90)
+def test_an_execution_whose_client_hangs_up_is_cancelled(service):
+    """A client (a worker) killed mid-execution closes its connection: the service cancels the
+    execution (sandbox/hangup.py) instead of running it to its timeout for nobody."""
+    client, proc = service
+    req = ExecutionRequest(code="import time\ntime.sleep(60)", timeout_s=80)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(client.socket_path)
+    send_frame(s, {"op": "execute", "request": req.to_dict()})
+    deadline = time.monotonic() + 30
+    while client.status()["busy"] == 0:
+        assert time.monotonic() < deadline, "the execution never started"
+        time.sleep(0.05)
+    pids = Path("/sys/fs/cgroup/pids/stepwell")
+    assert list(pids.glob(f"{proc.pid}-*"))
+    s.close()
+    deadline = time.monotonic() + 20
+    while client.status()["busy"] or list(pids.glob(f"{proc.pid}-*")):
+        assert time.monotonic() < deadline, "the service kept running an execution nobody waits for"
+        time.sleep(0.1)
+    assert client.execute(ExecutionRequest(code="result = 2")).result == 2
+
+
 @pytest.mark.timeout(60)
 def test_execute_helper_uses_the_service_when_it_answers(service):
     client, _ = service

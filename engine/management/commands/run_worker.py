@@ -1,7 +1,7 @@
 """The task worker: django-tasks' database worker, N claim loops in one process, woken at once
 by a datagram on STEPWELL_WAKE_SOCKET (sent after each enqueue commits; from other hosts, a
 PostgreSQL NOTIFY relayed to it by engine.wake.HostListener) instead of sleeping the whole poll
-interval; plus the scheduler (schedule triggers) and the lease reaper.
+interval; plus the scheduler (schedule triggers) and the lease reaper (engine/resume.py).
 
     python manage.py run_worker [--concurrency N] [--interval S] [--no-scheduler]
 """
@@ -171,7 +171,7 @@ class Command(BaseCommand):
                     try:
                         reaped = reap_lost_runs()
                         if reaped:
-                            log.warning("marked runs %s failed: their worker stopped renewing the lease", reaped)
+                            log.warning("runs %s: their worker stopped renewing the lease (resumed or failed)", reaped)
                         if not opts["no_scheduler"]:
                             do_start_due_schedules()
                         from governance.chain import prune_if_due   # audit retention, at most hourly
