@@ -12,6 +12,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from designer.api.drafts import code_syntax_problems
 from designer.api.errors import bad_request, error_json, error_response, validation_json
 from designer.api.hooks import hook_url
 from designer.api.rerun import RerunRequest
@@ -194,6 +195,11 @@ class WorkflowRuns(generics.ListCreateAPIView):
         s = StartRunSerializer(data=request.data if isinstance(request.data, dict) else {"payload": request.data})
         s.is_valid(raise_exception=True)
         payload = actions.trigger_payload(s.validated_data["payload"])
+        head = workflow.head.definition if workflow.head else {}
+        problems = code_syntax_problems(head, prefix="$.head.definition")
+        if problems:   # a run is blocked (a save is not) by code that cannot compile
+            return Response({"detail": f"Not run: a code step has a syntax error ({problems[0]['message'][12:]})",
+                             "errors": problems}, status=400)
         try:
             if s.validated_data["use_pinned"]:
                 run = do_start_run_with_pins(workflow, payload, request.user)

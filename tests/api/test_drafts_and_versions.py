@@ -77,3 +77,19 @@ def test_the_python_syntax_check(api, settings):
     too_long = api.post("/api/python/check/", {"code": "x" * 200_001}, format="json")
     assert too_long.status_code == 400 and too_long.json()["errors"][0]["path"] == "$.code"
     assert "200,000" in too_long.json()["detail"]
+
+
+def test_a_syntax_error_blocks_a_run_not_a_save(api, definition):
+    broken = copy.deepcopy(definition)
+    code_node = next(i for i, n in enumerate(broken["nodes"]) if n["type"] == "action.python")
+    broken["nodes"][code_node]["parameters"]["code"] = "def f(:\n    pass\n"
+    wf = _create(api, broken)                                   # saved
+    r = api.post(f"/api/workflows/{wf}/runs/", {"payload": {}}, format="json")
+    assert r.status_code == 400, r.content
+    body = r.json()
+    assert body["detail"].startswith("Not run: a code step has a syntax error")
+    assert body["errors"][0]["path"] == f"$.head.definition.nodes[{code_node}].parameters.code"
+    assert body["errors"][0]["line"] == 1
+    broken["nodes"][code_node]["parameters"]["code"] = "result = 1\n"
+    assert api.put(f"/api/workflows/{wf}/", {"name": "W", "definition": broken}, format="json").status_code == 200
+    assert api.post(f"/api/workflows/{wf}/runs/", {"payload": {}}, format="json").status_code == 201
