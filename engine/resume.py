@@ -21,7 +21,8 @@ The reaper (`reap_lost_runs`, called by every worker's scheduler loop):
 
 The worker that claims it builds a `ResumePlan` from the run's own step records: a node (in a
 given For each iteration) that already succeeded is not run again, its recorded output and
-taken port are used and no new record is made; a node skipped before is not recorded twice; the
+taken port are used and no new record is made (a Response's reply is stored if the lost worker
+had not stored it yet); a node skipped before is not recorded twice; the
 interrupted node runs again as its next attempt (attempt numbers continue). A For each that was
 interrupted runs again, its finished iterations reused. Step records inside nested For eaches
 carry only the innermost item index, so those bodies run again in full (as a rerun does,
@@ -83,6 +84,21 @@ class ResumePlan:
                 self.skipped.add(key)
             else:
                 self.attempts[key] = max(self.attempts.get(key, 0), step.attempt)
+        self._restore_response(run)
+
+    def _restore_response(self, run: Run) -> None:
+        """A Response step recorded as succeeded whose reply the lost worker had not stored yet
+        (it died between the two writes): store it now, as the executor would have."""
+        if run.response is not None:
+            return
+        for (node_id, _), step in self.succeeded.items():
+            if self.graph.nodes[node_id]["type"] == "action.response":
+                from engine.executor import reply
+
+                Run.objects.filter(pk=run.pk).update(response=step.output)
+                run.response = step.output
+                reply(run)
+                return
 
     def finished(self, node_id: str, item_index):
         """The Outcome of a node that already succeeded in this run, or None (it runs)."""

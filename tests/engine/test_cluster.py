@@ -115,9 +115,10 @@ def test_a_loopback_cluster_loses_no_run_and_runs_none_twice(cluster, wf):
             time.sleep(0.05)
 
     when_answered(0.2)
-    running = _db_rows(stack, "SELECT count(*) FROM engine_run WHERE status = 'running' AND worker LIKE "
-                              f"'%:{stack.procs['worker0'].pid}:%'")[0][0]
+    dead = stack.procs["worker0"].pid
     stack.kill("worker0")                          # SIGKILL in the middle of runs
+    running = _db_rows(stack, "SELECT count(*) FROM engine_run WHERE status = 'running' AND worker LIKE "
+                              f"'%:{dead}:%'")[0][0]   # cut short: each must be resumed
     when_answered(0.4)
     stack.kill("worker2", signal.SIGTERM)          # a graceful restart: finishes its runs, comes back
     stack.start_worker("worker2", env=hosts[2])

@@ -1,0 +1,94 @@
+"""The resume rules of engine/resume.py, in process on the test database: the reaper's decision
+(resume, or fail "worker lost"), and what the resumed execution takes from the records the lost
+worker left (the killed-process versions are in test_run_worker_death.py)."""
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from designer.actions import do_create_workflow
+from engine.actions import do_start_run, trigger_payload
+from engine.executor import execute_run
+from engine.models import Run, StepEvent, StepRun
+from engine.resume import reap_lost_runs
+from engine.states import begin, transition
+from engine.status import Status
+
+
+def _node(node_id, type_, parameters=None, **extra):
+    return {"id": node_id, "type": type_, "name": node_id, "parameters": parameters or {},
+            "position": {"x": 0, "y": 0}, **extra}
+
+
+def _edge(a, b):
+    return {"id": f"{a}-{b}", "source": a, "source_port": "out", "target": b, "target_port": "in"}
+
+
+def _lost_run(user, nodes, edges, records):
+    """A run that a worker was executing when it died: running, lease expired, with `records`
+    [(node_id, node_type, status, attempt, output)] left behind."""
+    wf = do_create_workflow(user, "lost", definition={"version": 1, "nodes": nodes, "edges": edges,
+                                                      "settings": {"variables": [], "allowed_hosts": []}})
+    run = do_start_run(wf, trigger_payload({}))
+    assert transition(run, Status.RUNNING, worker="gone:1:1", lease_expires=timezone.now() - timedelta(seconds=1))
+    for node_id, node_type, status, attempt, output in records:
+        step = begin(StepRun, Status.RUNNING, run=run, node_id=node_id, node_type=node_type, attempt=attempt)
+        if status != Status.RUNNING:
+            transition(step, status, output=output)
+    return run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resumed_run_reuses_its_records_and_stores_a_reply_the_lost_worker_had_not(alice):
+    reply = {"status": 200, "headers": {}, "body": {"ok": True}}
+    run = _lost_run(alice, [_node("hook", "trigger.http", {"method": "POST"}),
+                            _node("reply", "action.response", {"body": {"ok": True}})],
+                    [_edge("hook", "reply")],
+                    [("hook", "trigger.http", Status.SUCCEEDED, 1, {"body": {}}),
+                     ("reply", "action.response", Status.SUCCEEDED, 1, reply)])
+    assert reap_lost_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED and run.worker == "" and run.lease_expires is None
+    event = StepEvent.objects.filter(run=run, step__isnull=True).last()
+    assert event.status == Status.QUEUED and event.data["resumed"] and event.data["lost_worker"] == "gone:1:1"
+    assert reap_lost_runs() == []                      # nothing left to reap
+    assert execute_run(run.pk) == Status.SUCCEEDED
+    run.refresh_from_db()
+    assert run.response == reply                       # died between the step and the reply: stored now
+    assert StepRun.objects.filter(run=run).count() == 2   # nothing ran again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_code_step_without_retries_fails_the_run(alice):
+    run = _lost_run(alice, [_node("t", "trigger.manual"), _node("p", "action.python", {"code": "pass"})],
+                    [_edge("t", "p")],
+                    [("t", "trigger.manual", Status.SUCCEEDED, 1, {}), ("p", "action.python", Status.RUNNING, 1, None)])
+    assert reap_lost_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "step 'p': worker lost" in run.error
+    assert list(StepRun.objects.filter(run=run, node_id="p").values_list("status", "error")) == [
+        ("failed", "worker lost")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_retry_policy_and_the_resume_cap_decide(alice, settings):
+    nodes = [_node("t", "trigger.manual"),
+             _node("p", "action.python", {"code": "result = 5"}, retry={"max_attempts": 2})]
+    # attempt 1 was cut: attempt 2 is allowed, and the resumed run records it as attempt 2
+    run = _lost_run(alice, nodes, [_edge("t", "p")],
+                    [("t", "trigger.manual", Status.SUCCEEDED, 1, {}), ("p", "action.python", Status.RUNNING, 1, None)])
+    assert reap_lost_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == Status.QUEUED
+    # attempt 2 cut as well: no attempt left
+    assert transition(run, Status.RUNNING, worker="gone:2:2", lease_expires=timezone.now() - timedelta(seconds=1))
+    begin(StepRun, Status.RUNNING, run=run, node_id="p", node_type="action.python", attempt=2)
+    assert reap_lost_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "'p': worker lost" in run.error
+    # a run lost between steps resumes at most STEPWELL_MAX_RUN_RESUMES times
+    settings.STEPWELL_MAX_RUN_RESUMES = 0
+    run = _lost_run(alice, nodes, [_edge("t", "p")], [("t", "trigger.manual", Status.SUCCEEDED, 1, {})])
+    assert reap_lost_runs() == [run.pk]
+    run.refresh_from_db()
+    assert run.status == Status.FAILED and "STEPWELL_MAX_RUN_RESUMES" in run.error
