@@ -24,15 +24,16 @@ def _edge(a, b):
     return {"id": f"{a}-{b}", "source": a, "source_port": "out", "target": b, "target_port": "in"}
 
 
-def _lost_run(user, nodes, edges, records):
+def _lost_run(user, nodes, edges, records, payload=None):
     """A run that a worker was executing when it died: running, lease expired, with `records`
-    [(node_id, node_type, status, attempt, output)] left behind."""
+    [(node_id, node_type, status, attempt, output[, item_index])] left behind."""
     wf = do_create_workflow(user, "lost", definition={"version": 1, "nodes": nodes, "edges": edges,
                                                       "settings": {"variables": [], "allowed_hosts": []}})
-    run = do_start_run(wf, trigger_payload({}))
+    run = do_start_run(wf, trigger_payload(payload or {}))
     assert transition(run, Status.RUNNING, worker="gone:1:1", lease_expires=timezone.now() - timedelta(seconds=1))
-    for node_id, node_type, status, attempt, output in records:
-        step = begin(StepRun, Status.RUNNING, run=run, node_id=node_id, node_type=node_type, attempt=attempt)
+    for node_id, node_type, status, attempt, output, *item in records:
+        step = begin(StepRun, Status.RUNNING, run=run, node_id=node_id, node_type=node_type, attempt=attempt,
+                     item_index=item[0] if item else None)
         if status != Status.RUNNING:
             transition(step, status, output=output)
     return run
@@ -92,3 +93,30 @@ def test_the_retry_policy_and_the_resume_cap_decide(alice, settings):
     assert reap_lost_runs() == [run.pk]
     run.refresh_from_db()
     assert run.status == Status.FAILED and "STEPWELL_MAX_RUN_RESUMES" in run.error
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_for_each_keeps_its_finished_items(alice):
+    """Items 0 and 1 finished (their records say "A0", "A1", which the step would not compute),
+    item 2 was running: the loop runs again as attempt 2, reusing items 0 and 1."""
+    nodes = [_node("t", "trigger.manual"), _node("loop", "control.foreach", {"items": "{{ trigger.body.items }}"}),
+             _node("sq", "action.compose", {"value": "{{ item }}"}),
+             _node("after", "action.compose", {"value": "{{ steps.loop.output }}"})]
+    edges = [_edge("t", "loop"), {"id": "e-each", "source": "loop", "source_port": "each", "target": "sq",
+                                  "target_port": "in"},
+             {"id": "e-done", "source": "loop", "source_port": "done", "target": "after", "target_port": "in"}]
+    run = _lost_run(alice, nodes, edges,
+                    [("t", "trigger.manual", Status.SUCCEEDED, 1, {}),
+                     ("loop", "control.foreach", Status.RUNNING, 1, None),
+                     ("sq", "action.compose", Status.SUCCEEDED, 1, "A0", 0),
+                     ("sq", "action.compose", Status.SUCCEEDED, 1, "A1", 1),
+                     ("sq", "action.compose", Status.RUNNING, 1, None, 2)], payload={"items": [1, 2, 3]})
+    assert reap_lost_runs() == [run.pk]
+    assert execute_run(run.pk) == Status.SUCCEEDED
+    steps = list(StepRun.objects.filter(run=run).order_by("id").values_list("node_id", "item_index", "attempt",
+                                                                               "status", "output"))
+    assert [s for s in steps if s[0] == "sq"] == [("sq", 0, 1, "succeeded", "A0"), ("sq", 1, 1, "succeeded", "A1"),
+                                                  ("sq", 2, 1, "failed", None), ("sq", 2, 2, "succeeded", 3)]
+    assert [s[2:4] for s in steps if s[0] == "loop"] == [(1, "failed"), (2, "succeeded")]
+    assert [s[4] for s in steps if s[0] == "after"] == [["A0", "A1", 3]]
+    assert [s[0] for s in steps].count("t") == 1
