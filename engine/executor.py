@@ -163,6 +163,7 @@ class Leases:
             with self.lock:
                 active, owners = dict(self.active), dict(self.owners)
             if not active:
+                connection.close()   # idle: hold no database session (a no-op when none is open)
                 continue
             try:
                 mine = []
