@@ -26,7 +26,7 @@ PROXY_URL = "http://127.0.0.1:3128"
 # The environment code runs with, so that urllib, requests, httpx and pip use the forwarder.
 PROXY_ENV = {"HTTP_PROXY": PROXY_URL, "HTTPS_PROXY": PROXY_URL, "http_proxy": PROXY_URL,
              "https_proxy": PROXY_URL, "NO_PROXY": "", "no_proxy": ""}
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 
 
 def connect_unix(path: str):

@@ -53,17 +53,18 @@ class Decoder:
         self._buf += data
         out = []
         pos, buf = 0, self._buf
-        while len(buf) - pos >= HEADER.size:
-            sid, kind, n = HEADER.unpack_from(buf, pos)
-            if kind not in KINDS:
-                raise MuxError(f"unknown frame kind {kind}")
-            if n > self._max:
-                raise MuxError(f"frame of {n} bytes is over the limit of {self._max}")
-            end = pos + HEADER.size + n
-            if end > len(buf):
-                break
-            out.append((sid, kind, bytes(buf[pos + HEADER.size:end])))
-            pos = end
+        with memoryview(buf) as view:     # one copy per payload, not two
+            while len(buf) - pos >= HEADER.size:
+                sid, kind, n = HEADER.unpack_from(buf, pos)
+                if kind not in KINDS:
+                    raise MuxError(f"unknown frame kind {kind}")
+                if n > self._max:
+                    raise MuxError(f"frame of {n} bytes is over the limit of {self._max}")
+                end = pos + HEADER.size + n
+                if end > len(buf):
+                    break
+                out.append((sid, kind, bytes(view[pos + HEADER.size:end])))
+                pos = end
         if pos:
             del buf[:pos]
         return out

@@ -52,7 +52,7 @@ _SANDBOX = Path(__file__).resolve().parent.parent
 GUEST_DIR = "opt/stepwell"  # the guest's copy of the package `sandbox` (its stdlib-only part)
 GUEST_FILES = (  # files of sandbox/ copied to GUEST_DIR/sandbox/ (the agent and what it imports)
     "__init__.py", "harness.py", "outcome.py", "protocol.py",
-    "egress/__init__.py", "egress/policy.py", "egress/forwarder.py", "egress/mux.py",
+    "egress/__init__.py", "egress/policy.py", "egress/forwarder.py", "egress/mux.py", "egress/muxloop.py",
 ) + tuple(sorted(f"guest/{p.name}" for p in (_SANDBOX / "guest").glob("*.py")))
 RECIPE_FILES = (
     "image/__init__.py", "image/__main__.py", "image/builder.py", "guest/init.sh",
