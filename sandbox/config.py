@@ -19,7 +19,18 @@ def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+SYSTEM_CACHE_DIR = Path("/var/cache/stepwell")
+
+
 def default_cache_dir() -> Path:
+    """Where guest images, package layers and saved VMs go unless SANDBOX_CACHE_DIR says.
+
+    For root, /var/cache/stepwell: QEMU runs as an unprivileged user (libvirt's qemu.conf,
+    scripts/start-libvirtd.sh) and opens the guest kernel, initrd and disk images by path, which
+    it could not do under /root (mode 0700). Other users keep their XDG cache (~/.cache/stepwell).
+    """
+    if os.geteuid() == 0:
+        return SYSTEM_CACHE_DIR
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "stepwell"
 

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the app and its tests need, only those missing.
-# Safe to run repeatedly; needs root (or sudo) the first time on a fresh machine.
+# Installs the Debian packages the app and its tests need, only those missing, and root's
+# sandbox cache folder. Safe to run repeatedly; needs root (or sudo) the first time on a fresh
+# machine.
+#
+# libvirt: these packages give libvirtd without an init unit; scripts/start-libvirtd.sh (make
+# libvirtd) configures it to run QEMU as the unprivileged user libvirt-qemu and starts it. Where
+# systemd runs libvirtd (libvirt-daemon-system installed), the same script writes qemu.conf and
+# restarts the unit with systemctl; nothing else differs.
 set -euo pipefail
 
 PACKAGES=(
@@ -25,4 +31,9 @@ if ((${#missing[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Root's sandbox cache (sandbox/config.py): QEMU, running as libvirt-qemu, reads the guest images
+# there by path, so the folder must let others through (0755) whatever the umask.
+if [[ $(id -u) -eq 0 ]]; then
+  install -d -m 0755 /var/cache/stepwell
 fi

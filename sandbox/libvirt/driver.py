@@ -48,6 +48,7 @@ from sandbox.contract import (
 )
 from sandbox.image import find_image
 
+from .access import check_qemu_access
 from .guest import VM, Cancelled, NotAccepted, cap_text, result_from_reply, with_egress
 from .host import (
     Host, RestoreRejected, libvirtd_thp_disabled, pid_alive, process_cpu_seconds, qemu_version,
@@ -63,6 +64,9 @@ PREFIX = "stepwell-"
 BOOT_TIMEOUT_S = 120.0
 MAX_COLD_CONCURRENCY = 4
 DESTROYER_THREADS = 3
+# Version of saved templates (<cache_dir>/saves/v<N>-...): bump when saves of older code must
+# not be restored. 6: QEMU runs as the unprivileged qemu.conf user, not root.
+SAVE_VERSION = 6
 
 
 class LibvirtDriver:
@@ -132,8 +136,9 @@ class LibvirtDriver:
                 self._sock_dir.mkdir(parents=True, exist_ok=True)
             check_private_dir(self._sock_dir)
             self._tpl_base = (Path(self.config.cache_dir) / "saves"
-                              / f"v5-{self.image.id[:16]}-{self.accel}-{qemu_version()}")
+                              / f"v{SAVE_VERSION}-{self.image.id[:16]}-{self.accel}-{qemu_version()}")
             layer = layers.active_layer(self.config)
+            self._check_qemu_access(layer)
             self._layer_key = _layer_key(layer)
             self.store = self._store_for(layer)
             self.sweep()
@@ -149,6 +154,31 @@ class LibvirtDriver:
             else:
                 self._schedule_template(self.pool_memory_mib, layer)
             threading.Thread(target=self._watch_layer, name="libvirt-layer-watch", daemon=True).start()
+
+    def _check_qemu_access(self, layer) -> None:
+        """QEMU runs as qemu.conf's unprivileged user and opens the guest kernel, initrd and disk
+        images by path: refuse to start when it could not read them (a cache under /root)."""
+        ids = self.host.qemu_ids(self.accel)
+        if ids is None:
+            return
+        uid, gid = ids
+        if uid == 0:
+            log.warning("libvirtd runs QEMU as root; scripts/start-libvirtd.sh makes it run "
+                        "as the unprivileged user libvirt-qemu")
+            return
+        paths = [self.image.kernel, self.image.initrd, self.image.rootfs]
+        if layer is not None and layer.image_path:
+            paths.append(layer.image_path)
+        unreadable, writable = check_qemu_access(paths, uid, gid)
+        if writable:
+            log.warning("QEMU (uid %d) could write %s: keep them owned by another user and "
+                        "not writable by it (qemu.conf dynamic_ownership = 0)", uid, writable)
+        if unreadable:
+            raise SandboxUnavailable(
+                f"QEMU runs as uid {uid} (libvirt's qemu.conf user) and cannot read "
+                f"{', '.join(unreadable)}; put the sandbox cache where it can, e.g. "
+                "SANDBOX_CACHE_DIR=/var/cache/stepwell (root's default; folders 0755, files "
+                "0644), and build the image again")
 
     def _start_pool(self) -> None:
         try:

@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import threading
+import xml.etree.ElementTree as ET
 
 from sandbox.contract import SandboxError, SandboxUnavailable
 
@@ -164,6 +165,22 @@ class Host:
                 return int(fh.read().strip())
         except (OSError, ValueError):
             return None
+
+    def qemu_ids(self, domain_type: str) -> tuple[int, int] | None:
+        """(uid, gid) libvirtd runs QEMU as for this domain type ("qemu" or "kvm"): the DAC base
+        label of its capabilities, i.e. qemu.conf's user and group. None when not reported."""
+        caps = ET.fromstring(self._call("capabilities", self.conn().getCapabilities))
+        for sm in caps.iter("secmodel"):
+            if sm.findtext("model") != "dac":
+                continue
+            for label in sm.iter("baselabel"):
+                if label.get("type") == domain_type and label.text:
+                    user, _, group = label.text.partition(":")
+                    try:
+                        return int(user.lstrip("+")), int(group.lstrip("+"))
+                    except ValueError:
+                        return None
+        return None
 
     def list_domains(self, prefix: str = "") -> list[tuple[str, bool]]:
         """(name, active) of every domain whose name starts with prefix."""

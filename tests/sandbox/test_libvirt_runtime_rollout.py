@@ -4,6 +4,8 @@ refills warm from it. Real libvirtd, real guest image, layers built by pip from 
 import dataclasses
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -17,14 +19,16 @@ pytestmark = [pytest.mark.libvirt, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
-def isolated_cache(tmp_path_factory):
+def isolated_cache():
     """A cache dir of its own (its own active-layer pointer and pool templates) that reuses the
-    machine's built guest images."""
+    machine's built guest images. Beside the machine's cache, not in pytest's 0700 temporary
+    folder: QEMU (an unprivileged user) reads the layer image by path."""
     base = SandboxConfig.from_env()
     images = base.cache_dir / "images"
     if not images.is_dir() or not any(images.iterdir()):
         pytest.skip(f"no guest image under {images} (run `make image`)")
-    cache = tmp_path_factory.mktemp("rollout-cache")
+    cache = Path(tempfile.mkdtemp(prefix="test-rollout-", dir=base.cache_dir))
+    cache.chmod(0o755)
     (cache / "images").symlink_to(images)
     yield dataclasses.replace(base, cache_dir=cache, run_dir=cache / "run", pool_size=1)
     shutil.rmtree(cache, ignore_errors=True)

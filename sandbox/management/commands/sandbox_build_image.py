@@ -19,7 +19,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="rebuild even when cached")
         parser.add_argument("--cache-dir", type=Path, default=None,
-                            help="cache directory (default: SANDBOX_CACHE_DIR or ~/.cache/stepwell)")
+                            help="cache directory (default: SANDBOX_CACHE_DIR, else /var/cache/stepwell "
+                                 "for root, ~/.cache/stepwell for others)")
         parser.add_argument("--mirror", default=None, help="Debian mirror for debootstrap")
         parser.add_argument("--prune", action="store_true",
                             help="afterwards remove older images and their saved VM states")
