@@ -105,6 +105,9 @@ def workflow_schema() -> dict:
                     },
                     "default_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
                     "default_memory_mib": {"type": "integer", "minimum": 128, "maximum": 8192},
+                    # code steps: a fresh VM per execution, or VMs reused across executions of
+                    # this workflow version and owner (each in a fresh process, cleaned between)
+                    "isolation": {"enum": ["execution", "workflow"], "default": "execution"},
                 },
             },
             "parameters": {key: t.parameters for key, t in NODE_TYPES.items()},

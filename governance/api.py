@@ -199,7 +199,8 @@ class PolicySerializer(serializers.ModelSerializer):
     class Meta:
         model = Policy
         fields = ["max_timeout_s", "max_memory_mib", "egress_ceiling", "code_steps_group",
-                  "allow_process_driver", "output_retention_days", "updated", "updated_by"]
+                  "allow_process_driver", "allow_workflow_isolation", "output_retention_days", "updated",
+                  "updated_by"]
         read_only_fields = ["updated", "updated_by"]
         extra_kwargs = {"max_timeout_s": {"min_value": 1, "max_value": 86_400},
                         "max_memory_mib": {"min_value": 1, "max_value": 1_048_576},

@@ -20,6 +20,7 @@ class Policy(models.Model):
     egress_ceiling = models.JSONField(default=list, blank=True)
     code_steps_group = models.CharField(max_length=150, blank=True)
     allow_process_driver = models.BooleanField(default=True)
+    allow_workflow_isolation = models.BooleanField(default=True)   # settings.isolation "workflow"
     output_retention_days = models.PositiveIntegerField(null=True, blank=True)
     updated = models.DateTimeField(auto_now=True)
     updated_by = models.CharField(max_length=150, blank=True)
@@ -41,6 +42,7 @@ class PolicyValues:
     code_steps_group: str = ""
     allow_process_driver: bool = True
     output_retention_days: int | None = None
+    allow_workflow_isolation: bool = True
 
 
 def load() -> Policy:
@@ -57,4 +59,5 @@ def current() -> PolicyValues:
         max_timeout_s=policy.max_timeout_s, max_memory_mib=policy.max_memory_mib,
         egress_ceiling=tuple(policy.egress_ceiling or ()), code_steps_group=policy.code_steps_group,
         allow_process_driver=policy.allow_process_driver, output_retention_days=policy.output_retention_days,
+        allow_workflow_isolation=policy.allow_workflow_isolation,
     )

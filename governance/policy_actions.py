@@ -13,7 +13,7 @@ from governance.policies import Policy, PolicyValues, current, load
 from governance.rules import Violation, changed_code_nodes, evaluate
 
 FIELDS = ("max_timeout_s", "max_memory_mib", "egress_ceiling", "code_steps_group", "allow_process_driver",
-          "output_retention_days")
+          "output_retention_days", "allow_workflow_isolation")
 
 
 def _values(policy: Policy) -> dict:
@@ -52,7 +52,8 @@ def _decide(stage: str, violations: list[Violation], *, actor: str, workflow: in
         "violations": [v.to_dict() for v in violations],
         "policy": {"max_timeout_s": policy.max_timeout_s, "max_memory_mib": policy.max_memory_mib,
                    "egress_ceiling": list(policy.egress_ceiling), "code_steps_group": policy.code_steps_group,
-                   "allow_process_driver": policy.allow_process_driver},
+                   "allow_process_driver": policy.allow_process_driver,
+                   "allow_workflow_isolation": policy.allow_workflow_isolation},
     })
     return violations
 

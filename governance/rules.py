@@ -1,7 +1,9 @@
 """The instance policy's rules, evaluated on a workflow definition (pure: no database, no engine).
 
 `evaluate(definition, policy, ...)` returns every `Violation` (JSON path, rule name, message).
-Rules: `max_timeout`, `max_memory`, `egress_ceiling`, `code_steps_group`, `process_driver`.
+Rules: `max_timeout`, `max_memory`, `egress_ceiling`, `code_steps_group`, `process_driver`,
+`workflow_isolation` (staff may forbid `settings.isolation: workflow`, VMs reused across the
+executions of one workflow version and owner).
 The egress ceiling lists what `settings.allowed_hosts` entries may name: an entry is covered by a
 ceiling entry for the same host (a ceiling entry without a port allows the default ports, and
 any port the workflow names only when the ceiling names it too), by `*.domain` for names under
@@ -110,6 +112,10 @@ def evaluate(definition: dict, policy, *, may_add_code: bool = True, new_code_no
             what = ("no host is allowed: the instance policy's egress ceiling is empty"
                     if not policy.egress_ceiling else "it is outside the instance policy's egress ceiling")
             out.append(Violation(f"$.settings.allowed_hosts[{j}]", "egress_ceiling", f"{entry!r}: {what}"))
+    if s.get("isolation") == "workflow" and not getattr(policy, "allow_workflow_isolation", True):
+        out.append(Violation("$.settings.isolation", "workflow_isolation",
+                             "the instance policy forbids workflow isolation (VMs reused across "
+                             "executions); use \"execution\""))
     if has_code and driver == "process" and not policy.allow_process_driver:
         out.append(Violation("$.nodes", "process_driver",
                              "the instance policy forbids the process driver, which would run these code steps"))

@@ -63,6 +63,8 @@ class PolicyForm(forms.Form):
     code_steps_group = forms.CharField(required=False, max_length=150,
                                        label="Only this group may add code steps (empty: everyone)")
     allow_process_driver = forms.BooleanField(required=False, label="The process driver may run code steps")
+    allow_workflow_isolation = forms.BooleanField(
+        required=False, label="Workflows may choose workflow isolation (VMs reused across one workflow's executions)")
     output_retention_days = forms.IntegerField(required=False, min_value=1, max_value=36_500, label="Output retention (days)")
 
     def clean_egress_ceiling(self):

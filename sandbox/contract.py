@@ -21,6 +21,8 @@ DEFAULT_OUTPUT_CAP = 1024 * 1024          # bytes kept of stdout and of stderr, 
 DEFAULT_FILE_CAP = 8 * 1024 * 1024        # bytes of content returned per produced file
 MAX_INPUT_FILES_BYTES = 64 * 1024 * 1024  # total size of input files
 MAX_ALLOWED_HOSTS = 1000                  # entries of ExecutionRequest.allowed_hosts
+ISOLATION_LEVELS = ("execution", "workflow")  # ExecutionRequest.isolation (see below)
+MAX_REUSE_KEY = 200
 WORKDIR = "/mnt/data"
 
 
@@ -78,6 +80,12 @@ class ExecutionRequest:
     # Hosts the code may reach through the egress proxy (sandbox.egress): `host`, `host:port`,
     # `*.domain`; empty = nothing is reachable.
     allowed_hosts: list[str] = field(default_factory=list)
+    # "execution": a fresh sandbox for this execution alone. "workflow": a VM may be reused for
+    # later executions with the same `reuse_key` (the engine sets it to the workflow version and
+    # owner), each in a fresh process with the VM cleaned in between (sandbox/libvirt/reuse.py).
+    # The process driver always runs a fresh sandbox and accepts both.
+    isolation: str = "execution"
+    reuse_key: str = ""
 
     def __post_init__(self):
         if not isinstance(self.code, str):
@@ -101,6 +109,12 @@ class ExecutionRequest:
         if sum(len(f.content) for f in self.files) > MAX_INPUT_FILES_BYTES:
             raise ContractError(f"input files exceed {MAX_INPUT_FILES_BYTES} bytes in total")
         self._check_allowed_hosts()
+        if self.isolation not in ISOLATION_LEVELS:
+            raise ContractError(f"isolation must be one of {list(ISOLATION_LEVELS)}, got {self.isolation!r}")
+        if not isinstance(self.reuse_key, str) or len(self.reuse_key) > MAX_REUSE_KEY:
+            raise ContractError(f"reuse_key must be a string of at most {MAX_REUSE_KEY} characters")
+        if self.isolation == "workflow" and not self.reuse_key:
+            raise ContractError("isolation 'workflow' needs a reuse_key")
 
     def _check_allowed_hosts(self) -> None:
         from sandbox.egress.policy import EntryError, parse_entry

@@ -1,4 +1,6 @@
-"""Execute Python Code: one single-use sandbox per execution.
+"""Execute Python Code: one single-use sandbox per execution (`settings.isolation: execution`,
+the default), or a sandbox VM reused across executions of the same workflow version and owner,
+each in a fresh process (`workflow`; the process driver always uses a fresh sandbox).
 
 The sandbox service is used when its socket answers (it owns the warm pool); otherwise this
 process keeps one started local driver (SANDBOX_DRIVER, or STEPWELL_SANDBOX_DRIVER). User code
@@ -56,6 +58,17 @@ def effective_allowed_hosts(workflow_settings: dict, params: dict) -> list[str]:
     return [str(h) for h in params["allowed_hosts"] if host_entry_covered(workflow, str(h))]
 
 
+def reuse_key(run_id: int) -> str:
+    """What a sandbox VM may be reused across (`settings.isolation: workflow`): the run's workflow
+    version (and its unsaved draft, for a test of one) and the workflow's owner."""
+    from engine.models import Run
+
+    run = Run.objects.select_related("workflow").only(
+        "version_id", "draft_hash", "workflow__owner_id").get(pk=run_id)
+    key = f"wf{run.workflow_id}.v{run.version_id}.o{run.workflow.owner_id}"
+    return key + (f".d{run.draft_hash[:32]}" if run.draft_hash else "")
+
+
 def _cancel(execution_id: str) -> None:
     try:
         _chooser.cancel(execution_id)
@@ -70,9 +83,11 @@ def build_request(ctx, params) -> ExecutionRequest:
     env = {v["name"]: v["value"] for v in s.get("variables", [])}
     env.update(getattr(ctx, "secrets", None) or {})   # secrets win over variables of the same name
     inputs = params.get("inputs", {})
+    isolation = s.get("isolation") or "execution"
     return ExecutionRequest(
         code=params.get("code", ""), inputs={} if inputs is None else inputs, env=env,
         allowed_hosts=effective_allowed_hosts(s, params),
+        isolation=isolation, reuse_key=reuse_key(ctx.run_id) if isolation == "workflow" else "",
         timeout_s=min(float(timeout), settings.STEPWELL_MAX_STEP_TIMEOUT_S),
         memory_mib=min(int(memory), settings.STEPWELL_MAX_STEP_MEMORY_MIB),
     )

@@ -87,6 +87,14 @@ export class PropertiesPanel {
       if (names.length) st.secrets = names; else delete st.secrets;
     }, "settings:secrets"));
 
+    const isolation = h("select", { id: "setting-isolation" },
+      h("option", { value: "execution" }, "A fresh VM per execution"),
+      h("option", { value: "workflow" }, "VMs reused for this workflow version (faster)"));
+    isolation.value = settings.isolation || "execution";
+    isolation.addEventListener("change", () => edit((st) => {
+      if (isolation.value === "execution") delete st.isolation; else st.isolation = isolation.value;
+    }, "settings:isolation"));
+
     const vars = h("div", { class: "vars" });
     const renderVars = (list) => {
       vars.replaceChildren(...list.map((v, i) => {
@@ -115,7 +123,8 @@ export class PropertiesPanel {
       h("section", { class: "props-section" }, h("h4", {}, "Defaults for Python steps"),
         h("div", { class: "retry-grid two" },
           num("default_timeout_s", "Timeout (s)", 0, 600, "≤ 600"),
-          num("default_memory_mib", "Memory (MiB)", 128, 8192, "128–8192"))),
+          num("default_memory_mib", "Memory (MiB)", 128, 8192, "128–8192")),
+        this._row("Isolation (each execution runs in a fresh process either way)", isolation)),
       h("section", { class: "props-section" }, h("h4", {}, "Allowed hosts"),
         this._row("Hosts HTTP steps may call, one per line", hosts)),
       h("section", { class: "props-section" }, h("h4", {}, "Variables"),
