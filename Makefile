@@ -49,7 +49,7 @@ bench: assets db image
 	@$(PY) bench/engine_bench.py
 	@$(PY) bench/egress_bench.py --driver process
 	@$(PY) bench/egress_bench.py --driver libvirt --n 50 --rounds 2 --downloads 2
-	@$(PY) bench/engine_bench.py --service --driver libvirt --pool 2 --pace 1.0 -n 50 -c 8 --per-caller 3
+	@$(PY) bench/engine_bench.py --service --driver libvirt --pool 2 --concurrency 4 --isolation both --duration 20 -c 8 -n 20 --pace 1.0 --pause 3
 
 clean:
 	rm -rf $(VENV) node_modules var

@@ -7,8 +7,12 @@ one); without --service the worker keeps one local driver. Then:
   1. sequential latency over N requests (p50, p95, min, max), after a few warm-up requests;
   2. throughput with C concurrent callers (runs/s), each caller waiting for its reply.
 Also prints where the time goes (queue pickup, Python step, run total) from the stored runs.
+With --isolation both, the workflow's `settings.isolation` "execution" (a fresh VM per
+execution) and "workflow" (VMs reused for the workflow's version and owner) are measured one
+after the other on the same stack, side by side.
 
     .venv/bin/python bench/engine_bench.py [--driver process|libvirt] [--service] [-n 60] [-c 8]
+        [--isolation execution|workflow|both] [--duration 20]
 """
 from __future__ import annotations
 
@@ -124,12 +128,15 @@ class Stack:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def setup_workflow(stack: Stack) -> str:
+def setup_workflow(stack: Stack, isolation: str = "execution", user: str = "bench") -> str:
+    definition = json.loads(json.dumps(WORKFLOW))
+    if isolation != "execution":
+        definition["settings"]["isolation"] = isolation
     code = (
         "import json\nfrom django.contrib.auth.models import User\n"
         "from designer.actions import do_create_workflow\nfrom engine.actions import hook_for\n"
-        "u = User.objects.create_user('bench')\n"
-        f"wf = do_create_workflow(u, 'bench', definition=json.loads({json.dumps(json.dumps(WORKFLOW))}))\n"
+        f"u, _ = User.objects.get_or_create(username={user!r})\n"
+        f"wf = do_create_workflow(u, 'bench {isolation}', definition=json.loads({json.dumps(json.dumps(definition))}))\n"
         "print(hook_for(wf).token)\n")
     return stack.manage("shell", "-v0", "-c", code).strip().splitlines()[-1]
 
@@ -163,6 +170,51 @@ def breakdown(stack: Stack, run_ids: list[int]) -> dict:
                  "run total (created->finished)"], cols)}
 
 
+def measure(stack: Stack, path: str, args) -> dict:
+    """Sequential latency, then C concurrent callers (for --duration seconds, else --per-caller
+    requests each) against one hook."""
+    conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=120)
+    for i in range(5):  # warm-up: driver start, first imports
+        call(conn, path, i)
+    lat, ids = [], []
+    for i in range(args.n):
+        if args.pace:
+            time.sleep(args.pace)
+        ms, rid = call(conn, path, i)
+        lat.append(ms)
+        ids.append(rid)
+    conn.close()
+    if args.pause:
+        time.sleep(args.pause)   # a single-use pool refills before the load
+
+    errors, done = [], []
+    lock = threading.Lock()
+    stop = time.perf_counter() + args.duration if args.duration else None
+
+    def caller(k):
+        c = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=120)
+        try:
+            i = 0
+            while (time.perf_counter() < stop) if stop else (i < args.per_caller):
+                ms, _ = call(c, path, k * 100000 + i)
+                i += 1
+                with lock:
+                    done.append(ms)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            c.close()
+
+    threads = [threading.Thread(target=caller, args=(k,)) for k in range(args.c)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    return {"lat": lat, "done": done, "errors": errors, "wall": wall, "parts": breakdown(stack, ids)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--driver", choices=("process", "libvirt"), default="process")
@@ -170,9 +222,16 @@ def main():
     ap.add_argument("-n", type=int, default=60, help="sequential requests (default 60)")
     ap.add_argument("-c", type=int, default=8, help="concurrent callers (default 8)")
     ap.add_argument("--per-caller", type=int, default=10, help="requests per concurrent caller")
-    ap.add_argument("--pool", type=int, default=4, help="sandbox pool size / worker concurrency")
+    ap.add_argument("--duration", type=float, default=0.0,
+                    help="seconds of concurrent load (instead of --per-caller requests each)")
+    ap.add_argument("--pool", type=int, default=4, help="sandbox pool size (and worker concurrency)")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="worker concurrency (default: the pool size)")
+    ap.add_argument("--isolation", choices=("execution", "workflow", "both"), default="execution",
+                    help="the workflow's settings.isolation; both: each, one after the other, same stack")
     ap.add_argument("--pace", type=float, default=0.0,
                     help="seconds between sequential requests (a single-use VM pool refills in ~1 s per slot)")
+    ap.add_argument("--pause", type=float, default=0.0, help="seconds between the sequential and the load phase")
     ap.add_argument("--no-python", action="store_true",
                     help="replace the Python step with a Compose step (measures the engine alone)")
     args = ap.parse_args()
@@ -180,47 +239,19 @@ def main():
         WORKFLOW["nodes"][1] = {"id": "py", "type": "action.compose", "name": "Compose",
                                 "parameters": {"value": {"n": "{{ sum([trigger.body.n, `1`]) }}"}},
                                 "position": {"x": 200, "y": 0}}
+    levels = ("execution", "workflow") if args.isolation == "both" else (args.isolation,)
+    concurrency = args.concurrency or args.pool
 
     print(f"starting stack: driver={args.driver} via {'sandbox service' if args.service else 'worker-local driver'}, "
-          f"worker concurrency={args.pool} ...", flush=True)
-    stack = Stack(args.driver, args.service, args.pool, args.pool)
+          f"pool={args.pool}, worker concurrency={concurrency} ...", flush=True)
+    load0 = os.getloadavg()
+    stack = Stack(args.driver, args.service, concurrency, args.pool)
+    results = {}
     try:
-        path = f"/hooks/{setup_workflow(stack)}/"
-        conn = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=120)
-        for i in range(5):  # warm-up: driver start, first imports
-            call(conn, path, i)
-        lat, ids = [], []
-        for i in range(args.n):
-            if args.pace:
-                time.sleep(args.pace)
-            ms, rid = call(conn, path, i)
-            lat.append(ms)
-            ids.append(rid)
-        conn.close()
-
-        errors, done = [], []
-        lock = threading.Lock()
-
-        def caller(k):
-            c = http.client.HTTPConnection("127.0.0.1", stack.port, timeout=120)
-            try:
-                for i in range(args.per_caller):
-                    ms, _ = call(c, path, k * 1000 + i)
-                    with lock:
-                        done.append(ms)
-            except Exception as exc:
-                errors.append(exc)
-            finally:
-                c.close()
-
-        threads = [threading.Thread(target=caller, args=(k,)) for k in range(args.c)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
-        parts = breakdown(stack, ids)
+        paths = {level: f"/hooks/{setup_workflow(stack, level)}/" for level in levels}
+        for level in levels:
+            print(f"measuring isolation={level} ...", flush=True)
+            results[level] = measure(stack, paths[level], args)
     finally:
         stack.close()
 
@@ -233,27 +264,33 @@ def main():
 
     print()
     print(f"HTTP trigger -> {'Compose' if args.no_python else 'Python'} step -> Response   (driver: {args.driver}, "
-          f"{'sandbox service' if args.service else 'worker-local driver'})")
-    print(f"{'metric':<44}{'value':>12}")
-    print("-" * 56)
-    rows = [
-        (f"sequential requests", f"{len(lat)}" + (f" (one per {args.pace:g} s)" if args.pace else "")),
-        ("p50 latency (ms)", f"{statistics.median(lat):.1f}"),
-        ("baseline: bare python3 -c 'print(1)' p50 (ms)", f"{statistics.median(base):.1f}"),
-        ("ratio p50 / baseline", f"{statistics.median(lat) / statistics.median(base):.2f}x"),
-        ("p95 latency (ms)", f"{pct(lat, 95):.1f}"),
-        ("min / max (ms)", f"{min(lat):.1f} / {max(lat):.1f}"),
-        (f"concurrent callers", f"{args.c}"),
-        ("requests completed / errors", f"{len(done)} / {len(errors)}"),
-        ("throughput (runs/s)", f"{len(done) / wall:.1f}"),
-        ("p50 latency under load (ms)", f"{statistics.median(done):.1f}" if done else "-"),
-    ]
-    rows += [(f"median {k} (ms)", f"{v:.1f}") for k, v in parts.items()]
-    for k, v in rows:
-        print(f"{k:<44}{v:>12}")
-    print("target: p50 <= 50 ms (n8n reference 23.5 ms)")
-    if errors:
-        print("first error:", errors[0])
+          f"{'sandbox service' if args.service else 'worker-local driver'}, pool {args.pool}, worker concurrency "
+          f"{concurrency}, {os.cpu_count()} CPUs, load average {load0[0]:.1f} at start, "
+          f"{os.getloadavg()[0]:.1f} at end)")
+    width = 14
+    print(f"{'metric':<46}" + "".join(f"{'isolation=' + lv:>{width + 6}}" for lv in levels))
+    print("-" * (46 + (width + 6) * len(levels)))
+
+    def row(label, fn):
+        print(f"{label:<46}" + "".join(f"{fn(results[lv]):>{width + 6}}" for lv in levels))
+
+    row("sequential requests", lambda r: f"{len(r['lat'])}" + (f" (1/{args.pace:g}s)" if args.pace else ""))
+    row("sequential p50 latency (ms)", lambda r: f"{statistics.median(r['lat']):.1f}")
+    row("sequential p95 latency (ms)", lambda r: f"{pct(r['lat'], 95):.1f}")
+    row("sequential min / max (ms)", lambda r: f"{min(r['lat']):.0f} / {max(r['lat']):.0f}")
+    row("concurrent callers", lambda r: f"{args.c}" + (f" for {r['wall']:.0f} s" if args.duration else ""))
+    row("requests completed / errors", lambda r: f"{len(r['done'])} / {len(r['errors'])}")
+    row("throughput under load (runs/s)", lambda r: f"{len(r['done']) / r['wall']:.1f}")
+    row("p50 latency under load (ms)", lambda r: f"{statistics.median(r['done']):.1f}" if r["done"] else "-")
+    row("p95 latency under load (ms)", lambda r: f"{pct(r['done'], 95):.1f}" if r["done"] else "-")
+    for k in results[levels[0]]["parts"]:
+        row(f"median {k} (ms)", lambda r, k=k: f"{r['parts'][k]:.1f}")
+    print(f"baseline: bare python3 -c 'print(1)' p50 {statistics.median(base):.1f} ms")
+    if "workflow" in results:
+        print("target (issue 14), isolation=workflow: 8 callers >= 20 runs/s with p95 <= 500 ms")
+    for lv in levels:
+        if results[lv]["errors"]:
+            print(f"first error ({lv}):", results[lv]["errors"][0])
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ Measures, from the caller's side of LibvirtDriver.execute():
 - sustained single-use executions per second over --sustain seconds (pool refilling behind)
 - host RSS of an idle, ready pooled VM (QEMU process)
 - baseline: a bare `python3 -c 'print(1)'` subprocess on the host
+- the CPU-seconds of one single-use execution, split into restore, warm-up, run and destroy
+  (bench/cycle.py); `--cycle-only` measures just that
 Needs the guest image (python manage.py sandbox_build_image) and libvirtd.
 """
 from __future__ import annotations
@@ -29,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sandbox.config import SandboxConfig  # noqa: E402
 from sandbox.contract import ExecutionRequest, Status  # noqa: E402
 from sandbox.libvirt import LibvirtDriver  # noqa: E402
+
+import cycle  # noqa: E402  (bench/cycle.py)
 
 HELLO = "print('hello world')"
 PANDAS = (
@@ -82,7 +86,18 @@ def main() -> int:
     ap.add_argument("--sustain", type=float, default=60.0, help="seconds of sustained load")
     ap.add_argument("--clients", type=int, default=None, help="threads in the sustained run")
     ap.add_argument("--quick", action="store_true", help="fewer samples, 15 s sustained")
+    ap.add_argument("--cycles", type=int, default=8, help="single-use cycles metered (CPU split)")
+    ap.add_argument("--cycle-only", action="store_true", help="only the CPU split of the cycle")
     args = ap.parse_args()
+    if args.cycle_only:
+        drv = LibvirtDriver(SandboxConfig.from_env(), pool_size=0)
+        drv.start()
+        try:
+            drv.execute(ExecutionRequest(code=HELLO, timeout_s=60))  # makes the template if needed
+            cycle.print_rows(cycle.measure(drv, drv.pool_memory_mib, args.cycles), os.cpu_count())
+        finally:
+            drv.close()
+        return 0
     if args.quick:
         args.n, args.cold_n, args.sustain = 10, 4, 15.0
     load0 = os.getloadavg()
@@ -177,6 +192,8 @@ def main() -> int:
         rows.append(("cold start, empty pool (restore template)", f"{statistics.median(xs):.0f} ms",
                      f"{pct(xs, 95):.0f} ms", f"{statistics.median(xs) / b50:.1f}x"))
         log(f"cold: p50 {statistics.median(xs):.0f} ms")
+        settle(cold)
+        cycle_rows = cycle.measure(cold, cold.pool_memory_mib, args.cycles)
     finally:
         cold.close()
     rows.append(("host RSS per idle pooled VM", f"{rss_row:.0f} MiB", "", ""))
@@ -192,6 +209,7 @@ def main() -> int:
     print("-" * (w + 52))
     for r in rows:
         print(f"{r[0]:<{w}}  {r[1]:>12}  {r[2]:>22}  {r[3]:>10}")
+    cycle.print_rows(cycle_rows, os.cpu_count())
     return 0
 
 

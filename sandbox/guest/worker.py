@@ -18,7 +18,7 @@ import time
 
 from sandbox import harness, outcome, protocol
 from sandbox.egress.forwarder import PROXY_ENV
-from sandbox.guest import channel, procfs
+from sandbox.guest import channel, procfs, zygote
 from sandbox.guest.shared import (
     LOCK_PATH, USER_ID, WORKDIR, Shared, collect_result, libc, log,
 )
@@ -98,6 +98,7 @@ class Worker:
         self.inputs_written: dict[str, bytes] = {}
         self.lock = os.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)  # its own open file: flock
         # excludes the supervisor's
+        self.zygote: zygote.Zygote | None = None   # fork per request (workflow isolation)
 
     def send(self, message: dict) -> None:
         channel.send(self.port, message, self.shared)
@@ -129,6 +130,10 @@ class Worker:
             self.send({"op": "error", "message": f"unknown op {op!r}"})
 
     def execute(self, m: dict) -> None:
+        if self.zygote is not None or (m.get("request") or {}).get("isolation") == "workflow":
+            # a VM the host may reuse: every request in a fresh child, the VM cleaned after it
+            self.zygote = self.zygote or zygote.Zygote(self)
+            return self.zygote.execute(m)
         t = time.monotonic()
         req_id = m.get("id")
         if isinstance(req_id, int):  # the common case, without a JSON encoder on the hot path

@@ -49,12 +49,15 @@ from sandbox.contract import (
 from sandbox.image import find_image
 
 from .access import check_qemu_access
-from .guest import VM, Cancelled, NotAccepted, cap_text, result_from_reply, with_egress
+from .guest import (
+    VM, Cancelled, EgressSession, NotAccepted, cap_text, connect_unix, result_from_reply, with_egress,
+)
 from .host import (
     Host, RestoreRejected, libvirtd_thp_disabled, pid_alive, process_cpu_seconds, qemu_version,
     resolve_accel, thp_mode,
 )
 from .pool import SaveStore, WarmPool
+from .reuse import ReuseStore, key_of, reusable
 from .warmups import WARMUPS, WARMUPS_UNDER_LOAD, warm
 from .xml import DomainSpec
 
@@ -113,6 +116,7 @@ class LibvirtDriver:
         self.libvirtd_thp_disabled: bool | None = None  # set by start()
         self._inflight_lock = threading.Lock()
         self._cancels = cancel.Cancels()   # executions in flight by caller id (cancel verb)
+        self.reuse: ReuseStore | None = None   # idle VMs per reuse key (workflow isolation)
 
     # -------------------------------------------------------------------- lifecycle ---
     def start(self) -> None:
@@ -146,6 +150,7 @@ class LibvirtDriver:
                 t = threading.Thread(target=self._destroyer, name=f"libvirt-destroy-{i}", daemon=True)
                 t.start()
                 self._destroyers.append(t)
+            self.reuse = ReuseStore(self._retire)
             self._started = True
             if self.pool_size > 0:
                 self.pool = WarmPool(self.pool_size, self._prepare_slot, self._retire)
@@ -208,6 +213,7 @@ class LibvirtDriver:
             "errors": c.get("last_errors", []),
             "host_thp": thp_mode(),
             "libvirtd_thp_disabled": self.libvirtd_thp_disabled,
+            "reuse": self.reuse.counts() if self.reuse else None,
         }
 
     def close(self) -> None:
@@ -215,6 +221,7 @@ class LibvirtDriver:
             return
         self._closed = True
         vms = self.pool.close() if self.pool else []
+        vms += self.reuse.close() if self.reuse else []
         for vm in vms:
             self._retire(vm)
         with self._live_lock:
@@ -558,6 +565,13 @@ class LibvirtDriver:
         meta = {"driver": self.name, "accel": self.accel, "image_id": self.image.id}
         layer = layers.active_layer(self.config)
         key = _layer_key(layer)
+        rkey = key_of(request, key)    # workflow isolation: a VM kept for this key (reuse.py)
+        if rkey is not None:
+            vm = self.reuse.take(rkey)
+            if vm is not None:
+                self.stats["reused"] = self.stats.get("reused", 0) + 1
+                meta.update(path="reuse", slot=None, uses=self.reuse.uses(vm))
+                return self._run_kept(rkey, vm, request, meta, t0, execution_id)
         taken = None
         if self.pool is not None and int(request.memory_mib) == self.pool_memory_mib:
             # only a slot of the active layer; stale ones are recycled (they refill from it)
@@ -567,9 +581,11 @@ class LibvirtDriver:
             self.stats["warm"] += 1
             meta.update(path="warm", slot=slot.index)
             try:
+                if rkey is not None:
+                    return self._run_kept(rkey, vm, request, meta, t0, execution_id)
                 return self._run(vm, request, meta, t0, execution_id)
             finally:
-                self.pool.give_back(slot, vm)
+                self.pool.give_back(slot, None if rkey is not None else vm)
         meta.update(path="cold", slot=None)
         with self._cold_sem:
             try:
@@ -588,10 +604,28 @@ class LibvirtDriver:
                 return ExecutionResult(
                     status=Status.ERROR, message=f"could not start a sandbox VM: {exc}",
                     duration_ms=(time.monotonic() - t0) * 1000, metadata=meta)
+            if rkey is not None:
+                return self._run_kept(rkey, vm, request, meta, t0, execution_id)
             try:
                 return self._run(vm, request, meta, t0, execution_id)
             finally:
                 self._retire(vm)
+
+    def _run_kept(self, rkey: tuple, vm: VM, request: ExecutionRequest, meta: dict, t0: float,
+                  execution_id: str | None = None) -> ExecutionResult:
+        """The request in `vm`, then the VM kept for `rkey` (its egress port connected again
+        for the next execution) or destroyed (reuse.ReuseStore.done)."""
+        result = None
+        try:
+            result = self._run(vm, request, meta, t0, execution_id)
+            return result
+        finally:
+            if vm.spec.egress_path and result is not None and reusable(result):
+                try:
+                    vm.egress_port = EgressSession(connect_unix(vm.spec.egress_path))
+                except OSError:
+                    vm.broken = True
+            self.reuse.done(rkey, vm, result)
 
     def _run(self, vm: VM, request: ExecutionRequest, meta: dict, t0: float,
              execution_id: str | None = None) -> ExecutionResult:
@@ -665,6 +699,8 @@ class LibvirtDriver:
         meter()
         if isinstance(reply.get("guest_timing_ms"), dict):
             meta["guest_timing_ms"] = reply["guest_timing_ms"]
+        if reply.get("isolation") == "workflow":   # run in a forked process, VM cleaned after
+            meta["isolation"] = "workflow"
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
         return result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
 

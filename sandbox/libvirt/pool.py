@@ -360,8 +360,10 @@ class WarmPool:
         return vms
 
     def give_back(self, slot: Slot, vm) -> None:
-        """The execution on `vm` finished: retire it and refill the slot."""
-        self._retire(vm)
+        """The execution on `vm` finished: retire it (None: the caller keeps it, reuse.py) and
+        refill the slot."""
+        if vm is not None:
+            self._retire(vm)
         with self._cv:
             slot.state = REFILLING
             self._cv.notify_all()
