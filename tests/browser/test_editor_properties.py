@@ -65,6 +65,8 @@ def test_it_edits_workflow_settings_and_parents(signed_in, make_workflow):
     page.locator("#canvas").click(position={"x": 20, "y": 20})
     assert "Workflow settings" in page.locator("#props").inner_text()
     page.fill("#setting-default_timeout_s", "45")
+    assert page.locator("#setting-isolation").input_value() == "execution"
+    page.select_option("#setting-isolation", "workflow")
     page.fill("#setting-hosts", "api.example.com\n\n hooks.example.com ")
     page.click("text=+ Add variable")
     page.keyboard.type("REGION")
@@ -72,6 +74,7 @@ def test_it_edits_workflow_settings_and_parents(signed_in, make_workflow):
     page.keyboard.type("eu-west")
     settings = definition(page)["settings"]
     assert settings["default_timeout_s"] == 45
+    assert settings["isolation"] == "workflow"
     assert settings["allowed_hosts"] == ["api.example.com", "hooks.example.com"]
     assert settings["variables"] == [{"name": "REGION", "value": "eu-west"}]
 
@@ -86,4 +89,5 @@ def test_it_edits_workflow_settings_and_parents(signed_in, make_workflow):
     page.wait_for_selector("body[data-ready=true]")
     page.locator("#canvas").click(position={"x": 20, "y": 20})
     assert page.locator("#setting-default_timeout_s").input_value() == "45"
+    assert page.locator("#setting-isolation").input_value() == "workflow"
     assert page.locator(".var-row input").first.input_value() == "REGION"
