@@ -75,3 +75,13 @@ def stack_page(pw_browser, stack):
     submit_login(pg, "alice", "pw-alice-123")
     yield pg
     context.close()
+
+
+@pytest.fixture(scope="module")
+def host_matplotlib():
+    """The process sandbox driver runs code with the host's Python: skip pages that draw figures
+    when it has no matplotlib."""
+    import subprocess
+
+    if subprocess.run(["/usr/bin/python3", "-c", "import matplotlib"], capture_output=True).returncode:
+        pytest.skip("the process sandbox driver needs python3-matplotlib on the host")

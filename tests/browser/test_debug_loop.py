@@ -4,11 +4,10 @@ shown with plt.show() comes back as an image in both; "Rerun from this step" on 
 starts a run that reuses the upstream step (marked reused) and runs the step again."""
 from __future__ import annotations
 
-import subprocess
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("host_matplotlib")]
 
 SLOW_CODE = ("import time\nimport matplotlib.pyplot as plt\nprint('tick one')\ntime.sleep(6)\n"
              "plt.plot([1, 3, 2]); plt.show()\nprint('tick two')\nresult = {'seen': inputs['r']}\n")
@@ -30,12 +29,6 @@ def _definition() -> dict:
         "edges": [{"source": "trigger", "source_port": "out", "target": "rand", "target_port": "in"},
                   {"source": "rand", "source_port": "out", "target": "slow", "target_port": "in"}],
     }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def host_matplotlib():
-    if subprocess.run(["/usr/bin/python3", "-c", "import matplotlib"], capture_output=True).returncode:
-        pytest.skip("the process sandbox driver needs python3-matplotlib on the host")
 
 
 @pytest.fixture

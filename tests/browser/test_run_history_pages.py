@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("host_matplotlib")]
 
 CHART_CODE = """\
 import os
@@ -35,14 +35,6 @@ def _definition(code: str, node_id: str = "chart") -> dict:
                        "parameters": {"code": code, "inputs": {"values": "{{ trigger.body.values }}"}},
                        "position": {"x": 340, "y": 120}}],
             "edges": [{"source": "trigger", "source_port": "out", "target": node_id, "target_port": "in"}]}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def host_matplotlib():
-    import subprocess
-
-    if subprocess.run(["/usr/bin/python3", "-c", "import matplotlib"], capture_output=True).returncode:
-        pytest.skip("the process sandbox driver needs python3-matplotlib on the host")
 
 
 @pytest.fixture

@@ -114,12 +114,27 @@ def test_without_retries_the_interrupted_step_fails_with_worker_lost(private_sta
     assert not list(CGROUPS.glob(f"{dead}-*"))
 
 
-def test_a_killed_sandbox_service_fails_the_execution_and_the_step_retries(private_stack, wf):
+def host_with_service(private_stack):
+    """A stack whose one worker uses its host's sandbox service (as deployed): (stack, host env, api)."""
     stack = private_stack(workers=0)
     host = stack.host_env("host0")
     stack.start_sandbox("sandbox0", host)
     stack.start_worker("worker0", env=host)
-    api = stack.api()
+    return stack, host, stack.api()
+
+
+def wait_for_execution_in_service(stack) -> int:
+    """Until the service runs an execution (a process in one of its cgroups); the service's pid."""
+    svc_pid = stack.procs["sandbox0"].pid
+    deadline = time.monotonic() + 60
+    while not any((d / "cgroup.procs").read_text().split() for d in CGROUPS.glob(f"{svc_pid}-*")):
+        assert time.monotonic() < deadline, "the execution never started in the service"
+        time.sleep(0.1)
+    return svc_pid
+
+
+def test_a_killed_sandbox_service_fails_the_execution_and_the_step_retries(private_stack, wf):
+    stack, host, api = host_with_service(private_stack)
     w = api.create_workflow(wf.definition(
         [wf.node("trigger", "trigger.manual"),
          wf.node("B", "action.python", {"code": "import time\nprint('up', flush=True)\ntime.sleep(4)\nresult = 7"},
@@ -127,11 +142,7 @@ def test_a_killed_sandbox_service_fails_the_execution_and_the_step_retries(priva
          wf.node("C", "action.python", {"code": "result = inputs['b'] + 1", "inputs": {"b": "{{ steps.B.output }}"}})],
         [wf.edge("trigger", "B"), wf.edge("B", "C")]))
     run = api.start(w["id"])
-    svc_pid = stack.procs["sandbox0"].pid
-    deadline = time.monotonic() + 60
-    while not any((d / "cgroup.procs").read_text().split() for d in CGROUPS.glob(f"{svc_pid}-*")):
-        assert time.monotonic() < deadline, "the execution never started in the service"
-        time.sleep(0.1)
+    svc_pid = wait_for_execution_in_service(stack)
     stack.kill("sandbox0")
     stack.start_sandbox("sandbox0", host)   # sweeps what the dead service left
     assert not list(CGROUPS.glob(f"{svc_pid}-*"))
@@ -146,21 +157,13 @@ def test_a_killed_sandbox_service_fails_the_execution_and_the_step_retries(priva
 def test_the_sandbox_service_stops_the_execution_of_a_killed_worker(private_stack, wf):
     """The worker talks to its host's sandbox service; killed, its connection closes and the
     service cancels the execution at once (sandbox/hangup.py) rather than letting it run on."""
-    stack = private_stack(workers=0)
-    host = stack.host_env("host0")
-    stack.start_sandbox("sandbox0", host)
-    stack.start_worker("worker0", env=host)
-    api = stack.api()
+    stack, host, api = host_with_service(private_stack)
     w = api.create_workflow(wf.definition(
         [wf.node("trigger", "trigger.manual"),
          wf.node("B", "action.python", {"code": "import time\ntime.sleep(120)", "timeout_s": 150})],
         [wf.edge("trigger", "B")]))
     run = api.start(w["id"])
-    svc_pid = stack.procs["sandbox0"].pid
-    deadline = time.monotonic() + 60
-    while not any((d / "cgroup.procs").read_text().split() for d in CGROUPS.glob(f"{svc_pid}-*")):
-        assert time.monotonic() < deadline, "the execution never started in the service"
-        time.sleep(0.1)
+    svc_pid = wait_for_execution_in_service(stack)
     stack.kill("worker0")
     deadline = time.monotonic() + 20
     while list(CGROUPS.glob(f"{svc_pid}-*")):   # killed and its cgroups removed by the live service

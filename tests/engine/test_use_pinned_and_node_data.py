@@ -1,13 +1,6 @@
 """Manual runs with "use pinned data" (pinned nodes take their pin instead of running), a node's
 data in recent runs, the newest run's outputs, and what a pin was pinned against (snapshot)."""
-
-
-def _flow(wf, code="result = {'double': inputs['n'] * 2}"):
-    return wf.definition(
-        [wf.node("trigger", "trigger.manual", {"sample_payload": {"n": 4}}),
-         wf.node("calc", "action.python", {"code": code, "inputs": {"n": "{{ trigger.body.n }}"}}),
-         wf.node("fmt", "action.compose", {"value": "double is {{ steps.calc.output.double }}"})],
-        [wf.edge("trigger", "calc"), wf.edge("calc", "fmt")])
+from tests.engine.test_node_test_and_pin import _flow  # the same doubling flow
 
 
 def _step(run, node_id):

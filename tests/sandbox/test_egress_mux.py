@@ -10,6 +10,7 @@ import time
 import pytest
 
 from sandbox.egress import forwarder, mux
+from tests.helpers.streams import close_all, echo_reversed, read_all
 
 
 def test_frames_decode_whole_however_the_bytes_are_cut():
@@ -49,26 +50,7 @@ class Pair:
             threading.Thread(target=m.run, daemon=True).start()
 
     def close(self):
-        for s in (self.g_sock, self.h_sock):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-
-def read_all(st) -> bytes:
-    out = bytearray()
-    while data := st.recv(1 << 16):
-        out += data
-    return bytes(out)
-
-
-def echo_reversed(st):
-    data = read_all(st)
-    st.sendall(data[::-1])
-    st.shutdown(socket.SHUT_WR)
-    st.close()
+        close_all(self.g_sock, self.h_sock)
 
 
 def test_streams_carry_bytes_both_ways_with_half_close_and_many_at_once():

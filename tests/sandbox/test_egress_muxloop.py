@@ -9,6 +9,7 @@ import threading
 import time
 
 from sandbox.egress import mux, muxloop
+from tests.helpers.streams import close_all, echo_reversed, read_all
 
 
 class Guest:
@@ -35,26 +36,7 @@ class Guest:
 
     def close(self):
         self.listener.close()
-        for s in (self.g_sock, self.h_sock):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-
-def read_all(s) -> bytes:
-    out = bytearray()
-    while data := s.recv(1 << 16):
-        out += data
-    return bytes(out)
-
-
-def echo_reversed(st):
-    data = read_all(st)
-    st.sendall(data[::-1])
-    st.shutdown(socket.SHUT_WR)
-    st.close()
+        close_all(self.g_sock, self.h_sock)
 
 
 def test_many_connections_carry_more_than_a_window_both_ways_with_half_close():
