@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.helpers import open_editor
+from tests.browser.test_editor_runs import _definition as parse_values_definition
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -15,17 +16,7 @@ CODE = "result = {'total': sum(inputs['values'])}\n"
 
 
 def _definition() -> dict:
-    return {
-        "version": 1, "settings": {"variables": [], "allowed_hosts": []},
-        "nodes": [
-            {"id": "trigger", "type": "trigger.manual", "name": "Start",
-             "parameters": {"sample_payload": {"values": [3, 1, 4]}}, "position": {"x": 40, "y": 120}},
-            {"id": "parse", "type": "action.python", "name": "Parse values",
-             "parameters": {"code": CODE, "inputs": {"values": "{{ trigger.body.values }}"}},
-             "position": {"x": 340, "y": 120}},
-        ],
-        "edges": [{"source": "trigger", "source_port": "out", "target": "parse", "target_port": "in"}],
-    }
+    return parse_values_definition(CODE, report=False)
 
 
 @pytest.fixture

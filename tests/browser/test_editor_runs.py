@@ -18,23 +18,24 @@ result = {"total": sum(values), "count": len(values), "stats": {"max": max(value
 """
 
 
-def _definition() -> dict:
-    return {
+def _definition(code: str = PARSE_CODE, report: bool = True) -> dict:
+    """Start (sample values) -> "Parse values" (`code`) [-> "Report" (compose)]."""
+    d = {
         "version": 1, "settings": {"variables": [], "allowed_hosts": []},
         "nodes": [
             {"id": "trigger", "type": "trigger.manual", "name": "Start",
              "parameters": {"sample_payload": {"values": [3, 1, 4]}}, "position": {"x": 40, "y": 120}},
             {"id": "parse", "type": "action.python", "name": "Parse values",
-             "parameters": {"code": PARSE_CODE, "inputs": {"values": "{{ trigger.body.values }}"}},
+             "parameters": {"code": code, "inputs": {"values": "{{ trigger.body.values }}"}},
              "position": {"x": 340, "y": 120}},
-            {"id": "report", "type": "action.compose", "name": "Report", "parameters": {"value": {}},
-             "position": {"x": 640, "y": 120}},
         ],
-        "edges": [
-            {"source": "trigger", "source_port": "out", "target": "parse", "target_port": "in"},
-            {"source": "parse", "source_port": "out", "target": "report", "target_port": "in"},
-        ],
+        "edges": [{"source": "trigger", "source_port": "out", "target": "parse", "target_port": "in"}],
     }
+    if report:
+        d["nodes"].append({"id": "report", "type": "action.compose", "name": "Report", "parameters": {"value": {}},
+                           "position": {"x": 640, "y": 120}})
+        d["edges"].append({"source": "parse", "source_port": "out", "target": "report", "target_port": "in"})
+    return d
 
 
 @pytest.fixture
