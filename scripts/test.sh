@@ -22,7 +22,7 @@ status=0
 
 if [[ " $DATABASES " == *" sqlite "* ]]; then
   header "tests on SQLite, in-memory channel layer"
-  (unset DATABASE_URL REDIS_URL; exec "$PY" -m pytest "$@") || status=1
+  (unset DATABASE_URL REDIS_URL; exec "$PY" -m pytest --durations=25 "$@") || status=1
 fi
 
 if [[ " $DATABASES " == *" postgresql "* ]]; then
@@ -34,7 +34,7 @@ if [[ " $DATABASES " == *" postgresql "* ]]; then
   if start_test_services; then
     paths=(); ((has_paths)) || paths=("${PG_SUITES[@]}")
     started=$SECONDS
-    "$PY" -m pytest -m "not browser and not libvirt" "${paths[@]}" "$@" || status=1
+    "$PY" -m pytest --durations=15 -m "not browser and not libvirt" "${paths[@]}" "$@" || status=1
     echo "==> PostgreSQL run took $((SECONDS - started)) s"
   else
     echo "could not start PostgreSQL and Redis" >&2
