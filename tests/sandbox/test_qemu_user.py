@@ -102,8 +102,8 @@ def _link_or_copy(src, dst):
 
 @pytest.mark.timeout(120)
 def test_a_cache_qemu_cannot_read_is_refused(tmp_path):
-    """The guest image in a folder QEMU's user cannot enter (pytest's tmp folders are 0700, like
-    /root): the driver refuses to start and says why, instead of failing VM after VM."""
+    """The guest image in a root-owned 0700 folder QEMU's user cannot enter (like /root): the
+    driver refuses to start and says why, instead of failing VM after VM."""
     from sandbox.image import find_image
     from sandbox.libvirt.driver import LibvirtDriver
 
@@ -113,9 +113,11 @@ def test_a_cache_qemu_cannot_read_is_refused(tmp_path):
         pytest.skip(f"no guest image under {base.cache_dir} (run `make image`)")
     if _configured_qemu_ids()[1] == 0:
         pytest.fail("QEMU runs as root (run scripts/start-libvirtd.sh)")
-    cache = tmp_path / "cache"
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    os.chmod(private, 0o700)  # whatever the umask and pytest's own folders allow
+    cache = private / "cache"
     shutil.copytree(image.dir, cache / "images" / image.dir.name, copy_function=_link_or_copy)
-    assert stat.S_IMODE(os.stat(tmp_path.parent.parent).st_mode) & 0o005 == 0
     drv = LibvirtDriver(config=dataclasses.replace(base, cache_dir=cache, run_dir=cache / "run"),
                         pool_size=0)
     try:
