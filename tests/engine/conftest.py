@@ -202,12 +202,13 @@ class Stack:
         return {"SANDBOX_SOCKET": str(d / "sandbox.sock"), "SANDBOX_PROCESS_DIR": str(d / "process"),
                 "STEPWELL_WAKE_SOCKET": str(d / "wake.sock")}
 
-    def start_sandbox(self, name: str, env: dict, pool_size: int = 4) -> subprocess.Popen:
-        """A sandbox service (process driver) on env's SANDBOX_SOCKET."""
+    def start_sandbox(self, name: str, env: dict, pool_size: int = 4, driver: str = "process",
+                      timeout: float = 60) -> subprocess.Popen:
+        """A sandbox service (`driver`: process or libvirt) on env's SANDBOX_SOCKET."""
         sock = Path(env["SANDBOX_SOCKET"])
-        proc = self._spawn(name, [PY, "manage.py", "sandbox_service", "--driver", "process",
+        proc = self._spawn(name, [PY, "manage.py", "sandbox_service", "--driver", driver,
                                   "--pool-size", str(pool_size)], env)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with socket.socket(socket.AF_UNIX) as probe:
                 try:
