@@ -11,7 +11,11 @@ big-endian length, JSON object). Requests and answers:
     {"op": "cancel", "execution_id": "..."} -> {"ok": true, "cancelled": true | false}
         stops that execution (its result: status killed, sandbox.cancel.MESSAGE); false when it
         is not running (a cancel that comes first is remembered: the execution then never runs)
-    {"op": "status"} -> {"ok": true, "status": {"driver": ..., "ready": n, "busy": n, ...}}
+    {"op": "end_session", "reuse_key": "..."} -> {"ok": true, "ended": true | false}
+        destroys the sandbox held for that stateful session (ExecutionRequest isolation
+        "session"; after the execution in flight, if any); false when there is no such session
+    {"op": "status"} -> {"ok": true, "status": {"driver": ..., "ready": n, "busy": n,
+        "sessions_held": n, ...}}
     {"op": "ping"}   -> {"ok": true}
     anything wrong   -> {"ok": false, "error": "...", "kind": "invalid" | "unavailable" | "internal"}
 
@@ -146,6 +150,10 @@ class SandboxClient:
     def cancel(self, execution_id: str, timeout: float = 5.0) -> bool:
         """Stop the execution started with `execution_id`; False when it is not running."""
         return bool(self._call({"op": "cancel", "execution_id": execution_id}, timeout).get("cancelled"))
+
+    def end_session(self, key: str, timeout: float = 5.0) -> bool:
+        """Destroy the sandbox held for stateful session `key`; False when there is none."""
+        return bool(self._call({"op": "end_session", "reuse_key": key}, timeout).get("ended"))
 
     def status(self, timeout: float = 5.0) -> dict:
         return self._call({"op": "status"}, timeout)["status"]
@@ -289,6 +297,14 @@ class Chooser:
                 self._early[execution_id] = now
                 return False
         return bool(obj.cancel(execution_id))
+
+    def end_session(self, key: str, driver: str | None = None) -> bool:
+        """Destroy the sandbox held for stateful session `key` where sessions live: the
+        service, else this chooser's kept local driver; False when there is no such session."""
+        kind, obj = self.backend(driver)
+        if obj is None:
+            return False   # a driver per execution (no keep_local) holds no session
+        return bool(obj.end_session(key))
 
     def execute(self, request: ExecutionRequest, driver: str | None = None,
                 timeout: float | None = None, execution_id: str | None = None,

@@ -21,8 +21,10 @@ DEFAULT_OUTPUT_CAP = 1024 * 1024          # bytes kept of stdout and of stderr, 
 DEFAULT_FILE_CAP = 8 * 1024 * 1024        # bytes of content returned per produced file
 MAX_INPUT_FILES_BYTES = 64 * 1024 * 1024  # total size of input files
 MAX_ALLOWED_HOSTS = 1000                  # entries of ExecutionRequest.allowed_hosts
-ISOLATION_LEVELS = ("execution", "workflow")  # ExecutionRequest.isolation (see below)
+ISOLATION_LEVELS = ("execution", "workflow", "session")  # ExecutionRequest.isolation (see below)
 MAX_REUSE_KEY = 200
+DEFAULT_SESSION_IDLE_S = 300.0            # ExecutionRequest.session_idle_s
+MAX_SESSION_IDLE_S = 86400.0
 WORKDIR = "/mnt/data"
 
 
@@ -84,8 +86,14 @@ class ExecutionRequest:
     # later executions with the same `reuse_key` (the engine sets it to the workflow version and
     # owner), each in a fresh process with the VM cleaned in between (sandbox/libvirt/reuse.py).
     # The process driver always runs a fresh sandbox and accepts both.
+    # "session": a stateful session (sandbox/sessions.py): `reuse_key` names it; the first
+    # execution takes a VM that is then held for the key, and later ones run in the same Python
+    # process (variables, imports, files under /mnt/data survive, like a REPL). The VM is
+    # destroyed after `session_idle_s` idle seconds, by end_session, or when an execution ends
+    # in timeout / out_of_memory / killed / error.
     isolation: str = "execution"
     reuse_key: str = ""
+    session_idle_s: float = DEFAULT_SESSION_IDLE_S
 
     def __post_init__(self):
         if not isinstance(self.code, str):
@@ -113,8 +121,15 @@ class ExecutionRequest:
             raise ContractError(f"isolation must be one of {list(ISOLATION_LEVELS)}, got {self.isolation!r}")
         if not isinstance(self.reuse_key, str) or len(self.reuse_key) > MAX_REUSE_KEY:
             raise ContractError(f"reuse_key must be a string of at most {MAX_REUSE_KEY} characters")
-        if self.isolation == "workflow" and not self.reuse_key:
-            raise ContractError("isolation 'workflow' needs a reuse_key")
+        if self.isolation in ("workflow", "session") and not self.reuse_key:
+            raise ContractError(f"isolation {self.isolation!r} needs a reuse_key")
+        try:
+            idle = float(self.session_idle_s)
+        except (TypeError, ValueError):
+            raise ContractError("session_idle_s must be a number") from None
+        if isinstance(self.session_idle_s, bool) or not (0 < idle <= MAX_SESSION_IDLE_S):
+            raise ContractError(f"session_idle_s must be in (0, {MAX_SESSION_IDLE_S:g}], "
+                                f"got {self.session_idle_s!r}")
 
     def _check_allowed_hosts(self) -> None:
         from sandbox.egress.policy import EntryError, parse_entry

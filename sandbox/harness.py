@@ -70,8 +70,10 @@ class Figures:
     pyplot while the code runs, whether pyplot was imported before or is imported by the code)
     and, at `finish()`, the figures still open."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, capture_first: bool = False):
         self.directory = directory
+        self.capture_first = capture_first   # keep the first figure's PNG bytes (sessions)
+        self.first_png: bytes | None = None
         self.saved: list[str] = []
         self.dropped = 0
         self._pyplot = None
@@ -109,12 +111,21 @@ class Figures:
         for num in list(pyplot.get_fignums()):
             fig = pyplot.figure(num)
             if unsaved_only and getattr(fig, "_stepwell_saved", False):
+                if self.capture_first and self.first_png is None:
+                    import io
+
+                    buf = io.BytesIO()
+                    self._savefig(fig, buf, format="png")
+                    self.first_png = buf.getvalue()
                 pyplot.close(fig)
                 continue
             if len(self.saved) < MAX_FIGURES:
                 path = self._free_name()
                 fig.savefig(path, format="png")
                 self.saved.append(os.path.basename(path))
+                if self.capture_first and self.first_png is None:
+                    with open(path, "rb") as fh:
+                        self.first_png = fh.read()
             else:
                 self.dropped += 1
             pyplot.close(fig)
@@ -234,6 +245,96 @@ def run(code: str, inputs, filename: str = "<step>") -> tuple[int, dict]:
     except Exception:  # noqa: BLE001
         payload = {"has_result": False}
     return exit_code, payload
+
+
+def _json_safe(value):
+    """`value` as JSON text, trying numpy/pandas conversions, else its repr (sessions)."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    for attr in ("tolist", "item"):
+        conv = getattr(value, attr, None)
+        if callable(conv):
+            try:
+                return json.dumps(conv(), allow_nan=False)
+            except Exception:  # noqa: BLE001 - try the next way
+                pass
+    try:
+        return json.dumps(repr(value))
+    except Exception:  # noqa: BLE001 - a repr that raises
+        return json.dumps(f"<{type(value).__name__} object>")
+
+
+_UNSET = object()
+
+
+def run_session(code: str, namespace: dict, inputs, filename: str = "<session>") -> tuple[int, dict]:
+    """Run `code` in the session's `namespace` (kept by the caller between calls, like a REPL):
+    every statement but the last with exec, the last with eval when it is an expression.
+    Returns (exit code, payload) like run(); the payload's result is the last expression's
+    value, else a `result` this code assigned, else the first matplotlib figure left open or
+    shown, as {"type": "image", "format": "png", "base64_data": ...}. Non-JSON values become
+    their repr. An exception (or sys.exit) ends the code, never the session."""
+    import ast
+    import base64
+
+    namespace["inputs"] = inputs
+    before = namespace.get("result", _UNSET)
+    exit_code = 0
+    value = _UNSET
+    _line_buffered()
+    try:
+        figures = Figures(os.getcwd(), capture_first=True)
+        figures.start()
+    except Exception:  # noqa: BLE001 - no figure capture, the code still runs
+        figures = None
+    try:
+        tree = ast.parse(code, filename, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = ast.Expression(tree.body.pop().value)
+        if tree.body:
+            exec(compile(tree, filename, "exec"), namespace)  # noqa: S102 - the sandboxed code
+        if last is not None:
+            value = eval(compile(last, filename, "eval"), namespace)  # noqa: S307
+    except SystemExit as exc:
+        exit_code = _exit_code_of(exc)
+    except MemoryError:
+        sys.stderr.write("MemoryError: the code ran out of memory\n")
+        exit_code = EXIT_MEMORY_ERROR
+    except BaseException as exc:  # noqa: BLE001 - any failure of user code is reported
+        tb = exc.__traceback__   # without this function's frame (and ast's, for a SyntaxError)
+        tb = None if isinstance(exc, SyntaxError) or tb is None else tb.tb_next
+        traceback.print_exception(type(exc), exc, tb)
+        exit_code = 1
+    if figures is not None:
+        try:
+            figures.finish()
+        except BaseException:  # noqa: BLE001
+            pass
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - user may have closed/replaced the streams
+        pass
+    if value is _UNSET or value is None:
+        now = namespace.get("result", _UNSET)
+        value = now if now is not _UNSET and now is not before else None
+    if value is None and figures is not None and figures.first_png is not None:
+        value = {"type": "image", "format": "png",
+                 "base64_data": base64.b64encode(figures.first_png).decode()}
+    if value is None:
+        return exit_code, {"has_result": False}
+    try:
+        text = _json_safe(value)
+    except BaseException:  # noqa: BLE001
+        return exit_code, {"has_result": False}
+    if len(text) > RESULT_MAX_BYTES:
+        sys.stderr.write(f"warning: the result is {len(text)} bytes as JSON, over the limit of "
+                         f"{RESULT_MAX_BYTES}; it was dropped\n")
+        return exit_code, {"has_result": False}
+    return exit_code, {"has_result": True, "result_json": text}
 
 
 def execute(code: str, inputs, result_fd: int, filename: str = "<step>") -> int:

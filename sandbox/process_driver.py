@@ -150,6 +150,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+SESSIONS_UNSUPPORTED = ("stateful sessions need the libvirt driver (isolation \"session\" is not "
+                        "supported by the process driver)")
+
+
 class _Cgroups:
     """The per-execution pids / memory / freezer groups (cgroup v1)."""
 
@@ -456,6 +460,10 @@ class ProcessDriver:
         shutil.rmtree(d, ignore_errors=True)
 
     # ----------------------------------------------------------------------------- execution
+    def end_session(self, key: str) -> bool:
+        """Stateful sessions need the libvirt driver: this driver holds none."""
+        return False
+
     def cancel(self, execution_id: str) -> bool:
         """Kill the execution's cgroup now (its result: killed, cancel.MESSAGE, the output so
         far); False when it is not running (one that has not started yet will not)."""
@@ -469,6 +477,9 @@ class ProcessDriver:
         execution_id = cancel.check_id(execution_id)
         if not self._started:
             self.start()
+        if request.isolation == "session":
+            return ExecutionResult(status=Status.ERROR, metadata={"driver": self.name, "session": "new"},
+                                   message=SESSIONS_UNSUPPORTED)
         if not self._cancels.register(execution_id):  # cancelled before it started
             self._cancels.unregister(execution_id)
             return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE, metadata={"driver": self.name})

@@ -26,6 +26,7 @@ from pathlib import Path
 from sandbox.cancel import check_id
 from sandbox.client import MAX_REQUEST_FRAME, recv_frame, send_frame, unavailable_result
 from sandbox.contract import (
+    MAX_REUSE_KEY,
     ContractError,
     ExecutionRequest,
     SandboxError,
@@ -220,9 +221,11 @@ class SandboxService:
         if self.driver_available():
             st = dict(self.driver.status())
             st["available"] = True
+            sessions = st.get("sessions")
+            st["sessions_held"] = sessions.get("held", 0) if isinstance(sessions, dict) else 0
         else:
             st = {"driver": self.driver.name, "available": False, "error": self.unavailable,
-                  "ready": 0, "busy": 0, "refilling": 0, "size": 0}
+                  "ready": 0, "busy": 0, "refilling": 0, "size": 0, "sessions_held": 0}
         with self._lock:
             st["service"] = {
                 "pid": os.getpid(), "socket": str(self.socket_path), "connections": self._connections,
@@ -269,6 +272,14 @@ class SandboxService:
                 if execution_id is None:
                     raise ContractError("cancel needs an execution_id")
                 return {"ok": True, "cancelled": bool(self.driver.cancel(execution_id))}
+            if op == "end_session":  # served while shutting down too: it frees a VM sooner
+                key = msg.get("reuse_key")
+                if not isinstance(key, str) or not key or len(key) > MAX_REUSE_KEY:
+                    raise ContractError(f"end_session needs a reuse_key (a string of 1 to "
+                                        f"{MAX_REUSE_KEY} characters)")
+                if not self.driver_available():
+                    return {"ok": True, "ended": False}
+                return {"ok": True, "ended": bool(self.driver.end_session(key))}
             return {"ok": False, "kind": "invalid", "error": f"unknown op {op!r}"}
         except (ContractError, TypeError) as exc:
             return {"ok": False, "kind": "invalid", "error": f"invalid request: {exc}"}

@@ -18,7 +18,7 @@ import time
 
 from sandbox import harness, outcome, protocol
 from sandbox.egress.forwarder import PROXY_ENV
-from sandbox.guest import channel, procfs, zygote
+from sandbox.guest import channel, procfs, session, zygote
 from sandbox.guest.shared import (
     LOCK_PATH, USER_ID, WORKDIR, Shared, collect_result, libc, log,
 )
@@ -99,6 +99,7 @@ class Worker:
         self.lock = os.open(LOCK_PATH, os.O_RDWR | os.O_CLOEXEC)  # its own open file: flock
         # excludes the supervisor's
         self.zygote: zygote.Zygote | None = None   # fork per request (workflow isolation)
+        self.session: session.Session | None = None   # one process kept (stateful sessions)
 
     def send(self, message: dict) -> None:
         channel.send(self.port, message, self.shared)
@@ -130,6 +131,10 @@ class Worker:
             self.send({"op": "error", "message": f"unknown op {op!r}"})
 
     def execute(self, m: dict) -> None:
+        if self.session is not None or (m.get("request") or {}).get("isolation") == "session":
+            # a VM held for one session key: every request in the session's one process
+            self.session = self.session or session.Session(self)
+            return self.session.execute(m)
         if self.zygote is not None or (m.get("request") or {}).get("isolation") == "workflow":
             # a VM the host may reuse: every request in a fresh child, the VM cleaned after it
             self.zygote = self.zygote or zygote.Zygote(self)

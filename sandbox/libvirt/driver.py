@@ -47,6 +47,7 @@ from sandbox.contract import (
     Status,
 )
 from sandbox.image import find_image
+from sandbox.sessions import SessionError, SessionStore, keepable
 
 from .access import check_qemu_access
 from .guest import (
@@ -117,6 +118,7 @@ class LibvirtDriver:
         self._inflight_lock = threading.Lock()
         self._cancels = cancel.Cancels()   # executions in flight by caller id (cancel verb)
         self.reuse: ReuseStore | None = None   # idle VMs per reuse key (workflow isolation)
+        self.sessions: SessionStore | None = None   # VMs held per session key (sessions)
 
     # -------------------------------------------------------------------- lifecycle ---
     def start(self) -> None:
@@ -151,6 +153,7 @@ class LibvirtDriver:
                 t.start()
                 self._destroyers.append(t)
             self.reuse = ReuseStore(self._retire)
+            self.sessions = SessionStore(self._retire, name="libvirt-sessions")
             self._started = True
             if self.pool_size > 0:
                 self.pool = WarmPool(self.pool_size, self._prepare_slot, self._retire)
@@ -214,6 +217,7 @@ class LibvirtDriver:
             "host_thp": thp_mode(),
             "libvirtd_thp_disabled": self.libvirtd_thp_disabled,
             "reuse": self.reuse.counts() if self.reuse else None,
+            "sessions": self.sessions.counts() if self.sessions else None,
         }
 
     def close(self) -> None:
@@ -222,6 +226,7 @@ class LibvirtDriver:
         self._closed = True
         vms = self.pool.close() if self.pool else []
         vms += self.reuse.close() if self.reuse else []
+        vms += self.sessions.close() if self.sessions else []
         for vm in vms:
             self._retire(vm)
         with self._live_lock:
@@ -565,6 +570,8 @@ class LibvirtDriver:
         meta = {"driver": self.name, "accel": self.accel, "image_id": self.image.id}
         layer = layers.active_layer(self.config)
         key = _layer_key(layer)
+        if request.isolation == "session":
+            return self._execute_session(request, meta, t0, layer, execution_id)
         rkey = key_of(request, key)    # workflow isolation: a VM kept for this key (reuse.py)
         if rkey is not None:
             vm = self.reuse.take(rkey)
@@ -610,6 +617,75 @@ class LibvirtDriver:
                 return self._run(vm, request, meta, t0, execution_id)
             finally:
                 self._retire(vm)
+
+    def _execute_session(self, request: ExecutionRequest, meta: dict, t0: float, layer,
+                         execution_id: str | None = None) -> ExecutionResult:
+        """A stateful session (sandbox/sessions.py): the VM held for the key, else a new one
+        (warm slot or cold) that is then held; destroyed unless the execution ended normally
+        with the guest's session process alive."""
+        key = request.reuse_key
+        try:
+            vm = self.sessions.acquire(key, t0 + float(request.timeout_s))
+        except SessionError as exc:
+            return ExecutionResult(status=Status.ERROR, message=str(exc),
+                                   duration_ms=(time.monotonic() - t0) * 1000,
+                                   metadata={**meta, "session": "new"})
+        result, slot = None, None
+        try:
+            if vm is not None:
+                self.stats["session_resumed"] = self.stats.get("session_resumed", 0) + 1
+                meta.update(path="session", slot=None, session="resumed")
+            else:
+                meta["session"] = "new"
+                taken = None
+                if self.pool is not None and int(request.memory_mib) == self.pool_memory_mib:
+                    lk = _layer_key(layer)
+                    taken = self.pool.take(accept=lambda v: _layer_key(v.layer) == lk)
+                if taken is not None:
+                    slot, vm = taken
+                    self.stats["warm"] += 1
+                    meta.update(path="warm", slot=slot.index)
+                else:
+                    meta.update(path="cold", slot=None)
+                    with self._cold_sem:
+                        try:
+                            vm = self._restore(int(request.memory_mib), "s", layer)
+                            if vm is not None:
+                                self.stats["cold_restore"] += 1
+                                meta["start"] = "restore"
+                            else:
+                                self._schedule_template(int(request.memory_mib), layer)
+                                vm = self._boot(int(request.memory_mib), "s", layer=layer)
+                                self.stats["cold_boot"] += 1
+                                meta["start"] = "boot"
+                        except SandboxUnavailable:
+                            raise
+                        except SandboxError as exc:
+                            return ExecutionResult(
+                                status=Status.ERROR, message=f"could not start a sandbox VM: {exc}",
+                                duration_ms=(time.monotonic() - t0) * 1000, metadata=meta)
+            result = self._run(vm, request, meta, t0, execution_id)
+            return result
+        finally:
+            keep = (vm is not None and not vm.broken and keepable(result)
+                    and meta.get("isolation") == "session")
+            if keep and vm.spec.egress_path:
+                try:
+                    vm.egress_port = EgressSession(connect_unix(vm.spec.egress_path))
+                except OSError:
+                    keep = False
+            if result is not None:
+                result.metadata.pop("session_alive", None)
+            self.sessions.release(key, vm, keep, request.session_idle_s)
+            if slot is not None:
+                self.pool.give_back(slot, None)
+
+    def end_session(self, key: str) -> bool:
+        """Destroy the VM held for session `key` (after the execution in flight, if any);
+        False when there is no such session."""
+        if not self._started or self.sessions is None:
+            return False
+        return self.sessions.end(key)
 
     def _run_kept(self, rkey: tuple, vm: VM, request: ExecutionRequest, meta: dict, t0: float,
                   execution_id: str | None = None) -> ExecutionResult:
@@ -701,6 +777,9 @@ class LibvirtDriver:
             meta["guest_timing_ms"] = reply["guest_timing_ms"]
         if reply.get("isolation") == "workflow":   # run in a forked process, VM cleaned after
             meta["isolation"] = "workflow"
+        elif reply.get("isolation") == "session":  # run in the session's process, kept
+            meta["isolation"] = "session"
+            meta["session_alive"] = reply.get("session_alive") is True
         meta["total_ms"] = round((time.monotonic() - t0) * 1000, 3)
         return result_from_reply(reply, request, (time.monotonic() - t_exec) * 1000, meta)
 
