@@ -1,7 +1,9 @@
-"""Staff change a key's quotas here; the key itself is never shown (only its prefix)."""
+"""Staff change a key's quotas here (the key itself is never shown, only its prefix), and the
+code-interpreter session pools (audited through agents.pool_actions)."""
 from django.contrib import admin
 
-from agents.models import ApiKey
+from agents import pool_actions
+from agents.models import ApiKey, PoolSession, SessionPool
 
 
 @admin.register(ApiKey)
@@ -15,3 +17,33 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False   # keys are made on /keys/ or with `manage.py create_api_key` (shown once)
+
+
+@admin.register(SessionPool)
+class SessionPoolAdmin(admin.ModelAdmin):
+    list_display = ("name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "created")
+    fields = ("name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "allowed_hosts")
+
+    def save_model(self, request, obj, form, change):
+        before = pool_actions.values(SessionPool.objects.get(pk=obj.pk)) if change else None
+        pool_actions.save(obj, request.user, before)
+
+    def delete_model(self, request, obj):
+        pool_actions.delete(obj, request.user)
+
+    def delete_queryset(self, request, queryset):
+        for pool in queryset:
+            pool_actions.delete(pool, request.user)
+
+
+@admin.register(PoolSession)
+class PoolSessionAdmin(admin.ModelAdmin):
+    list_display = ("pool", "identifier", "owner", "api_key", "created", "last_used", "ended", "executions")
+    list_filter = ("pool", "ended")
+    search_fields = ("identifier", "owner__username")
+    exclude = ("sandbox_key",)   # the sandbox's name of the VM: never shown
+    readonly_fields = ("pool", "identifier", "owner", "api_key", "created", "last_used", "ended", "executions",
+                       "busy_until")
+
+    def has_add_permission(self, request):
+        return False

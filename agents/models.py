@@ -57,3 +57,6 @@ class KeyUsage(models.Model):
     usage = models.OneToOneField("governance.Usage", on_delete=models.CASCADE, primary_key=True,
                                  related_name="api_key_link")
     key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="usage_links")
+
+
+from agents.sessionpools import PoolSession, SessionPool  # noqa: E402,F401 - the session API's models

@@ -1,0 +1,125 @@
+"""The session pool API's checks that happen before any sandbox is asked (Django's test client,
+the real database and cache, a sandbox socket nobody listens on): Bearer keys (401), the
+identifier (400), unknown pools (404), a full pool and a key's concurrent sessions (429 with
+Retry-After, at once), idle sessions counted as ended, an unreachable sandbox (503, the session
+not left busy), and staff-only, audited pool changes. With a sandbox: test_sessionpools_vm.py."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+pytestmark = pytest.mark.django_db
+
+BASE = "/api/sessionpools/default"
+BODY = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "1+1"}}
+
+
+@pytest.fixture(autouse=True)
+def no_sandbox(tmp_path, monkeypatch):
+    monkeypatch.setenv("SANDBOX_SOCKET", str(tmp_path / "nobody.sock"))
+
+
+@pytest.fixture
+def key(alice):
+    from agents import actions
+
+    return actions.create(alice, "agent")
+
+
+def _post(path, key=None, body=BODY):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {key}"} if key else {}
+    return Client().post(path, body, content_type="application/json", **headers)
+
+
+def test_keys_identifiers_and_pools_are_checked_first(key):
+    _, plain = key
+    url = f"{BASE}/code/execute?identifier=s1&api-version=2024-02-02-preview"
+    r = _post(url)
+    assert r.status_code == 401 and r["WWW-Authenticate"].startswith("Bearer")
+    r = _post(url, "sw_000000000000_" + "x" * 43)
+    assert r.status_code == 401
+    r = _post(f"{BASE}/code/execute?api-version=2024-02-02-preview", plain)
+    assert r.status_code == 400 and "identifier" in r.json()["detail"]
+    for bad in ("-x", "a" * 129, "a%20b", "a%2Fb"):
+        r = _post(f"{BASE}/code/execute/?identifier={bad}", plain)
+        assert r.status_code == 400 and "identifier" in r.json()["detail"], (bad, r.content)
+    r = _post("/api/sessionpools/nope/code/execute?identifier=s1", plain)
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    r = Client().get(f"{BASE}/code/execute?identifier=s1", HTTP_AUTHORIZATION=f"Bearer {plain}")
+    assert r.status_code == 405
+
+
+def test_a_full_pool_and_a_keys_session_limit_answer_429_at_once(key, alice, bob):
+    from agents.models import PoolSession, SessionPool
+
+    k, plain = key
+    pool = SessionPool.objects.get(name="default")
+    pool.max_sessions = 2
+    pool.save()
+    now = timezone.now()
+    for i in range(2):
+        PoolSession.objects.create(pool=pool, owner=bob, identifier=f"b{i}", last_used=now - timedelta(seconds=i))
+    r = _post(f"{BASE}/code/execute?identifier=new", plain)
+    assert r.status_code == 429 and "full" in r.json()["detail"]
+    assert 1 <= int(r["Retry-After"]) <= pool.cooldown_s
+    # the key's own limit (max_concurrent_sessions) in a roomy pool
+    pool.max_sessions = 10
+    pool.save()
+    k.max_concurrent_sessions = 1
+    k.save()
+    PoolSession.objects.create(pool=pool, owner=alice, api_key=k, identifier="mine")
+    r = _post(f"{BASE}/code/execute?identifier=other", plain)
+    assert r.status_code == 429 and "open sessions" in r.json()["detail"] and int(r["Retry-After"]) >= 1
+
+
+def test_idle_sessions_count_as_ended_and_a_down_sandbox_is_503(key, alice):
+    from agents.models import PoolSession, SessionPool
+
+    k, plain = key
+    pool = SessionPool.objects.get(name="default")
+    pool.max_sessions = 1
+    pool.save()
+    old = PoolSession.objects.create(pool=pool, owner=alice, api_key=k, identifier="s1",
+                                     last_used=timezone.now() - timedelta(seconds=pool.cooldown_s + 5))
+    r = _post(f"{BASE}/code/execute?identifier=s2", plain)
+    assert r.status_code == 503 and "sandbox" in r.json()["detail"], r.content
+    old.refresh_from_db()
+    assert old.ended is not None                     # expired: the pool had room for s2
+    s2 = PoolSession.objects.get(identifier="s2")
+    assert s2.ended is not None and s2.busy_until is None   # nothing ran: the session is over, not stuck
+    # ending a session that is not open
+    r = Client().delete(f"{BASE}/session?identifier=s2", HTTP_AUTHORIZATION=f"Bearer {plain}")
+    assert r.status_code == 404
+
+
+def test_staff_create_and_change_pools_audited(staff, alice, key):
+    from governance.audit import AuditEvent
+
+    _, plain = key
+    c = Client()
+    c.force_login(alice)
+    assert c.get("/api/sessionpools/").json()[0]["name"] == "default"
+    r = c.post("/api/sessionpools/", {"name": "big"}, content_type="application/json")
+    assert r.status_code == 403
+    c.force_login(staff)
+    r = c.post("/api/sessionpools/", {"name": "big", "max_sessions": 3, "cooldown_s": 60,
+                                      "allowed_hosts": ["pypi.org"]}, content_type="application/json")
+    assert r.status_code == 201, r.content
+    assert r.json()["max_sessions"] == 3 and r.json()["open_sessions"] == 0
+    r = c.patch("/api/sessionpools/big/", {"max_sessions": 5}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["max_sessions"] == 5
+    r = c.post("/api/sessionpools/", {"name": "bad", "allowed_hosts": ["not a host"]},
+               content_type="application/json")
+    assert r.status_code == 400
+    kinds = [(e.kind, e.actor) for e in AuditEvent.objects.filter(kind__startswith="session_pool.").order_by("id")]
+    assert kinds == [("session_pool.created", "root"), ("session_pool.changed", "root")]
+    changed = AuditEvent.objects.get(kind="session_pool.changed").payload["changed"]
+    assert changed == {"max_sessions": {"from": 3, "to": 5}}
+    r = c.delete("/api/sessionpools/big/")
+    assert r.status_code == 204
+    # the new pool's session API answers for the new name only while it exists
+    r = _post("/api/sessionpools/big/code/execute?identifier=s1", plain)
+    assert r.status_code == 404
