@@ -20,6 +20,8 @@ from __future__ import annotations
 import json
 import uuid
 
+from asgiref.sync import sync_to_async
+from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -38,27 +40,36 @@ def _error(status: int, message: str):
 
 
 def _endpoint(methods: tuple[str, ...]):
-    """A view: the Bearer key, the identifier, the method, and the service's errors as answers."""
+    """A view: the Bearer key, the identifier, the method, and the service's errors as answers.
+    The view is async and runs the (blocking) work in a thread of its own, so a long execution
+    never holds the thread Django runs the other sync views in."""
     def wrap(fn):
+        def handle(request, pool: str, **kw):
+            try:
+                try:
+                    key = authenticate_request(request)
+                except Refusal as refusal:
+                    return refusal_json(refusal)
+                if key is None:
+                    return refusal_json()
+                if request.method not in methods:
+                    response = _error(405, f"{request.method} is not allowed here")
+                    response["Allow"] = ", ".join(methods)
+                    return response
+                identifier = kw.pop("identifier", None) or request.GET.get("identifier", "")
+                try:
+                    return fn(request, key, pool, identifier, **kw)
+                except QuotaExceeded as exc:
+                    return quota_json(exc)
+                except sessions.SessionApiError as exc:
+                    return _error(exc.status, str(exc))
+            finally:
+                connection.close()   # this pool thread's own connection: none kept between calls
+
         @csrf_exempt
-        def view(request, pool: str, **kw):
-            try:
-                key = authenticate_request(request)
-            except Refusal as refusal:
-                return refusal_json(refusal)
-            if key is None:
-                return refusal_json()
-            if request.method not in methods:
-                response = _error(405, f"{request.method} is not allowed here")
-                response["Allow"] = ", ".join(methods)
-                return response
-            identifier = kw.pop("identifier", None) or request.GET.get("identifier", "")
-            try:
-                return fn(request, key, pool, identifier, **kw)
-            except QuotaExceeded as exc:
-                return quota_json(exc)
-            except sessions.SessionApiError as exc:
-                return _error(exc.status, str(exc))
+        async def view(request, pool: str, **kw):
+            return await sync_to_async(handle, thread_sensitive=False)(request, pool, **kw)
+
         view.__name__ = fn.__name__
         view.__doc__ = fn.__doc__
         return view

@@ -11,7 +11,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-pytestmark = pytest.mark.django_db
+# transaction=True: the views run in threads of their own (connections of their own)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 BASE = "/api/sessionpools/default"
 BODY = {"properties": {"codeInputType": "inline", "executionType": "synchronous", "code": "1+1"}}
@@ -19,7 +20,10 @@ BODY = {"properties": {"codeInputType": "inline", "executionType": "synchronous"
 
 @pytest.fixture(autouse=True)
 def no_sandbox(tmp_path, monkeypatch):
+    from agents.models import SessionPool
+
     monkeypatch.setenv("SANDBOX_SOCKET", str(tmp_path / "nobody.sock"))
+    SessionPool.objects.get_or_create(name="default")   # the data migration's (flushed between these tests)
 
 
 @pytest.fixture
