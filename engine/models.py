@@ -280,3 +280,7 @@ class ScheduleTick(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["workflow", "due"], name="unique_schedule_tick")]
+
+
+# The model endpoints of AI agent steps (engine/agent_connections.py), re-exported for migrations.
+from engine.agent_connections import ModelConnection  # noqa: E402,F401

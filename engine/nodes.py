@@ -128,6 +128,34 @@ NODE_TYPES: dict[str, NodeType] = {
             defaults={"method": "GET", "url": "https://example.com/"}, icon="🌐",
         ),
         NodeType(
+            "action.agent", "AI agent", "action",
+            "Asks a chat model (a model connection staff configured) to answer the prompt; the model "
+            "may run Python in a sandbox session kept for the step. Output: {answer, turns}.",
+            _obj({
+                "connection": {"type": "string", "minLength": 1, "maxLength": 100,
+                               "description": "The name of a model connection (OpenAI-compatible endpoint)."},
+                "system_prompt": {"type": "string", "maxLength": 200_000, "description": _MAPPING_NOTE},
+                "prompt": {"type": "string", "minLength": 1, "maxLength": 200_000, "description": _MAPPING_NOTE},
+                "max_turns": {"type": "integer", "minimum": 1, "maximum": 50, "default": 8,
+                              "description": "Model calls at most; the step fails when the model still "
+                                             "asks to run code after that many."},
+                "model_timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": 300,
+                                    "description": "Longest wait for one model answer (default 60)."},
+                "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_S,
+                              "description": "Time limit of each code execution."},
+                "memory_mib": {"type": "integer", "minimum": 128, "maximum": MAX_MEMORY_MIB},
+                "allowed_hosts": {
+                    "type": "array", "maxItems": 100, "items": {"type": "string", "maxLength": 253},
+                    "description": "Hosts the model's code may reach (each covered by the workflow's "
+                                   "settings.allowed_hosts); absent: none. The model endpoint itself must "
+                                   "be on the workflow's settings.allowed_hosts.",
+                },
+            }, required=("connection", "prompt")),
+            defaults={"connection": "", "system_prompt": "You are a helpful data analyst. Use the "
+                      "execute_python tool to compute answers.", "prompt": "", "max_turns": 8},
+            icon="✦",
+        ),
+        NodeType(
             "control.condition", "Condition", "control",
             "Follows the `true` or the `false` branch; the other branch is skipped.",
             _obj({

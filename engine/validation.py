@@ -246,7 +246,7 @@ def _settings_problems(doc: dict) -> list[Problem]:
             problems.append(Problem(f"$.settings.allowed_hosts[{i}]",
                                     f"{exc}; entries are host, host:port or *.domain"))
     for n, node in enumerate(doc.get("nodes") or []):
-        if not isinstance(node, dict) or node.get("type") != "action.python":
+        if not isinstance(node, dict) or node.get("type") not in ("action.python", "action.agent"):
             continue
         for i, entry in enumerate((node.get("parameters") or {}).get("allowed_hosts") or []):
             path = f"$.nodes[{n}].parameters.allowed_hosts[{i}]"
@@ -267,6 +267,8 @@ _CAPS = {
     "action.python": (("timeout_s", "STEPWELL_MAX_STEP_TIMEOUT_S", "s"),
                       ("memory_mib", "STEPWELL_MAX_STEP_MEMORY_MIB", " MiB")),
     "action.http": (("timeout_s", "STEPWELL_MAX_HTTP_TIMEOUT_S", "s"),),
+    "action.agent": (("timeout_s", "STEPWELL_MAX_STEP_TIMEOUT_S", "s"),
+                     ("memory_mib", "STEPWELL_MAX_STEP_MEMORY_MIB", " MiB")),
 }
 _SETTINGS_CAPS = (("default_timeout_s", "STEPWELL_MAX_STEP_TIMEOUT_S", "s"),
                   ("default_memory_mib", "STEPWELL_MAX_STEP_MEMORY_MIB", " MiB"))

@@ -45,10 +45,10 @@ class StepContext:
 
 def handler(node_type: str):
     """The `run` function of a node type."""
-    from engine.steps import compose, condition, http_call, python, response, trigger
+    from engine.steps import agent, compose, condition, http_call, python, response, trigger
 
     return {
         "trigger.manual": trigger.run, "trigger.http": trigger.run, "trigger.schedule": trigger.run,
         "action.python": python.run, "action.http": http_call.run, "action.compose": compose.run,
-        "action.response": response.run, "control.condition": condition.run,
+        "action.response": response.run, "control.condition": condition.run, "action.agent": agent.run,
     }[node_type]

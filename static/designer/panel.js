@@ -318,7 +318,9 @@ export class PropertiesPanel {
       return this._row(label(key), sel, req, hint);
     }
     if (kind === "string") {
-      const input = h("input", { type: "text", id, "data-param": key, maxlength: spec.maxLength, placeholder: spec.default ?? "" });
+      const input = (spec.maxLength ?? 0) > 10000   // long text (an AI agent's prompts): several lines
+        ? h("textarea", { id, "data-param": key, rows: 4, maxlength: spec.maxLength, placeholder: spec.default ?? "" })
+        : h("input", { type: "text", id, "data-param": key, maxlength: spec.maxLength, placeholder: spec.default ?? "" });
       input.addEventListener("input", () => setParam(input.value === "" && !req ? undefined : input.value));
       this.fields.push({ sync: (n) => { if (document.activeElement !== input) input.value = get(n) ?? ""; } });
       return this._withPicker(this._row(label(key), input, req, hint), node, input);

@@ -7,6 +7,7 @@ import { RunGraph } from "./run-graph.js";
 import { setIcon } from "./icons.js";
 import { Follower } from "./follow.js";
 import { LABEL, formatMs as fmtMs, isActive, label, nodeSummary as summarize } from "./run-status.js";
+import { conversation } from "./agent-conversation.js";
 
 const boot = JSON.parse(document.getElementById("run-boot").textContent);
 const $ = (id) => document.getElementById(id);
@@ -211,6 +212,9 @@ function renderPanel() {
         `from run ${step.reused_from.run}`)) : null));
     if (!isActive(state.run.status)) body.push(rerunControls(step));
     if (step.error) body.push(h("div", { class: "alert alert-error step-error" }, h("strong", {}, "Error "), h("span", { class: "mono" }, step.error)));
+    if (step.node_type === "action.agent" && Array.isArray(step.output?.turns)) {   // AI agent: the turns as a conversation
+      body.push(section(`Conversation (${step.output.turns.length} turns)`, conversation(step.output, step.files, imageUrl), { cls: "sec-conversation" }));
+    }
     const cols = h("div", { class: "panel-cols" });
     cols.append(
       section("Inputs", jsonTree(step.inputs, { openDepth: 2 }), { cls: "sec-inputs" }),

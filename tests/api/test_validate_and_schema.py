@@ -40,4 +40,4 @@ def test_openapi_schema_and_docs(api, client, alice):
 def test_node_types_lists_every_type(api):
     keys = {t["key"] for t in api.get("/api/node-types/").data}
     assert keys == {"trigger.manual", "trigger.http", "trigger.schedule", "action.python", "action.http",
-                    "control.condition", "control.foreach", "action.compose", "action.response"}
+                    "control.condition", "control.foreach", "action.compose", "action.response", "action.agent"}

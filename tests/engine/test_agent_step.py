@@ -1,0 +1,170 @@
+"""The AI agent step (`action.agent`, engine/steps/agent.py) on a real stack: a scripted
+OpenAI-compatible chat-completions server on loopback plays the model, a libvirt sandbox service
+holds the step's Python session (sessions need the libvirt driver), and the worker runs the step.
+
+Covered: a tool call runs the code, its result goes back to the model and the final answer is the
+step's output; state carries from one tool call to the next; a model that keeps calling the tool
+hits the turn limit; tool arguments that are not JSON or lack `code` fail the step with a clear
+error; the connection's API key reaches the endpoint but never the run's stored data or events;
+an endpoint the workflow's egress allow-list does not cover is refused before any request.
+
+Run under the libvirt lock: `flock /tmp/libvirt-tests.lock pytest tests/engine/test_agent_step.py`.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.engine.conftest import Stack, definition, edge, node
+from tests.helpers.httpserver import LoopbackServer, Reply
+
+pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
+
+API_KEY = "sk-test-agent-key-7f3a9c2e51d04b8a"
+
+
+def tool_call(n: int, arguments: str) -> dict:
+    return {"id": f"call_{n}", "type": "function",
+            "function": {"name": "execute_python", "arguments": arguments}}
+
+
+def completion(message: dict) -> Reply:
+    finish = "tool_calls" if message.get("tool_calls") else "stop"
+    return Reply(200, {"id": "chatcmpl-test", "object": "chat.completion", "model": "scripted",
+                       "choices": [{"index": 0, "message": {"role": "assistant", **message},
+                                    "finish_reason": finish}]})
+
+
+def model(request) -> Reply:
+    """The scripted model: what it does depends on the connection's model name."""
+    body = request.json()
+    tools = [m for m in body["messages"] if m["role"] == "tool"]
+    name = body["model"]
+    if name == "two-calls":
+        if not tools:
+            return completion({"content": "Let me set x.", "tool_calls": [tool_call(1, json.dumps(
+                {"code": "x = 21\nprint('x is set')\nx"}))]})
+        if len(tools) == 1:
+            return completion({"content": None, "tool_calls": [tool_call(2, json.dumps({"code": "x * 2"}))]})
+        result = tools[-1]["content"].split("result:\n", 1)[1].split("\n", 1)[0]
+        # a careless model repeats the key it was sent: it must be masked in what is stored
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        return completion({"content": f"The answer is {result}. (key {key})"})
+    if name == "loop":
+        return completion({"content": "again", "tool_calls": [tool_call(len(tools) + 1, json.dumps({"code": "1 + 1"}))]})
+    if name == "not-json":
+        return completion({"content": None, "tool_calls": [tool_call(1, "{code: print(1)")]})
+    if name == "no-code":
+        return completion({"content": None, "tool_calls": [tool_call(1, json.dumps({"source": "print(1)"}))]})
+    raise AssertionError(f"unexpected model {name!r}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with LoopbackServer(model) as srv:
+        yield srv
+        assert not srv.errors, srv.errors
+
+
+@pytest.fixture(scope="module")
+def agent_stack(server):
+    """Web, a libvirt sandbox service (it holds the sessions) and one worker that uses it; the
+    instance lets worker-side calls reach 127.0.0.1 (the scripted model)."""
+    stack = Stack(workers=0, env={"STEPWELL_EGRESS_PRIVATE_NETWORKS": "127.0.0.1/32"})
+    try:
+        host = stack.host_env("host0")
+        stack.start_sandbox("sandbox0", host, pool_size=2, driver="libvirt", timeout=240)
+        stack.start_worker("worker0", env={**host, "SANDBOX_DRIVER": "libvirt"})
+        for name in ("two-calls", "loop", "not-json", "no-code"):
+            stack.shell("from engine.models import ModelConnection\n"
+                        f"c = ModelConnection(name={name!r}, base_url={server.url('/v1')!r}, model={name!r})\n"
+                        f"c.set_api_key({API_KEY!r}); c.save()")
+        yield stack
+    finally:
+        stack.close()
+
+
+def agent_workflow(connection: str, allowed_hosts: list, **params) -> dict:
+    agent = node("agent", "action.agent", {"connection": connection, "system_prompt": "You analyse data.",
+                                           "prompt": "Question: {{ trigger.body.question }}", **params})
+    return definition([node("start", "trigger.manual"), agent], [edge("start", "agent")],
+                      allowed_hosts=allowed_hosts)
+
+
+def run_agent(stack, server, connection: str, allowed_hosts=None, **params) -> dict:
+    api = stack.api()
+    hosts = [server.netloc] if allowed_hosts is None else allowed_hosts
+    wf = api.create_workflow(agent_workflow(connection, hosts, **params), name=f"agent {connection}")
+    run = api.start(wf["id"], {"question": "what is twice 21?"})
+    return api.wait(run["id"], timeout=240)
+
+
+def agent_step(run: dict) -> dict:
+    return next(s for s in run["steps"] if s["node_id"] == "agent")
+
+
+def test_tool_calls_share_state_and_the_answer_is_the_output(agent_stack, server):
+    before = len(server.requests)
+    run = run_agent(agent_stack, server, "two-calls")
+    step = agent_step(run)
+    assert run["status"] == "succeeded", (run["error"], step["error"])
+    out = step["output"]
+    assert out["answer"].startswith("The answer is 42."), out   # x from the first call, used in the second
+    roles = [t["role"] for t in out["turns"]]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"], roles
+    assert out["turns"][1]["content"] == "Question: what is twice 21?"   # the prompt's mapping resolved
+    first, second = out["turns"][3], out["turns"][5]
+    assert first["code"].startswith("x = 21") and first["stdout"] == "x is set\n" and first["result"] == 21, first
+    assert second["code"] == "x * 2" and second["status"] == "succeeded" and second["result"] == 42, second
+    assert step["sandbox"]["executions"] == 2 and step["sandbox"]["session_s"] > 0, step["sandbox"]
+    # the model saw the tool results as tool messages answering its calls
+    calls = server.requests[before:]
+    assert len(calls) == 3 and all(r.path == "/v1/chat/completions" for r in calls)
+    last = calls[-1].json()
+    assert [m["role"] for m in last["messages"]] == ["system", "user", "assistant", "tool", "assistant", "tool"]
+    assert last["messages"][3]["tool_call_id"] == "call_1" and "x is set" in last["messages"][3]["content"]
+    assert last["tools"][0]["function"]["name"] == "execute_python"
+    # the key went to the endpoint, and nowhere into what the run stored or told
+    assert calls[0].headers.get("Authorization") == f"Bearer {API_KEY}"
+    assert "***MODEL_API_KEY***" in out["answer"]
+    status, events = agent_stack.api().get(f"/api/runs/{run['id']}/events/")
+    assert status == 200
+    for stored in (run, events):
+        assert API_KEY not in json.dumps(stored)
+    audit = agent_stack.shell("from engine.models import StepRun, StepEvent; import json;"
+                              f"print(json.dumps([list(StepRun.objects.filter(run_id={run['id']}).values()),"
+                              f"list(StepEvent.objects.filter(step__run_id={run['id']}).values('data'))], default=str))")
+    assert API_KEY not in audit
+
+
+def test_a_model_that_keeps_calling_the_tool_hits_the_turn_limit(agent_stack, server):
+    run = run_agent(agent_stack, server, "loop", max_turns=2)
+    step = agent_step(run)
+    assert run["status"] == "failed" and step["status"] == "failed"
+    assert "the model did not answer within 2 turns" in step["error"], step["error"]
+    turns = step["output"]["turns"]   # the turns so far are kept
+    assert [t["role"] for t in turns] == ["system", "user", "assistant", "tool", "assistant", "tool"]
+    assert step["output"]["answer"] is None and turns[-1]["result"] == 2
+
+
+def test_invalid_tool_arguments_fail_the_step_with_the_problem_named(agent_stack, server):
+    run = run_agent(agent_stack, server, "not-json")
+    step = agent_step(run)
+    assert step["status"] == "failed"
+    assert "execute_python with arguments that are not JSON" in step["error"], step["error"]
+    run = run_agent(agent_stack, server, "no-code")
+    step = agent_step(run)
+    assert step["status"] == "failed"
+    assert "without a `code` string argument" in step["error"] and "source" in step["error"], step["error"]
+    assert [t["role"] for t in step["output"]["turns"]] == ["system", "user"]   # nothing ran
+
+
+def test_an_endpoint_outside_the_workflows_allow_list_is_refused(agent_stack, server):
+    before = len(server.requests)
+    run = run_agent(agent_stack, server, "two-calls", allowed_hosts=["127.0.0.1:1"])
+    step = agent_step(run)
+    assert step["status"] == "failed"
+    assert "is refused by the egress policy" in step["error"] and "not allowed by this workflow" in step["error"], \
+        step["error"]
+    assert len(server.requests) == before   # not a single request reached it
