@@ -256,15 +256,21 @@ class _App:
         self._task: asyncio.Task | None = None
 
     async def _hold(self, started: asyncio.Event, stop: asyncio.Event) -> None:
-        async with mcp.session_manager.run():
-            started.set()
-            await stop.wait()
+        try:
+            async with mcp.session_manager.run():
+                started.set()
+                await stop.wait()
+        finally:
+            started.set()   # wake the waiters of a manager that could not start
 
     async def _ensure_started(self) -> None:
         if self._task is None:
             self._started, self._stop = asyncio.Event(), asyncio.Event()
             self._task = asyncio.get_running_loop().create_task(self._hold(self._started, self._stop))
         await self._started.wait()
+        if self._task.done():
+            cause = None if self._task.cancelled() else self._task.exception()
+            raise RuntimeError("the MCP session manager is not running") from cause
 
     async def _serve(self, scope, receive, send):
         await self._ensure_started()
