@@ -1,1 +1,2 @@
-"""Agents: API keys (Bearer authentication, quotas, audit) for callers outside the designer."""
+"""Agents: API keys (Bearer authentication, quotas, audit) for callers outside the designer, and the
+code-interpreter session API (session pools, stateful sandbox sessions) they call."""

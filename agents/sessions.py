@@ -244,11 +244,11 @@ def _run(user, key, pool_name: str, identifier: str, code: str, *, timeout_s=Non
     finally:
         session_s = time.monotonic() - started
         now = timezone.now()
-        ended = None
+        changes = {"busy_until": None, "last_used": now, "executions": F("executions") + 1}
         if result is None or result.status not in (Status.SUCCEEDED, Status.FAILED):
-            ended = now   # the sandbox ended the session (or never started it)
-        PoolSession.objects.filter(pk=session.pk).update(busy_until=None, last_used=now, ended=ended,
-                                                         executions=F("executions") + 1)
+            changes["ended"] = now   # the sandbox ended the session (or never started it)
+        # (an `end` meanwhile stays: `ended` is never cleared here)
+        PoolSession.objects.filter(pk=session.pk).update(**changes)
     refused = result.status == Status.ERROR and ("no free session slot" in result.message
                                                  or "session is busy" in result.message)
     _account(user, key, pool, session, code, kind, result, request, session_s)
