@@ -178,7 +178,10 @@ def _open_session(user, key, pool: SessionPool, identifier: str) -> PoolSession:
             raise QuotaExceeded(f"session pool {pool.name!r} is full ({pool.max_sessions} open sessions); "
                                 "end a session or wait for an idle one to expire", _retry_after(pool, now))
         if key is not None:
-            quotas.check_sessions(key, PoolSession.objects.filter(api_key=key, ended__isnull=True).count())
+            mine = PoolSession.objects.filter(api_key=key, ended__isnull=True)
+            for other in SessionPool.objects.filter(pk__in=mine.values("pool")).exclude(pk=pool.pk):
+                _expire_idle(other, now)   # idle sessions in other pools do not count either
+            quotas.check_sessions(key, mine.count())
         try:
             with transaction.atomic():
                 return PoolSession.objects.create(pool=pool, owner=user, api_key=key, identifier=identifier,

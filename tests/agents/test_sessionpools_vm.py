@@ -64,7 +64,7 @@ class Client:
 def test_a_python_session_over_http(stack):
     alice, bob = Client(stack, "alice"), Client(stack, "bob")
     first = alice.props("s1", "x = 6 * 7\nprint('hi')")
-    assert first["status"] == "Success" and first["stdout"] == "hi\n" and first["result"] == ""
+    assert (first["status"], first["stdout"], first["result"]) == ("Success", "hi\n", ""), first
     p = alice.props("s1", "x")
     assert (p["status"], p["result"], p["executionResult"]) == ("Success", 42, 42)
     assert isinstance(p["executionTimeInMilliseconds"], int)
