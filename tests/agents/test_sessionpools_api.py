@@ -79,6 +79,23 @@ def test_a_full_pool_and_a_keys_session_limit_answer_429_at_once(key, alice, bob
     assert r.status_code == 429 and "open sessions" in r.json()["detail"] and int(r["Retry-After"]) >= 1
 
 
+def test_executions_per_minute_and_session_seconds_per_day_answer_429(key, alice):
+    from agents.models import ApiKey, KeyUsage
+    from governance.usage import record
+
+    k, plain = key
+    ApiKey.objects.filter(pk=k.pk).update(executions_per_minute=1)
+    assert _post(f"{BASE}/code/execute?identifier=q1", plain).status_code == 503   # counted, then no sandbox
+    r = _post(f"{BASE}/code/execute?identifier=q1", plain)
+    assert r.status_code == 429 and "per minute" in r.json()["detail"] and 1 <= int(r["Retry-After"]) <= 60
+    ApiKey.objects.filter(pk=k.pk).update(executions_per_minute=100, session_seconds_per_day=10)
+    usage = record(meta={"session_s": 11.0}, user_id=alice.pk, workflow_id=None, run_id=None, step_id=None)
+    KeyUsage.objects.create(usage=usage, key=k)
+    r = _post(f"{BASE}/code/execute?identifier=q2", plain)
+    assert r.status_code == 429 and "session-seconds" in r.json()["detail"]
+    assert 1 <= int(r["Retry-After"]) <= 86400
+
+
 def test_idle_sessions_count_as_ended_and_a_down_sandbox_is_503(key, alice):
     from agents.models import PoolSession, SessionPool
 
