@@ -17,6 +17,7 @@ Every call needs `?identifier=` and `Authorization: Bearer <API key>`. Thin view
 agents/sessions.py, whose errors map to statuses here (429 answers carry Retry-After)."""
 from __future__ import annotations
 
+import io
 import json
 import uuid
 
@@ -131,7 +132,23 @@ def _entry(f: dict) -> dict:
 
 
 def _uploaded(request) -> list[tuple[str, bytes]]:
-    return [(f.name, f.read()) for _, fs in request.FILES.lists() for f in fs]
+    """The multipart files of the request (any field name; the clients send "file"). A multipart
+    body sent under another Content-Type is parsed too: Semantic Kernel's client keeps the
+    `Content-Type: application/json` of an earlier execute_code on its uploads."""
+    files = request.FILES
+    if not files and not request.content_type.startswith("multipart/"):
+        body = request.body
+        boundary = body.split(b"\r\n", 1)[0][2:] if body.startswith(b"--") else b""
+        if boundary and len(boundary) <= 200:
+            from django.http.multipartparser import MultiPartParser, MultiPartParserError
+
+            meta = {**request.META, "CONTENT_TYPE": "multipart/form-data; boundary=" + boundary.decode("latin-1"),
+                    "CONTENT_LENGTH": str(len(body))}
+            try:
+                _, files = MultiPartParser(meta, io.BytesIO(body), request.upload_handlers).parse()
+            except MultiPartParserError as exc:
+                raise sessions.BadRequest(f"the multipart body cannot be read: {exc}") from None
+    return [(f.name, f.read()) for _, fs in files.lists() for f in fs]
 
 
 @_endpoint(("POST",))

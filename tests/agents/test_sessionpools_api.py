@@ -144,3 +144,20 @@ def test_staff_create_and_change_pools_audited(staff, alice, key):
     # the new pool's session API answers for the new name only while it exists
     r = _post("/api/sessionpools/big/code/execute?identifier=s1", plain)
     assert r.status_code == 404
+
+
+def test_a_multipart_upload_under_a_json_content_type_is_read(key):
+    """Semantic Kernel's client keeps `Content-Type: application/json` from an earlier
+    execute_code on its upload: the body is still read as the multipart it is (the call then
+    reaches the sandbox, absent here: 503, not 400 'no file')."""
+    import httpx
+
+    _, plain = key
+    req = httpx.Request("POST", "http://x/", files={"file": ("/mnt/data/a.txt", b"abc", "application/octet-stream")})
+    body = req.read()
+    r = Client().post(f"{BASE}/files/upload?identifier=u1", body, content_type="application/json",
+                      HTTP_AUTHORIZATION=f"Bearer {plain}")
+    assert r.status_code == 503, r.content
+    r = Client().post(f"{BASE}/files/upload?identifier=u1", b"{}", content_type="application/json",
+                      HTTP_AUTHORIZATION=f"Bearer {plain}")
+    assert r.status_code == 400 and "no file" in r.json()["detail"]
