@@ -25,6 +25,7 @@ with the workflow's egress. The connection's API key is masked in everything the
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import secrets as pysecrets
@@ -172,6 +173,10 @@ def _tool_turn(code: str, result, turn_no: int, files: list, seen_files: set) ->
     figures, notes = [], []
 
     def add_figure(data: bytes) -> None:
+        digest = hashlib.sha256(data).hexdigest()   # the same figure as a result and as a file, or
+        if digest in seen_files:                    # a file of an earlier call still in /mnt/data
+            return
+        seen_files.add(digest)
         name = f"turn{turn_no}_figure{len(figures) + 1}.png"
         files.append(OutputFile(name=name, size=len(data), content=data))
         figures.append(name)
@@ -187,13 +192,8 @@ def _tool_turn(code: str, result, turn_no: int, files: list, seen_files: set) ->
             pass
         value = None
     for f in result.files:   # figures the code saved (or plt.show() saved) under /mnt/data
-        if f.content is None or not f.name.lower().endswith(".png"):
-            continue
-        stamp = (f.name, f.size, hash(f.content))
-        if stamp in seen_files:
-            continue
-        seen_files.add(stamp)
-        add_figure(f.content)
+        if f.content is not None and f.name.lower().endswith(".png"):
+            add_figure(f.content)
     status = result.status.value
     turn = {"role": "tool", "content": None, "code": code, "status": status, "stdout": result.stdout,
             "stderr": result.stderr, "result": value, "figures": figures}

@@ -47,7 +47,10 @@ def model(request) -> Reply:
                 {"code": "x = 21\nprint('x is set')\nx"}))]})
         if len(tools) == 1:
             return completion({"content": None, "tool_calls": [tool_call(2, json.dumps({"code": "x * 2"}))]})
-        result = tools[-1]["content"].split("result:\n", 1)[1].split("\n", 1)[0]
+        if len(tools) == 2:
+            return completion({"content": "A chart.", "tool_calls": [tool_call(3, json.dumps(
+                {"code": "import matplotlib.pyplot as plt\nplt.plot([1, 4, 9])\nprint('drawn')"}))]})
+        result = tools[1]["content"].split("result:\n", 1)[1].split("\n", 1)[0]
         # a careless model repeats the key it was sent: it must be masked in what is stored
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         return completion({"content": f"The answer is {result}. (key {key})"})
@@ -112,18 +115,26 @@ def test_tool_calls_share_state_and_the_answer_is_the_output(agent_stack, server
     out = step["output"]
     assert out["answer"].startswith("The answer is 42."), out   # x from the first call, used in the second
     roles = [t["role"] for t in out["turns"]]
-    assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"], roles
+    assert roles == ["system", "user"] + ["assistant", "tool"] * 3 + ["assistant"], roles
     assert out["turns"][1]["content"] == "Question: what is twice 21?"   # the prompt's mapping resolved
     first, second = out["turns"][3], out["turns"][5]
     assert first["code"].startswith("x = 21") and first["stdout"] == "x is set\n" and first["result"] == 21, first
     assert second["code"] == "x * 2" and second["status"] == "succeeded" and second["result"] == 42, second
-    assert step["sandbox"]["executions"] == 2 and step["sandbox"]["session_s"] > 0, step["sandbox"]
+    chart = out["turns"][7]   # a figure: a produced file of the step, described to the model in words
+    assert chart["stdout"] == "drawn\n" and chart["figures"] == ["turn3_figure1.png"], chart
+    files = {f["name"]: f for f in step["files"]}
+    assert "turn3_figure1.png" in files, step["files"]
+    status, content, _ = agent_stack.api().call("GET", files["turn3_figure1.png"]["url"].removeprefix(
+        agent_stack.base), raw=True)
+    assert status == 200 and content.startswith(b"\x89PNG"), status
+    assert step["sandbox"]["executions"] == 3 and step["sandbox"]["session_s"] > 0, step["sandbox"]
     # the model saw the tool results as tool messages answering its calls
     calls = server.requests[before:]
-    assert len(calls) == 3 and all(r.path == "/v1/chat/completions" for r in calls)
+    assert len(calls) == 4 and all(r.path == "/v1/chat/completions" for r in calls)
     last = calls[-1].json()
-    assert [m["role"] for m in last["messages"]] == ["system", "user", "assistant", "tool", "assistant", "tool"]
+    assert [m["role"] for m in last["messages"]] == ["system", "user"] + ["assistant", "tool"] * 3
     assert last["messages"][3]["tool_call_id"] == "call_1" and "x is set" in last["messages"][3]["content"]
+    assert "[figure 1: a PNG image of" in last["messages"][7]["content"], last["messages"][7]
     assert last["tools"][0]["function"]["name"] == "execute_python"
     # the key went to the endpoint, and nowhere into what the run stored or told
     assert calls[0].headers.get("Authorization") == f"Bearer {API_KEY}"
