@@ -267,6 +267,32 @@ def _json_safe(value):
 
 
 _UNSET = object()
+_SESSION_CODE: dict = {}     # source -> (statements code or None, last expression code or None)
+SESSION_CODE_CACHE = 64      # compiled sources kept (compiling costs ~1 ms under TCG)
+
+
+def _compile_session(code: str, filename: str) -> tuple:
+    """(code of every statement but the last, or None; code of the last statement when it is
+    an expression, or None), cached by source. A lone expression compiles in one step."""
+    hit = _SESSION_CODE.get(code)
+    if hit is not None:
+        return hit
+    try:
+        out = (None, compile(code, filename, "eval"))
+    except SyntaxError:
+        out = None
+    if out is None:   # statements (outside the except: a SyntaxError here is the code's own)
+        import ast
+
+        tree = ast.parse(code, filename, "exec")
+        last = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = compile(ast.Expression(tree.body.pop().value), filename, "eval")
+        out = (compile(tree, filename, "exec") if tree.body else None, last)
+    if len(_SESSION_CODE) >= SESSION_CODE_CACHE:
+        _SESSION_CODE.pop(next(iter(_SESSION_CODE)))
+    _SESSION_CODE[code] = out
+    return out
 
 
 def run_session(code: str, namespace: dict, inputs, filename: str = "<session>") -> tuple[int, dict]:
@@ -276,7 +302,6 @@ def run_session(code: str, namespace: dict, inputs, filename: str = "<session>")
     value, else a `result` this code assigned, else the first matplotlib figure left open or
     shown, as {"type": "image", "format": "png", "base64_data": ...}. Non-JSON values become
     their repr. An exception (or sys.exit) ends the code, never the session."""
-    import ast
     import base64
 
     namespace["inputs"] = inputs
@@ -290,14 +315,11 @@ def run_session(code: str, namespace: dict, inputs, filename: str = "<session>")
     except Exception:  # noqa: BLE001 - no figure capture, the code still runs
         figures = None
     try:
-        tree = ast.parse(code, filename, "exec")
-        last = None
-        if tree.body and isinstance(tree.body[-1], ast.Expr):
-            last = ast.Expression(tree.body.pop().value)
-        if tree.body:
-            exec(compile(tree, filename, "exec"), namespace)  # noqa: S102 - the sandboxed code
+        body, last = _compile_session(code, filename)
+        if body is not None:
+            exec(body, namespace)  # noqa: S102 - this *is* the sandboxed user code
         if last is not None:
-            value = eval(compile(last, filename, "eval"), namespace)  # noqa: S307
+            value = eval(last, namespace)  # noqa: S307
     except SystemExit as exc:
         exit_code = _exit_code_of(exc)
     except MemoryError:

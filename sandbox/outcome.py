@@ -128,13 +128,28 @@ def _read_regular(path: str, limit: int) -> bytes | None:
 
 def collect_files(workdir: str, file_cap: int, inputs: dict[str, bytes],
                   max_files: int = MAX_FILES, budget: int = FILES_BUDGET,
-                  ) -> list[tuple[str, int, bytes | None]]:
+                  seen: dict | None = None) -> list[tuple[str, int, bytes | None]]:
     """Produced files under `workdir` as (name, size, content or None when over a cap): input
     files left as they were written are not produced files. At most `max_files` + 1 are
-    listed, so that a reader can tell the code produced more than the cap."""
+    listed, so that a reader can tell the code produced more than the cap.
+
+    `seen` (stateful sessions: files outlive an execution): name -> (size, mtime_ns) of the
+    files found last time; a file found again unchanged is not a produced file. It is updated
+    in place to the files found now."""
     out: list[tuple[str, int, bytes | None]] = []
+    now: dict = {}
     for name, size in walk_files(workdir):
         path = os.path.join(workdir, name)
+        if seen is not None:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            now[name] = (st.st_size, st.st_mtime_ns)
+            if seen.get(name) == now[name]:
+                continue
+        if len(out) > max_files:
+            continue   # (only while `seen` is kept up to date: listing goes on)
         known = inputs.get(name)
         if known is not None and size == len(known) and _read_regular(path, size + 1) == known:
             continue
@@ -145,8 +160,11 @@ def collect_files(workdir: str, file_cap: int, inputs: dict[str, bytes],
                 content, size = data, len(data)
                 budget -= len(data)
         out.append((name, size, content))
-        if len(out) > max_files:  # one more than the cap: the host then knows there were more
-            break
+        if len(out) > max_files and seen is None:  # one more than the cap: the host then
+            break                                  # knows there were more
+    if seen is not None:
+        seen.clear()
+        seen.update(now)
     return out
 
 

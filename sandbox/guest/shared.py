@@ -99,9 +99,11 @@ def drain(fd: int, shared: Shared, stream: str) -> int:
             return n
 
 
-def collect_result(shared: Shared, out_fd: int, err_fd: int, inputs_written: dict) -> dict:
+def collect_result(shared: Shared, out_fd: int, err_fd: int, inputs_written: dict,
+                   seen: dict | None = None) -> dict:
     """stdout/stderr (drained to the end), produced files: the parts of a result that do not
-    depend on how the code ended. Caller holds the channel lock."""
+    depend on how the code ended (`seen`: see outcome.collect_files). Caller holds the
+    channel lock."""
     drain(out_fd, shared, "out")
     drain(err_fd, shared, "err")
     stdout, out_trunc = shared.text("out")
@@ -109,6 +111,6 @@ def collect_result(shared: Shared, out_fd: int, err_fd: int, inputs_written: dic
     files = [{"name": name, "size": size, "truncated": content is None,
               "content_b64": None if content is None else base64.b64encode(content).decode()}
              for name, size, content in outcome.collect_files(WORKDIR, shared["file_cap"],
-                                                              inputs_written)]
+                                                              inputs_written, seen=seen)]
     return {"stdout": stdout, "stderr": stderr, "stdout_truncated": out_trunc,
             "stderr_truncated": err_trunc, "files": files}
