@@ -26,6 +26,7 @@ import uuid
 from types import SimpleNamespace
 from typing import Any
 
+import anyio
 from asgiref.sync import sync_to_async
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
@@ -118,10 +119,11 @@ async def execute_python(code: str, ctx: Context, session_id: str | None = None)
     try:
         return _execution(await _call("execute", key, identifier, code), None)
     finally:
-        try:
-            await _call("end", key, identifier)
-        except ToolError:
-            pass   # nothing to end (the execution was refused before a session began)
+        with anyio.CancelScope(shield=True):   # ended even when the client went away meanwhile
+            try:
+                await _call("end", key, identifier)
+            except ToolError:
+                pass   # nothing to end (the execution was refused before a session began)
 
 
 @mcp.tool()

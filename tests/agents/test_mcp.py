@@ -4,9 +4,10 @@ holding the code sessions, and a worker (process driver) for the workflow runs. 
 `manage.py create_api_key`; no key or a bad one is a 401 before the MCP layer."""
 from __future__ import annotations
 
+import ast
 import asyncio
-import json
 import base64
+import json
 import signal
 import urllib.error
 import urllib.request
@@ -54,13 +55,20 @@ def mcp_call(stack, user: str, body, path: str = "/mcp/"):
     return asyncio.run(go())
 
 
+def actors(stack, kind: str) -> list[str]:
+    """The actors of the stack's audit events of `kind`, oldest first."""
+    out = stack.shell("from governance.audit import AuditEvent;"
+                      f"print(list(AuditEvent.objects.filter(kind={kind!r}).order_by('id').values_list('actor', flat=True)))")
+    return ast.literal_eval(out.strip().splitlines()[-1])
+
+
 async def tool(session, name: str, **arguments) -> dict:
     result = await session.call_tool(name, arguments)
     assert not result.isError, result.content
     return result.structuredContent
 
 
-def test_no_key_or_a_bad_key_is_401_before_mcp(stack):
+def test_no_key_or_a_bad_key_is_401_before_mcp_and_a_foreign_host_400(stack):
     body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
     for path in ("/mcp/", "/mcp"):
         for auth in (None, "Bearer sw_000000000000_" + "x" * 43, "Bearer nonsense", f"Token {stack.tokens['alice']}"):
@@ -73,6 +81,12 @@ def test_no_key_or_a_bad_key_is_401_before_mcp(stack):
             assert err.value.code == 401, (path, auth)
             assert err.value.headers["WWW-Authenticate"].startswith("Bearer")
             assert "detail" in json.loads(err.value.read())
+    req = urllib.request.Request(stack.base + "/mcp/", data=body, method="POST", headers={
+        "Host": "elsewhere.example", "Authorization": f"Bearer {stack.keys['alice']}",
+        "Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+    with pytest.raises(urllib.error.HTTPError) as err:   # a host not in ALLOWED_HOSTS
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 400
 
 
 def test_workflow_tools_list_and_run_only_the_key_owners_workflows(stack):
@@ -102,6 +116,7 @@ def test_workflow_tools_list_and_run_only_the_key_owners_workflows(stack):
     assert pending["url"].endswith(f"/api/runs/{pending['run_id']}/")
     run = stack.api("alice").get(f"/api/runs/{pending['run_id']}/")[1]
     assert run["started_by"] == "alice"
+    assert actors(stack, "run.started") == ["alice/k", "alice/k"]   # the key, in the audit log
     stack.api("alice").wait(pending["run_id"])
 
 
@@ -111,6 +126,7 @@ def test_python_one_shot_sessions_and_files(stack):
         forgotten = await tool(session, "execute_python", code="'x' in globals()")
         first = await tool(session, "execute_python", code="counter = 1\ncounter", session_id="s1")
         second = await tool(session, "execute_python", code="counter += 1\ncounter", session_id="s1")
+        raised = await tool(session, "execute_python", code="1 / 0", session_id="s1")
         blob = bytes(range(256))
         up = await tool(session, "upload_file", filename="data.bin", session_id="s1",
                         content_base64=base64.b64encode(blob).decode())
@@ -122,13 +138,14 @@ def test_python_one_shot_sessions_and_files(stack):
         down = await tool(session, "download_file", filename="data.bin", session_id="s1")
         made = await tool(session, "download_file", filename="out.txt", session_id="s1")
         missing = await session.call_tool("download_file", {"filename": "nope.txt", "session_id": "s1"})
-        return once, forgotten, first, second, up, seen, files, down, made, missing
+        return once, forgotten, first, second, raised, up, seen, files, down, made, missing
 
-    once, forgotten, first, second, up, seen, files, down, made, missing = mcp_call(stack, "alice", body)
+    once, forgotten, first, second, raised, up, seen, files, down, made, missing = mcp_call(stack, "alice", body)
     assert once["status"] == "succeeded" and once["result"] == 42 and once["stdout"] == "hi\n", once
     assert forgotten["result"] is False
     assert (first["result"], second["result"]) == (1, 2)
-    assert second["session"] == "resumed"
+    assert second["session"] == "resumed" and second["session_id"] == "s1"
+    assert raised["status"] == "failed" and "ZeroDivisionError" in raised["stderr"], raised
     assert up["files"][0]["filename"] == "data.bin" and up["files"][0]["size"] == 256
     assert seen["result"] == "hello256"
     assert [f["filename"] for f in files["files"]] == ["data.bin", "note.txt", "out.txt"]
@@ -144,3 +161,7 @@ def test_python_one_shot_sessions_and_files(stack):
                                 "print(sorted(PoolSession.objects.filter(ended__isnull=True)"
                                 ".values_list('owner__username', 'identifier')))").strip()
     assert open_sessions == "[('alice', 's1'), ('bob', 's1')]"   # the one-shot sessions ended
+    # the sessions layer's audit events name the key ("alice" alone: the workflow run's code step,
+    # which the worker records for the run's user)
+    executions = actors(stack, "execution")
+    assert set(executions) - {"alice"} == {"alice/k", "bob/k"} and executions.count("alice/k") >= 10
