@@ -8,6 +8,7 @@ on one session are serialised, and every execution is audited and metered for th
 from __future__ import annotations
 
 import base64
+import io
 import threading
 import time
 
@@ -164,3 +165,35 @@ def test_bad_keys_pool_limits_idle_expiry_and_serialised_calls(stack):
         t.join()
     (a0, a1), (b0, b1) = sorted(results)
     assert b0 >= a1 - 0.05, results
+
+
+def test_langchain_tools_over_plain_http(stack):
+    """LangChain's SessionsPythonREPLTool and SessionsBashTool as they are (the HTTPS and
+    Semantic Kernel tests are in test_session_clients.py)."""
+    import json
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from langchain_azure_dynamic_sessions import SessionsBashTool, SessionsPythonREPLTool
+
+    endpoint = f"{stack.base}/api/sessionpools/default/"
+    token = lambda: stack.keys["alice"]  # noqa: E731
+    py = SessionsPythonREPLTool(pool_management_endpoint=endpoint, access_token_provider=token, session_id="lc-1")
+    py.execute("n = 40")
+    out = json.loads(py.invoke("n + 2"))
+    assert out["result"] == 42 and out["stderr"] == ""
+    meta = py.upload_file(data=io.BytesIO(b"hello"), remote_file_path="h.txt")
+    assert (meta.filename, meta.size_in_bytes) == ("h.txt", 5)
+    assert [(f.filename, f.size_in_bytes) for f in py.list_files()] == [("h.txt", 5)]
+    assert py.download_file(remote_file_path="h.txt").read() == b"hello"
+    py._delete_session_sync("lc-1")                                   # DELETE session?identifier=
+    assert "NameError" in json.loads(py.invoke("n"))["stderr"]
+
+    bash = SessionsBashTool(pool_management_endpoint=endpoint, access_token_provider=token, session_id="lc-2")
+    meta = bash.upload_file(data=io.BytesIO(b"abc"), remote_file_path="b.txt")
+    assert (meta.filename, meta.size_in_bytes) == ("b.txt", 3)
+    out = json.loads(bash.invoke("cat b.txt && exit 3"))
+    assert out == {"stdout": "abc", "stderr": "", "exitCode": 3}
+    assert [(f.filename, f.size_in_bytes) for f in bash.list_files()] == [("b.txt", 3)]
+    assert bash.download_file(remote_file_path="b.txt").read() == b"abc"
