@@ -79,6 +79,7 @@ def agent_stack(server):
         host = stack.host_env("host0")
         stack.start_sandbox("sandbox0", host, pool_size=2, driver="libvirt", timeout=240)
         stack.start_worker("worker0", env={**host, "SANDBOX_DRIVER": "libvirt"})
+        stack.sandbox_socket = host["SANDBOX_SOCKET"]
         for name in ("two-calls", "loop", "not-json", "no-code"):
             stack.shell("from engine.models import ModelConnection\n"
                         f"c = ModelConnection(name={name!r}, base_url={server.url('/v1')!r}, model={name!r})\n"
@@ -107,6 +108,12 @@ def agent_step(run: dict) -> dict:
     return next(s for s in run["steps"] if s["node_id"] == "agent")
 
 
+def sessions_held(stack) -> int:
+    from sandbox.client import SandboxClient
+
+    return SandboxClient(stack.sandbox_socket).status()["sessions_held"]
+
+
 def test_tool_calls_share_state_and_the_answer_is_the_output(agent_stack, server):
     before = len(server.requests)
     run = run_agent(agent_stack, server, "two-calls")
@@ -128,6 +135,7 @@ def test_tool_calls_share_state_and_the_answer_is_the_output(agent_stack, server
         agent_stack.base), raw=True)
     assert status == 200 and content.startswith(b"\x89PNG"), status
     assert step["sandbox"]["executions"] == 3 and step["sandbox"]["session_s"] > 0, step["sandbox"]
+    assert sessions_held(agent_stack) == 0   # the step ended its session
     # the model saw the tool results as tool messages answering its calls
     calls = server.requests[before:]
     assert len(calls) == 4 and all(r.path == "/v1/chat/completions" for r in calls)
@@ -157,6 +165,7 @@ def test_a_model_that_keeps_calling_the_tool_hits_the_turn_limit(agent_stack, se
     turns = step["output"]["turns"]   # the turns so far are kept
     assert [t["role"] for t in turns] == ["system", "user", "assistant", "tool", "assistant", "tool"]
     assert step["output"]["answer"] is None and turns[-1]["result"] == 2
+    assert sessions_held(agent_stack) == 0   # ended on failure too
 
 
 def test_invalid_tool_arguments_fail_the_step_with_the_problem_named(agent_stack, server):
