@@ -2,11 +2,12 @@
 OpenAI-compatible chat-completions server on loopback plays the model, a libvirt sandbox service
 holds the step's Python session (sessions need the libvirt driver), and the worker runs the step.
 
-Covered: a tool call runs the code, its result goes back to the model and the final answer is the
+Covered (the stack tests run VMs: markers libvirt and slow): a tool call runs the code, its result goes back to the model and the final answer is the
 step's output; state carries from one tool call to the next; a model that keeps calling the tool
 hits the turn limit; tool arguments that are not JSON or lack `code` fail the step with a clear
 error; the connection's API key reaches the endpoint but never the run's stored data or events;
-an endpoint the workflow's egress allow-list does not cover is refused before any request.
+an endpoint the workflow's egress allow-list does not cover is refused before any request. And
+without a stack: staff set the key in the admin, where it is stored encrypted and never shown.
 
 Run under the libvirt lock: `flock /tmp/libvirt-tests.lock pytest tests/engine/test_agent_step.py`.
 """
@@ -19,7 +20,6 @@ import pytest
 from tests.engine.conftest import Stack, definition, edge, node
 from tests.helpers.httpserver import LoopbackServer, Reply
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
 API_KEY = "sk-test-agent-key-7f3a9c2e51d04b8a"
 
@@ -114,6 +114,8 @@ def sessions_held(stack) -> int:
     return SandboxClient(stack.sandbox_socket).status()["sessions_held"]
 
 
+@pytest.mark.libvirt
+@pytest.mark.slow
 def test_tool_calls_share_state_and_the_answer_is_the_output(agent_stack, server):
     before = len(server.requests)
     run = run_agent(agent_stack, server, "two-calls")
@@ -157,6 +159,8 @@ def test_tool_calls_share_state_and_the_answer_is_the_output(agent_stack, server
     assert API_KEY not in audit
 
 
+@pytest.mark.libvirt
+@pytest.mark.slow
 def test_a_model_that_keeps_calling_the_tool_hits_the_turn_limit(agent_stack, server):
     run = run_agent(agent_stack, server, "loop", max_turns=2)
     step = agent_step(run)
@@ -168,6 +172,8 @@ def test_a_model_that_keeps_calling_the_tool_hits_the_turn_limit(agent_stack, se
     assert sessions_held(agent_stack) == 0   # ended on failure too
 
 
+@pytest.mark.libvirt
+@pytest.mark.slow
 def test_invalid_tool_arguments_fail_the_step_with_the_problem_named(agent_stack, server):
     run = run_agent(agent_stack, server, "not-json")
     step = agent_step(run)
@@ -180,6 +186,8 @@ def test_invalid_tool_arguments_fail_the_step_with_the_problem_named(agent_stack
     assert [t["role"] for t in step["output"]["turns"]] == ["system", "user"]   # nothing ran
 
 
+@pytest.mark.libvirt
+@pytest.mark.slow
 def test_an_endpoint_outside_the_workflows_allow_list_is_refused(agent_stack, server):
     before = len(server.requests)
     run = run_agent(agent_stack, server, "two-calls", allowed_hosts=["127.0.0.1:1"])
@@ -188,3 +196,23 @@ def test_an_endpoint_outside_the_workflows_allow_list_is_refused(agent_stack, se
     assert "is refused by the egress policy" in step["error"] and "not allowed by this workflow" in step["error"], \
         step["error"]
     assert len(server.requests) == before   # not a single request reached it
+
+
+def test_staff_set_the_api_key_in_the_admin_encrypted_and_never_shown(admin_client):
+    from engine.models import ModelConnection
+
+    r = admin_client.post("/admin/engine/modelconnection/add/", {
+        "name": "openai", "base_url": "https://api.example.com/v1", "model": "gpt-test", "api_key": API_KEY})
+    assert r.status_code == 302, r.content[:2000]
+    conn = ModelConnection.objects.get(name="openai")
+    assert conn.api_key() == API_KEY and API_KEY not in conn.api_key_ciphertext
+    assert conn.completions_url() == "https://api.example.com/v1/chat/completions"
+    page = admin_client.get(f"/admin/engine/modelconnection/{conn.pk}/change/")
+    assert page.status_code == 200 and API_KEY.encode() not in page.content
+    r = admin_client.post(f"/admin/engine/modelconnection/{conn.pk}/change/", {   # an empty key keeps it
+        "name": "openai", "base_url": "https://api.example.com/v1", "model": "gpt-other", "api_key": ""})
+    assert r.status_code == 302
+    conn.refresh_from_db()
+    assert conn.model == "gpt-other" and conn.api_key() == API_KEY
+    listing = admin_client.get("/admin/engine/modelconnection/")
+    assert listing.status_code == 200 and API_KEY.encode() not in listing.content
