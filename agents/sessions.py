@@ -144,6 +144,17 @@ def _policy_limits(pool: SessionPool) -> tuple[float, float, int, list[str]]:
     return min(float(pool.timeout_s), cap), cap, memory, hosts
 
 
+def _check_policy(user) -> None:
+    """The instance policy's "who may run code" (code_steps_group) holds here as for code steps."""
+    from governance.policies import current
+    from governance.policy_actions import may_add_code
+
+    policy = current()
+    if not may_add_code(user, policy):
+        raise SessionApiError(f"the instance policy lets only members of the group {policy.code_steps_group!r} "
+                              "run code", 403)
+
+
 # --- sessions -------------------------------------------------------------------------------
 def _expire_idle(pool: SessionPool, now) -> None:
     """Mark the pool's sessions idle past cooldown_s as ended (and tell the sandbox)."""
@@ -214,6 +225,7 @@ def _run(user, key, pool_name: str, identifier: str, code: str, *, timeout_s=Non
 
     identifier = check_identifier(identifier)
     pool = get_pool(pool_name)
+    _check_policy(user)
     if key is not None:
         quotas.check_session_seconds(key)
         quotas.hit_execution(key)

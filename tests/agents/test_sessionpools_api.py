@@ -54,6 +54,12 @@ def test_keys_identifiers_and_pools_are_checked_first(key):
     assert r.status_code == 404 and "nope" in r.json()["detail"]
     r = Client().get(f"{BASE}/code/execute?identifier=s1", HTTP_AUTHORIZATION=f"Bearer {plain}")
     assert r.status_code == 405
+    # the instance policy's code_steps_group holds here too
+    from governance.policies import Policy
+
+    Policy.objects.update_or_create(pk=1, defaults={"code_steps_group": "coders"})
+    r = _post(f"{BASE}/code/execute?identifier=s1", plain)
+    assert r.status_code == 403 and "coders" in r.json()["detail"]
 
 
 def test_a_full_pool_and_a_keys_session_limit_answer_429_at_once(key, alice, bob):
