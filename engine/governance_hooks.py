@@ -96,14 +96,23 @@ def record_run(run, kind: str, **payload) -> None:
 
 def record_step(run, step, node: dict, params: dict, outcome) -> None:
     """The `execution` audit event of a code step's sandbox execution (a step that never reached
-    a sandbox records none). Never fails the run: a lost event is logged."""
-    if node.get("type") != "action.python" or not outcome.sandbox:
+    a sandbox records none); for an AI agent step, one event with the code of all its tool calls.
+    Never fails the run: a lost event is logged."""
+    if node.get("type") == "action.agent":
+        turns = (outcome.output or {}).get("turns") if isinstance(outcome.output, dict) else None
+        code = "\n\n".join(str(t.get("code") or "") for t in turns or [] if isinstance(t, dict) and t.get("role") == "tool")
+        inputs = {k: (params or {}).get(k) for k in ("connection", "system_prompt", "prompt")}
+        if not (outcome.sandbox or {}).get("executions"):
+            return
+    elif node.get("type") == "action.python" and outcome.sandbox:
+        code, inputs = str((node.get("parameters") or {}).get("code", "")), (params or {}).get("inputs")
+    else:
         return
     from governance.actions import record_execution
 
     try:
         record_execution(
-            code=str((node.get("parameters") or {}).get("code", "")), inputs=(params or {}).get("inputs"),
+            code=code, inputs=inputs,
             output=outcome.output, stdout=outcome.stdout, stderr=outcome.stderr, status=str(outcome.status),
             error=outcome.error, sandbox=outcome.sandbox, workflow=run.workflow_id,
             version=run.version.number if run.version_id else None, run=run.pk, step=step.pk,

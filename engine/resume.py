@@ -46,7 +46,7 @@ log = logging.getLogger("engine.resume")
 WORKER_LOST = "worker lost"
 # Node types whose interrupted attempt may have acted outside the run: only their retry policy
 # lets them run again.
-ACTING = frozenset({"action.python", "action.http"})
+ACTING = frozenset({"action.python", "action.http", "action.agent"})
 
 
 def max_attempts(node: dict) -> int:

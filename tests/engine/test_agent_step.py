@@ -13,6 +13,7 @@ Run under the libvirt lock: `flock /tmp/libvirt-tests.lock pytest tests/engine/t
 """
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -153,10 +154,21 @@ def test_tool_calls_share_state_and_the_answer_is_the_output(agent_stack, server
     assert status == 200
     for stored in (run, events):
         assert API_KEY not in json.dumps(stored)
-    audit = agent_stack.shell("from engine.models import StepRun, StepEvent; import json;"
-                              f"print(json.dumps([list(StepRun.objects.filter(run_id={run['id']}).values()),"
-                              f"list(StepEvent.objects.filter(step__run_id={run['id']}).values('data'))], default=str))")
-    assert API_KEY not in audit
+    stored = json.loads(agent_stack.shell(
+        "from engine.models import StepRun, StepEvent; from governance.audit import AuditEvent;"
+        "from governance.usage import Usage; import json;"
+        f"print(json.dumps({{'steps': list(StepRun.objects.filter(run_id={run['id']}).values()),"
+        f"'events': list(StepEvent.objects.filter(step__run_id={run['id']}).values('data')),"
+        f"'audit': list(AuditEvent.objects.filter(run_id={run['id']}).values('kind', 'step_id', 'payload')),"
+        f"'usage': list(Usage.objects.filter(step_id={step['id']}).values('step_id'))}}, default=str))"
+    ).strip().splitlines()[-1])
+    assert API_KEY not in json.dumps(stored)
+    # audited (one execution event with the code of every tool call) and metered like a code step
+    execution = [e for e in stored["audit"] if e["kind"] == "execution"]
+    assert len(execution) == 1 and execution[0]["step_id"] == step["id"], stored["audit"]
+    code = "\n\n".join(t["code"] for t in out["turns"] if t["role"] == "tool")
+    assert execution[0]["payload"]["code_sha256"] == hashlib.sha256(code.encode()).hexdigest()
+    assert stored["usage"] == [{"step_id": step["id"]}]
 
 
 @pytest.mark.libvirt
