@@ -5,6 +5,7 @@
 #      PostgreSQL with channels-redis and the Redis cache (scripts/test-services.sh), without the
 #      browser and libvirt tests, which exercise no database code of their own, and without the
 #      schema fuzzer (named paths run it on both).
+# Slow tests marked `once` (pytest.ini) run in the PostgreSQL run only, when both runs happen.
 # Arguments go to pytest in both runs (paths given replace the default ones).
 # STEPWELL_TEST_DATABASES="sqlite" or "postgresql" runs only one. Fails if either run fails.
 set -uo pipefail
@@ -22,7 +23,9 @@ status=0
 
 if [[ " $DATABASES " == *" sqlite "* ]]; then
   header "tests on SQLite, in-memory channel layer"
-  (unset DATABASE_URL REDIS_URL; exec "$PY" -m pytest --durations=25 "$@") || status=1
+  # tests marked `once` (slow, nothing SQLite-specific) run in the PostgreSQL run when it follows
+  once=(); [[ " $DATABASES " == *" postgresql "* ]] && ((!has_paths)) && once=(-m "not once")
+  (unset DATABASE_URL REDIS_URL; exec "$PY" -m pytest --durations=25 "${once[@]}" "$@") || status=1
 fi
 
 if [[ " $DATABASES " == *" postgresql "* ]]; then

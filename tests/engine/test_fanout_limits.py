@@ -49,6 +49,7 @@ def _nested(wf, depth: int, leaf: dict, items=10, concurrency: int = 4, **settin
     return wf.definition(nodes, edges, **settings)
 
 
+@pytest.mark.once
 def test_nested_loops_share_one_bounded_pool(loopback_stack, wf, http_server):
     """3 deep, 10 x 10 x 3 items = 300 HTTP calls (10 x 10 x 10 works the same, in three minutes of
     database writes); each loop asks for 4 at a time, so threads per level would hold 4 x 4 x 3

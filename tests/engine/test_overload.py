@@ -5,6 +5,8 @@ import json
 import urllib.error
 import urllib.request
 
+import pytest
+
 
 def _metrics(stack, token=None):
     req = urllib.request.Request(stack.base + "/metrics")
@@ -22,6 +24,7 @@ def _value(text: str, name: str) -> float:
                 or line.startswith(name + "{"))
 
 
+@pytest.mark.once
 def test_a_busy_deployment_answers_503_with_retry_after_and_runs_the_work_later(private_stack, wf):
     stack = private_stack(workers=0, env={"STEPWELL_METRICS_TOKEN": "scrape-me"})
     stack.start_worker("worker0", "--concurrency", "1")

@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.httpserver import Reply
 
 CGROUPS = Path("/sys/fs/cgroup/pids/stepwell")
@@ -49,6 +51,7 @@ def a_b_c(wf, srv, b_retry=None):
 LOOPBACK = {"STEPWELL_EGRESS_PRIVATE_NETWORKS": "127.0.0.1/32"}
 
 
+@pytest.mark.once
 def test_a_killed_workers_run_resumes_from_its_last_finished_step(private_stack, wf, http_server):
     srv, release = counting_server(http_server, "/B")
     stack = private_stack(workers=1, env=LOOPBACK)
@@ -75,6 +78,7 @@ def test_a_killed_workers_run_resumes_from_its_last_finished_step(private_stack,
     assert len(resumed) == 1 and resumed[0]["data"]["interrupted"] == ["B"]
 
 
+@pytest.mark.once
 def test_without_retries_the_interrupted_step_fails_with_worker_lost(private_stack, wf, http_server):
     """B allows no retry: the run fails "worker lost"; C never runs; the code step's sandbox
     processes died with the worker, and the next driver start sweeps their cgroups."""
@@ -133,6 +137,7 @@ def wait_for_execution_in_service(stack) -> int:
     return svc_pid
 
 
+@pytest.mark.once
 def test_a_killed_sandbox_service_fails_the_execution_and_the_step_retries(private_stack, wf):
     stack, host, api = host_with_service(private_stack)
     w = api.create_workflow(wf.definition(
@@ -154,6 +159,7 @@ def test_a_killed_sandbox_service_fails_the_execution_and_the_step_retries(priva
     assert [s["output"] for s in run["steps"] if s["node_id"] == "C"] == [8]
 
 
+@pytest.mark.once
 def test_the_sandbox_service_stops_the_execution_of_a_killed_worker(private_stack, wf):
     """The worker talks to its host's sandbox service; killed, its connection closes and the
     service cancels the execution at once (sandbox/hangup.py) rather than letting it run on."""

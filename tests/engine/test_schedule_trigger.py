@@ -43,6 +43,7 @@ def test_it_does_not_fire_before_the_version_existed(alice, wf):
     assert do_start_due_schedules() == []
 
 
+@pytest.mark.once
 def test_two_workers_start_each_due_run_once(private_stack, wf):
     stack = private_stack(workers=2)
     api = stack.api()

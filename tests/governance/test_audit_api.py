@@ -70,6 +70,7 @@ def test_csv_export(staff_client):
     assert staff_client.get("/api/audit/export/?format=xml").status_code == 400
 
 
+@pytest.mark.once
 def test_export_streams_100k_events_in_bounded_memory(staff):
     n = 100_000
     append_many({"kind": "execution", "actor": "alice", "workflow": i % 50, "run": i,

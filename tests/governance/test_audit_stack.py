@@ -89,6 +89,7 @@ def test_a_policy_that_forbids_the_process_driver_fails_code_runs(stack):
     assert not _events(stack, kind="execution", run_id=run["id"])
 
 
+@pytest.mark.once
 def test_concurrent_appends_from_processes_do_not_fork_the_chain(stack):
     code = ("from governance.actions import record\n"
             "for i in range(40):\n"
