@@ -18,9 +18,9 @@ from sandbox.client import SandboxClient
 from sandbox.contract import ContractError, ExecutionRequest, Status
 from sandbox.service import SandboxService
 
-from .conftest import make_libvirt_driver
+from .conftest import make_libvirt_driver, make_process_driver
 
-pytestmark = [pytest.mark.libvirt]
+libvirt = pytest.mark.libvirt
 
 
 def sreq(code: str, key: str, **kw) -> ExecutionRequest:
@@ -29,7 +29,7 @@ def sreq(code: str, key: str, **kw) -> ExecutionRequest:
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack():  # libvirt tests only (the fixture starts VMs)
     drv = make_libvirt_driver(pool_size=1)
     assert drv.wait_ready(None, 600)
     sockdir = tempfile.mkdtemp(prefix="stepwell-sessions-")
@@ -55,6 +55,7 @@ def test_contract_validates_session_fields():
             sreq("1", "k", session_idle_s=bad)
 
 
+@libvirt
 def test_state_survives_between_calls_like_a_repl(stack):
     drv, client = stack
     a = ok(client.execute(sreq(
@@ -84,6 +85,7 @@ def test_state_survives_between_calls_like_a_repl(stack):
     assert h.result.startswith("<object object at")
 
 
+@libvirt
 def test_matplotlib_figure_is_the_result(stack):
     _drv, client = stack
     r = ok(client.execute(sreq("import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()",
@@ -98,6 +100,7 @@ def test_matplotlib_figure_is_the_result(stack):
     assert closed.result == 0
 
 
+@libvirt
 def test_keys_never_share_a_vm_or_state(stack):
     _drv, client = stack
     a = ok(client.execute(sreq("secret = 'a'\nopen('/mnt/data/a.txt', 'w').write('a')", "iso-a")))
@@ -107,6 +110,7 @@ def test_keys_never_share_a_vm_or_state(stack):
     assert a.metadata["domain"] != b.metadata["domain"]
 
 
+@libvirt
 def test_timeout_ends_the_session(stack):
     _drv, client = stack
     ok(client.execute(sreq("x = 1", "t1")))
@@ -116,6 +120,7 @@ def test_timeout_ends_the_session(stack):
     assert again.metadata["session"] == "new" and again.result is False
 
 
+@libvirt
 def test_dead_session_process_ends_the_session(stack):
     _drv, client = stack
     ok(client.execute(sreq("x = 1", "dead")))
@@ -125,6 +130,7 @@ def test_dead_session_process_ends_the_session(stack):
     assert again.metadata["session"] == "new" and again.result is False
 
 
+@libvirt
 def test_idle_reaper_and_end_session(stack):
     drv, client = stack
     a = ok(client.execute(sreq("v = 1", "idle", session_idle_s=1.5)))
@@ -144,6 +150,7 @@ def test_idle_reaper_and_end_session(stack):
     assert client.end_session("idle") is True
 
 
+@libvirt
 def test_concurrent_calls_of_one_key_share_one_vm(stack):
     _drv, client = stack
     results = []
@@ -165,6 +172,7 @@ def test_concurrent_calls_of_one_key_share_one_vm(stack):
     client.end_session("conc")
 
 
+@libvirt
 def test_session_cap_and_warm_latency(stack):
     drv, client = stack
     ok(client.execute(sreq("1", "lat")))
@@ -186,3 +194,13 @@ def test_session_cap_and_warm_latency(stack):
     finally:
         drv.sessions.max_sessions = cap
     assert client.end_session("lat") is True
+
+
+def test_process_driver_refuses_sessions_clearly():
+    drv = make_process_driver(pool_size=1)
+    try:
+        r = drv.execute(sreq("1", "p"))
+        assert r.status == Status.ERROR and "need the libvirt driver" in r.message
+        assert drv.end_session("p") is False
+    finally:
+        drv.close()
