@@ -4,7 +4,11 @@ Every driver has the same interface:
     .name                       "process" or "libvirt"
     .start()                    prepare the back end (raises SandboxUnavailable when missing)
     .execute(request, execution_id=None) -> ExecutionResult   thread-safe, one single-use sandbox per call
+                                (or a reused / held one: workflow isolation, sessions)
     .cancel(execution_id) -> bool   stop that execution now (sandbox.cancel); False when not running
+    .end_session(key) -> bool   destroy the sandbox held for a stateful session (isolation
+                                "session", sandbox/sessions.py); False when there is none
+                                (the process driver holds none: it refuses sessions)
     .status() -> dict           {"driver": ..., "ready": n, "busy": n, "refilling": n, "size": n, ...}
     .close()                    release the back end
 """
