@@ -90,11 +90,11 @@ def agent_stack(server):
         stack.close()
 
 
-def agent_workflow(connection: str, allowed_hosts: list, **params) -> dict:
+def agent_workflow(connection: str, workflow_hosts: list, **params) -> dict:
     agent = node("agent", "action.agent", {"connection": connection, "system_prompt": "You analyse data.",
                                            "prompt": "Question: {{ trigger.body.question }}", **params})
     return definition([node("start", "trigger.manual"), agent], [edge("start", "agent")],
-                      allowed_hosts=allowed_hosts)
+                      allowed_hosts=workflow_hosts)
 
 
 def run_agent(stack, server, connection: str, allowed_hosts=None, **params) -> dict:
@@ -228,3 +228,19 @@ def test_staff_set_the_api_key_in_the_admin_encrypted_and_never_shown(admin_clie
     assert conn.model == "gpt-other" and conn.api_key() == API_KEY
     listing = admin_client.get("/admin/engine/modelconnection/")
     assert listing.status_code == 200 and API_KEY.encode() not in listing.content
+
+
+def test_the_definition_checks_an_agent_nodes_limits_and_hosts(settings):
+    from engine.validation import validate_definition
+
+    ok = agent_workflow("local", ["api.example.com", "127.0.0.1:8080"], max_turns=3, allowed_hosts=["api.example.com"])
+    assert validate_definition(ok) == []
+    bad = agent_workflow("local", [], max_turns=0)
+    del bad["nodes"][1]["parameters"]["prompt"]
+    messages = " | ".join(p.message for p in validate_definition(bad))
+    assert "'prompt' is a required property" in messages and "0 is less than the minimum of 1" in messages, messages
+    settings.STEPWELL_MAX_STEP_TIMEOUT_S = 100
+    wide = agent_workflow("local", ["api.example.com"], allowed_hosts=["evil.example.org"], timeout_s=200)
+    messages = " | ".join(p.message for p in validate_definition(wide))
+    assert "'evil.example.org' is not covered by the workflow's settings.allowed_hosts" in messages, messages
+    assert "200s is above this server's limit of 100s" in messages, messages
