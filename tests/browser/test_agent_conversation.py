@@ -59,3 +59,25 @@ def test_the_run_page_shows_the_agents_conversation(page, user):
     assert "The sum is 6." in conv.locator("li.agent-turn[data-turn='4']").inner_text()
     errors = [e for e in page.console_errors if "WebSocket" not in e]   # live_server serves no websockets
     assert not errors, errors
+
+
+def test_the_editor_offers_the_agent_and_edits_its_prompts_as_text(page, user, make_workflow):
+    from engine.validation import empty_definition
+
+    from tests.browser.helpers import definition, open_editor, select_node
+
+    d = empty_definition()
+    d["nodes"].append({"id": "agent", "type": "action.agent", "name": "Analyst",
+                       "parameters": {"connection": "local", "prompt": "Sum {{ trigger.body.xs }}"},
+                       "position": {"x": 300, "y": 160}})
+    d["edges"].append({"source": "trigger", "source_port": "out", "target": "agent", "target_port": "in"})
+    wf = make_workflow("agent editor", d)
+    login(page)
+    open_editor(page, wf.pk)
+    assert page.locator("[data-type='action.agent']").count() >= 1   # in the palette
+    select_node(page, "agent", wait_form=True)
+    prompt = page.locator("textarea[data-param='prompt']")
+    assert prompt.input_value() == "Sum {{ trigger.body.xs }}"
+    prompt.fill("Line one\nLine two: {{ trigger.body.xs }}")
+    assert definition(page)["nodes"][1]["parameters"]["prompt"] == "Line one\nLine two: {{ trigger.body.xs }}"
+    assert page.locator("input[data-param='connection']").input_value() == "local"
