@@ -178,7 +178,8 @@ def test_langchain_tools_over_plain_http(stack):
         from langchain_azure_dynamic_sessions import SessionsBashTool, SessionsPythonREPLTool
 
     endpoint = f"{stack.base}/api/sessionpools/default/"
-    token = lambda: stack.keys["alice"]  # noqa: E731
+    plain = _key(stack, "alice", "langchain")   # a key of its own: each key holds 2 sessions at most
+    token = lambda: plain  # noqa: E731
     py = SessionsPythonREPLTool(pool_management_endpoint=endpoint, access_token_provider=token, session_id="lc-1")
     py.execute("n = 40")
     out = json.loads(py.invoke("n + 2"))
