@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -192,6 +192,7 @@ def test_anonymous_callers_are_refused_everywhere_but_public_routes(bobs):
             assert ok, f"anonymous {method.upper()} {url} answered {r.status_code}"
 
 
+@pytest.mark.django_db(transaction=True)   # the consumers read the database from other threads
 def test_websockets_refuse_other_users_objects(alice, bobs):
     from designer.asgi import application
 
