@@ -402,8 +402,57 @@ def start_egress_forwarder(socket_path: str, listen=("127.0.0.1", 3128)) -> None
     _thread.start_new_thread(first_connection, ())
 
 
+def _read_exact(fd: int, n: int) -> bytes:
+    out = b""
+    while len(out) < n:
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            raise EOFError
+        out += chunk
+    return out
+
+
+def session_main(spec: dict) -> None:
+    """The process driver's stateful session (sandbox/process_sessions.py): requests as
+    4-byte little-endian length + JSON ({"code", "inputs", "env"}) on stdin, each run with
+    run_session in one namespace, each answered the same way on fd `result_fd` with
+    {"exit_code", "payload"}. Ends at the end of stdin."""
+    import struct
+
+    sys.stdin = open(os.devnull)  # noqa: SIM115
+    if spec.get("egress_socket"):
+        try:
+            start_egress_forwarder(spec["egress_socket"], spec.get("egress_listen") or ("127.0.0.1", 3128))
+        except OSError as exc:
+            print(f"warning: the egress forwarder did not start: {exc}", file=sys.stderr)
+    os.chdir(spec.get("workdir", "/mnt/data"))
+    out_fd = int(spec.get("result_fd", 3))
+    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+    while True:
+        try:
+            (n,) = struct.unpack("<I", _read_exact(0, 4))
+            req = json.loads(_read_exact(0, n))
+        except (EOFError, OSError, ValueError):
+            os._exit(0)
+        if req.get("env"):
+            os.environ.update(req["env"])
+        try:
+            os.getcwd()
+        except OSError:
+            os.chdir(spec.get("workdir", "/mnt/data"))
+        code, payload = run_session(req.get("code", ""), namespace, req.get("inputs"))
+        data = json.dumps({"exit_code": code, "payload": payload}).encode()
+        view = memoryview(struct.pack("<I", len(data)) + data)
+        while view:
+            view = view[os.write(out_fd, view):]
+
+
 def main() -> None:
-    """Entry point for the process driver: request JSON on stdin, result JSON on fd 3."""
+    """Entry point for the process driver: request JSON on stdin, result JSON on fd 3 (with
+    `--session SPEC`: a stateful session, see session_main)."""
+    if len(sys.argv) > 2 and sys.argv[1] == "--session":
+        session_main(json.loads(sys.argv[2]))
+        return
     spec = json.load(sys.stdin)
     sys.stdin = open(os.devnull)  # noqa: SIM115
     if spec.get("egress_socket"):

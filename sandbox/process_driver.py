@@ -28,6 +28,10 @@ such. Per execution:
 - at the deadline (or as soon as the main process is gone) every task of the group is killed
   (freeze, SIGKILL, thaw, repeat until empty); the groups are removed afterwards.
 
+Stateful sessions (isolation "session"): one such sandbox held per session key, running the
+harness in session mode (sandbox/process_sessions.py; held, reaped and ended by
+sandbox/sessions.py like the libvirt driver's VMs).
+
 Status mapping (_classify, in the words of sandbox/outcome.py shared with the libvirt guest):
 exit 0 -> succeeded; harness EXIT_MEMORY_ERROR or an OOM kill in the memory group ->
 out_of_memory; deadline -> timeout; a signal -> failed ("killed by signal SIGSEGV"); other
@@ -148,10 +152,6 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-SESSIONS_UNSUPPORTED = ("stateful sessions need the libvirt driver (isolation \"session\" is not "
-                        "supported by the process driver)")
 
 
 class _Cgroups:
@@ -313,6 +313,7 @@ class ProcessDriver:
         self._bwrap = self._setpriv = None
         self._share: Path | None = None
         self._cancels = cancel.Cancels()
+        self.sessions = None   # sandboxes held per session key (sandbox/process_sessions.py)
 
     # ----------------------------------------------------------------------------- lifecycle
     def start(self) -> "ProcessDriver":
@@ -332,6 +333,10 @@ class ProcessDriver:
             layers.unexpose_layers(self._share, keep=layers.exposed_path(active, self._share) if active else None)
             self.sweep()
             self._probe()
+            if self.sessions is None or self._closed:
+                from sandbox.sessions import SessionStore
+
+                self.sessions = SessionStore(lambda sess: sess.destroy(), name="process-sessions")
             self._started = True
             self._closed = False
         return self
@@ -340,6 +345,9 @@ class ProcessDriver:
         with self._lock:
             self._closed = True
             self._started = False
+            sessions = self.sessions.close() if self.sessions is not None else []
+        for sess in sessions:
+            sess.destroy()
 
     def __enter__(self):
         return self.start()
@@ -358,6 +366,7 @@ class ProcessDriver:
                 "size": self.max_concurrency,
                 "started": self._started,
                 "executions": self._count,
+                "sessions": self.sessions.counts() if self.sessions is not None else None,
                 "errors": self._failures,
             }
 
@@ -461,8 +470,53 @@ class ProcessDriver:
 
     # ----------------------------------------------------------------------------- execution
     def end_session(self, key: str) -> bool:
-        """Stateful sessions need the libvirt driver: this driver holds none."""
-        return False
+        """Destroy the sandbox held for session `key` (after the execution in flight, if any);
+        False when there is no such session."""
+        return self.sessions.end(key) if self.sessions is not None else False
+
+    def _execute_session(self, request: ExecutionRequest, execution_id: str | None,
+                         on_output=None) -> ExecutionResult:
+        """A stateful session (sandbox/sessions.py, sandbox/process_sessions.py): the sandbox
+        held for the key, else a new one that is then held unless the execution ended badly."""
+        from sandbox.process_sessions import ProcessSession
+        from sandbox.sessions import SessionError
+
+        t0 = time.monotonic()
+        key = request.reuse_key
+        try:
+            sess = self.sessions.acquire(key, t0 + float(request.timeout_s))
+        except SessionError as exc:
+            return ExecutionResult(status=Status.ERROR, message=str(exc),
+                                   metadata={"driver": self.name, "session": "new"})
+        state = "resumed" if sess is not None else "new"
+        result = None
+        try:
+            with self._slots:
+                with self._lock:
+                    if self._closed:
+                        raise SandboxUnavailable("the process driver is closed")
+                    self._busy += 1
+                    self._count += 1
+                try:
+                    if sess is None:
+                        sess = ProcessSession(self, request)
+                    result = sess.run(request, execution_id, on_output)
+                except SandboxError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - infrastructure fault, reported as such
+                    result = ExecutionResult(status=Status.ERROR, message=f"process driver error: {exc!r}",
+                                             metadata={"driver": self.name})
+                finally:
+                    with self._lock:
+                        self._busy -= 1
+            result.metadata["session"] = state
+            return result
+        finally:
+            keep = result is not None and sess is not None and sess.alive and \
+                result.status in (Status.SUCCEEDED, Status.FAILED)
+            if result is not None:
+                result.metadata.pop("session_alive", None)
+            self.sessions.release(key, sess, keep, request.session_idle_s)
 
     def cancel(self, execution_id: str) -> bool:
         """Kill the execution's cgroup now (its result: killed, cancel.MESSAGE, the output so
@@ -478,8 +532,7 @@ class ProcessDriver:
         if not self._started:
             self.start()
         if request.isolation == "session":
-            return ExecutionResult(status=Status.ERROR, metadata={"driver": self.name, "session": "new"},
-                                   message=SESSIONS_UNSUPPORTED)
+            return self._execute_session(request, execution_id, on_output)
         if not self._cancels.register(execution_id):  # cancelled before it started
             self._cancels.unregister(execution_id)
             return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE, metadata={"driver": self.name})

@@ -196,11 +196,31 @@ def test_session_cap_and_warm_latency(stack):
     assert client.end_session("lat") is True
 
 
-def test_process_driver_refuses_sessions_clearly():
-    drv = make_process_driver(pool_size=1)
+def test_process_driver_sessions():
+    """`make run` without libvirt: the same semantics in a held bubblewrap sandbox."""
+    drv = make_process_driver(pool_size=2)
     try:
-        r = drv.execute(sreq("1", "p"))
-        assert r.status == Status.ERROR and "need the libvirt driver" in r.message
-        assert drv.end_session("p") is False
+        def run(code, key="p", **kw):
+            return drv.execute(sreq(code, key, **kw))
+        a = ok(run("x = 6\ndef f(n):\n    return n * 7\nopen('a.txt', 'w').write('kept')\nprint('hi')"))
+        assert a.metadata["session"] == "new" and a.stdout == "hi\n" and [f.name for f in a.files] == ["a.txt"]
+        b = ok(run("f(x)"))
+        assert b.result == 42 and b.metadata["session"] == "resumed" and b.files == ()
+        c = run("undefined_name")
+        assert c.status == Status.FAILED and "NameError" in c.stderr
+        assert ok(run("x, open('/mnt/data/a.txt').read()")).result == [6, "kept"]
+        other = ok(run("'x' in globals(), __import__('os').listdir('/mnt/data')", "p2"))
+        assert other.metadata["session"] == "new" and other.result == [False, []]
+        t = run("import time\ntime.sleep(30)", timeout_s=1)
+        assert t.status == Status.TIMEOUT
+        again = ok(run("'x' in globals()"))
+        assert again.metadata["session"] == "new" and again.result is False
+        assert drv.status()["sessions"]["held"] == 2
+        assert drv.end_session("p") is True and drv.end_session("p") is False
+        ok(run("y = 1", "p3", session_idle_s=0.5))
+        deadline = time.monotonic() + 10
+        while drv.status()["sessions"]["held"] > 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert drv.status()["sessions"]["held"] == 1        # p3 reaped, p2 held
     finally:
         drv.close()
