@@ -4,7 +4,10 @@ sandbox service on the libvirt driver wired to it through one host's sandbox soc
 key for alice and for bob. Skips when libvirtd or the guest image is missing."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import ssl
 import time
 import urllib.request
@@ -88,4 +91,17 @@ class TlsStack:
         return path.read_text()[-4000:] if path.exists() else ""
 
     def close(self) -> None:
+        """The web first (no new calls), then the sandbox service (its VMs with it), then the rest."""
+        for name in ("web-tls", "sandbox0"):
+            proc = self.stack.procs.pop(name, None)
+            if proc is None:
+                continue
+            started = time.monotonic()
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            sys.stderr.write(f"[tls_stack] {name} stopped in {time.monotonic() - started:.1f} s\n")
         self.stack.close()
