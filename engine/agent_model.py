@@ -11,6 +11,7 @@ and the whole call; the response body is capped (STEPWELL_MAX_HTTP_RESPONSE_BYTE
 from __future__ import annotations
 
 import json
+import ssl
 import time
 
 import httpcore
@@ -52,7 +53,7 @@ class _CheckedBackend(httpcore.SyncBackend):
 class _CheckedTransport(httpx.HTTPTransport):
     def __init__(self, decision: Decision):
         super().__init__(retries=0)
-        ssl_context = httpx.create_ssl_context()
+        ssl_context = ssl.create_default_context()   # the system's CAs, like the HTTP call step
         self._pool = httpcore.ConnectionPool(ssl_context=ssl_context, max_connections=1,
                                              network_backend=_CheckedBackend(decision))
 

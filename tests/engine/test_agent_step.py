@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import pytest
 
@@ -55,6 +56,9 @@ def model(request) -> Reply:
         # a careless model repeats the key it was sent: it must be masked in what is stored
         key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         return completion({"content": f"The answer is {result}. (key {key})"})
+    if name == "slow-code":
+        return completion({"content": None, "tool_calls": [tool_call(1, json.dumps(
+            {"code": "import time\nprint('sleeping', flush=True)\ntime.sleep(120)"}))]})
     if name == "loop":
         return completion({"content": "again", "tool_calls": [tool_call(len(tools) + 1, json.dumps({"code": "1 + 1"}))]})
     if name == "not-json":
@@ -81,7 +85,7 @@ def agent_stack(server):
         stack.start_sandbox("sandbox0", host, pool_size=2, driver="libvirt", timeout=240)
         stack.start_worker("worker0", env={**host, "SANDBOX_DRIVER": "libvirt"})
         stack.sandbox_socket = host["SANDBOX_SOCKET"]
-        for name in ("two-calls", "loop", "not-json", "no-code"):
+        for name in ("two-calls", "loop", "not-json", "no-code", "slow-code"):
             stack.shell("from engine.models import ModelConnection\n"
                         f"c = ModelConnection(name={name!r}, base_url={server.url('/v1')!r}, model={name!r})\n"
                         f"c.set_api_key({API_KEY!r}); c.save()")
@@ -208,6 +212,26 @@ def test_an_endpoint_outside_the_workflows_allow_list_is_refused(agent_stack, se
     assert "is refused by the egress policy" in step["error"] and "not allowed by this workflow" in step["error"], \
         step["error"]
     assert len(server.requests) == before   # not a single request reached it
+
+
+@pytest.mark.libvirt
+@pytest.mark.slow
+def test_cancelling_the_run_stops_the_code_and_ends_the_session(agent_stack, server):
+    api = agent_stack.api()
+    wf = api.create_workflow(agent_workflow("slow-code", [server.netloc]), name="agent slow")
+    run = api.start(wf["id"], {"question": "wait"})
+    api.wait(run["id"], timeout=120, until=lambda r: any(
+        s["node_id"] == "agent" and s["status"] == "running" for s in r["steps"]) and sessions_held(agent_stack) == 1)
+    status, _ = api.post(f"/api/runs/{run['id']}/cancel/")
+    assert status == 200
+    t0 = time.monotonic()
+    done = api.wait(run["id"], timeout=60)
+    assert done["status"] == "cancelled" and agent_step(done)["status"] == "cancelled", done
+    assert time.monotonic() - t0 < 30   # not the code's 120 s
+    deadline = time.monotonic() + 15   # the cancelled execution's VM goes, then the session
+    while sessions_held(agent_stack) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sessions_held(agent_stack) == 0
 
 
 def test_staff_set_the_api_key_in_the_admin_encrypted_and_never_shown(admin_client):
