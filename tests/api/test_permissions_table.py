@@ -93,6 +93,30 @@ ROUTES: dict[str, str] = {
     "api/keys/": "user",
     "api/keys/<int:key_id>/": "owner",
     "api/keys/<int:key_id>/revoke/": "owner",
+    # the code-interpreter API (agents/urls.py): a session is found by (pool, owner, identifier),
+    # so another user's identifier names another session; pool writes are staff-only
+    "api/sessionpools/": "user",
+    "api/sessionpools/<slug:name>/": "user",
+    "api/sessionpools/<slug:pool>/code/execute": "user",
+    "api/sessionpools/<slug:pool>/code/execute/": "user",
+    "api/sessionpools/<slug:pool>/executions": "user",
+    "api/sessionpools/<slug:pool>/executions/": "user",
+    "api/sessionpools/<slug:pool>/files": "user",
+    "api/sessionpools/<slug:pool>/files/": "user",
+    "api/sessionpools/<slug:pool>/files/<str:name>": "user",
+    "api/sessionpools/<slug:pool>/files/<str:name>/": "user",
+    "api/sessionpools/<slug:pool>/files/<str:name>/content": "user",
+    "api/sessionpools/<slug:pool>/files/<str:name>/content/": "user",
+    "api/sessionpools/<slug:pool>/files/content/<str:name>": "user",
+    "api/sessionpools/<slug:pool>/files/content/<str:name>/": "user",
+    "api/sessionpools/<slug:pool>/files/upload": "user",
+    "api/sessionpools/<slug:pool>/files/upload/": "user",
+    "api/sessionpools/<slug:pool>/python/execute": "user",
+    "api/sessionpools/<slug:pool>/python/execute/": "user",
+    "api/sessionpools/<slug:pool>/session": "user",
+    "api/sessionpools/<slug:pool>/session/": "user",
+    "api/sessionpools/<slug:pool>/sessions/<str:identifier>": "user",
+    "api/sessionpools/<slug:pool>/sessions/<str:identifier>/": "user",
 }
 ROUTE_PREFIXES_OWN_CHECKS = ("admin/",)       # Django's admin checks is_staff itself
 WEBSOCKETS = ("ws/workflows/<int:workflow_id>/", "ws/runs/<int:run_id>/")
@@ -149,7 +173,7 @@ def bobs(bob, definition):
 
 def _fill(route: str, ids: dict) -> str:
     pk = ids["run"] if route.startswith(("api/runs/", "runs/")) else ids["pk"]
-    values = {**ids, "pk": pk}
+    values = {"pool": "default", "identifier": "x", **ids, "pk": pk}
     return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
 
