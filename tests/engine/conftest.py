@@ -236,9 +236,13 @@ class Stack:
         raise RuntimeError("worker did not start: " + (self.dir / f"{name}.log").read_text())
 
     def kill(self, name: str, sig=signal.SIGKILL):
-        proc = self.procs.pop(name)
-        os.killpg(proc.pid, sig)
+        proc = self.procs[name]
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
         proc.wait(timeout=30)
+        del self.procs[name]   # only once it is gone: close() can still SIGKILL a slow one
 
     def api(self, user: str | None = "alice") -> Api:
         return Api(self.base, self.tokens.get(user) if user else None)
