@@ -176,6 +176,7 @@ def test_concurrent_calls_of_one_key_share_one_vm(stack):
 def test_session_cap_and_warm_latency(stack):
     drv, client = stack
     ok(client.execute(sreq("1", "lat")))
+    drv.wait_ready(None, 120)   # the slot this session took is refilled: no restore meanwhile
     times = []
     for _ in range(30):
         t = time.perf_counter()
