@@ -58,6 +58,7 @@ MAX_TURNS = 50
 DEFAULT_MODEL_TIMEOUT_S = 60.0
 MAX_MODEL_TIMEOUT_S = 300.0
 TOOL_TEXT_CHARS = 20_000          # of each output stream / result sent back to the model
+STORED_TEXT_CHARS = 200_000       # of each output stream kept in a tool turn (the step's output)
 KEY_MARK = "MODEL_API_KEY"        # the masked key reads ***MODEL_API_KEY***
 POLL_S = 0.05
 
@@ -195,8 +196,9 @@ def _tool_turn(code: str, result, turn_no: int, files: list, seen_files: set) ->
         if f.content is not None and f.name.lower().endswith(".png"):
             add_figure(f.content)
     status = result.status.value
-    turn = {"role": "tool", "content": None, "code": code, "status": status, "stdout": result.stdout,
-            "stderr": result.stderr, "result": value, "figures": figures}
+    turn = {"role": "tool", "content": None, "code": code, "status": status,
+            "stdout": _clip(result.stdout, STORED_TEXT_CHARS), "stderr": _clip(result.stderr, STORED_TEXT_CHARS),
+            "result": value, "figures": figures}
     if status != "succeeded" and result.message:
         turn["error"] = result.message
     if status in ("timeout", "out_of_memory"):   # the sandbox destroyed the session's VM
