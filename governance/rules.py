@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from sandbox.egress.policy import DEFAULT_PORTS, EntryError, parse_entry
 
-CODE_NODE = "action.python"
+# Steps that run code in a sandbox: Python steps, and AI agent steps (a model writes the code).
+CODE_NODES = ("action.python", "action.agent")
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def evaluate(definition: dict, policy, *, may_add_code: bool = True, new_code_no
                                  f"{value:g}{unit} is above the instance policy's {rule} of {limit}{unit}"))
     has_code = False
     for i, node in enumerate(definition.get("nodes") or []):
-        if node.get("type") != CODE_NODE:
+        if node.get("type") not in CODE_NODES:
             continue
         has_code = True
         params = node.get("parameters") or {}
@@ -106,7 +107,8 @@ def evaluate(definition: dict, policy, *, may_add_code: bool = True, new_code_no
         if not may_add_code and (new_code_nodes is None or node.get("id") in new_code_nodes):
             out.append(Violation(f"$.nodes[{i}]", "code_steps_group",
                                  f"only members of the group {policy.code_steps_group!r} may add or change "
-                                 "Python code steps (instance policy)", node.get("id")))
+                                 "steps that run code (Python or AI agent steps; instance policy)",
+                                 node.get("id")))
     for j, entry in enumerate(s.get("allowed_hosts") or []):
         if not covered(entry, policy.egress_ceiling):
             what = ("no host is allowed: the instance policy's egress ceiling is empty"
@@ -122,9 +124,15 @@ def evaluate(definition: dict, policy, *, may_add_code: bool = True, new_code_no
     return out
 
 
+def _code_of(node: dict):
+    """What makes a code node's code: a Python step's code; an agent step's parameters (its
+    prompts and connection decide the code the model writes)."""
+    params = node.get("parameters") or {}
+    return params.get("code") if node.get("type") == "action.python" else params
+
+
 def changed_code_nodes(definition: dict, previous: dict | None) -> set[str]:
     """Ids of code nodes of `definition` that are new or whose code differs from `previous`."""
-    before = {n.get("id"): (n.get("parameters") or {}).get("code")
-              for n in (previous or {}).get("nodes") or [] if n.get("type") == CODE_NODE}
-    return {n.get("id") for n in definition.get("nodes") or [] if n.get("type") == CODE_NODE
-            and (n.get("id") not in before or before[n.get("id")] != (n.get("parameters") or {}).get("code"))}
+    before = {n.get("id"): _code_of(n) for n in (previous or {}).get("nodes") or [] if n.get("type") in CODE_NODES}
+    return {n.get("id") for n in definition.get("nodes") or [] if n.get("type") in CODE_NODES
+            and (n.get("id") not in before or before[n.get("id")] != _code_of(n))}

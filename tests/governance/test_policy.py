@@ -147,3 +147,25 @@ def test_login_and_failed_login_are_audited_without_the_password(alice):
     assert failed.actor == "alice" and ok.actor == "alice" and ok.payload["address"] == "127.0.0.1"
     for e in AuditEvent.objects.all():
         assert "wrong-password-xyz" not in str(e.payload) and "pw-alice-123" not in str(e.payload)
+
+
+def test_agent_steps_count_as_code_steps(staff, alice, alice_client, definition):
+    """An AI agent step runs the code its model writes: outside the code-steps group it cannot be
+    added, nor its prompt changed."""
+    _put(staff, code_steps_group="coders")
+    d = copy.deepcopy(definition)
+    d["nodes"][1] = {"id": "agent", "type": "action.agent", "name": "Agent", "position": {"x": 0, "y": 0},
+                     "parameters": {"connection": "model", "prompt": "What is 6 * 7?"}}
+    d["edges"] = [{**e, "target": "agent"} if e.get("target") == definition["nodes"][1]["id"] else e
+                  for e in d["edges"]]
+    r = _create(alice_client, d)
+    assert r.status_code == 400, r.content
+    err = r.json()["errors"][0]
+    assert err["path"] == "$.definition.nodes[1]" and err["rule"] == "code_steps_group", err
+    alice.groups.add(Group.objects.create(name="coders"))
+    r = _create(alice_client, d)
+    assert r.status_code == 201, r.content
+    alice.groups.clear()
+    d["nodes"][1]["parameters"]["prompt"] = "Now compute 7 * 8."
+    put = alice_client.patch(f"/api/workflows/{r.json()['id']}/", {"definition": d}, content_type="application/json")
+    assert put.status_code == 400 and put.json()["errors"][0]["rule"] == "code_steps_group"
