@@ -29,7 +29,7 @@ import time
 
 from sandbox import harness, outcome, protocol
 from sandbox.guest import channel, procfs
-from sandbox.guest.shared import WORKDIR, collect_result, libc, log
+from sandbox.guest.shared import WORKDIR, collect_result, log
 
 LEN = struct.Struct("<I")
 CHILD_EXIT = 70

@@ -128,6 +128,12 @@ def test_dead_session_process_ends_the_session(stack):
     assert d.status == Status.FAILED and "state is gone" in d.message
     again = ok(client.execute(sreq("'x' in globals()", "dead")))
     assert again.metadata["session"] == "new" and again.result is False
+    # the code kills the worker that relays for it (same uid): the VM is not kept either
+    k = client.execute(sreq("import os, signal, time\nos.kill(os.getppid(), signal.SIGKILL)\n"
+                            "time.sleep(5)", "dead", timeout_s=20))
+    assert k.status != Status.SUCCEEDED, k.to_dict()
+    last = ok(client.execute(sreq("'x' in globals()", "dead")))
+    assert last.metadata["session"] == "new" and last.metadata["domain"] != again.metadata["domain"]
 
 
 @libvirt
