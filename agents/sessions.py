@@ -126,13 +126,11 @@ def _end_sandbox(sandbox_key: str) -> None:
         log.warning("ending sandbox session %s: %s", sandbox_key[:8], exc)
 
 
-def _policy_limits(pool: SessionPool) -> tuple[float, float, int, list[str]]:
+def _policy_limits(pool: SessionPool, policy) -> tuple[float, float, int, list[str]]:
     """(default timeout, longest timeout, memory, hosts) of the pool's executions, within the
-    server's and the instance policy's limits."""
+    server's and the instance `policy`'s limits."""
     from engine.validation import host_entry_covered
-    from governance.policies import current
 
-    policy = current()
     cap = float(settings.STEPWELL_MAX_STEP_TIMEOUT_S)
     memory = min(int(pool.memory_mib), int(settings.STEPWELL_MAX_STEP_MEMORY_MIB))
     if policy.max_timeout_s is not None:
@@ -144,8 +142,9 @@ def _policy_limits(pool: SessionPool) -> tuple[float, float, int, list[str]]:
     return min(float(pool.timeout_s), cap), cap, memory, hosts
 
 
-def _check_policy(user) -> None:
-    """The instance policy's "who may run code" (code_steps_group) holds here as for code steps."""
+def _check_policy(user):
+    """The instance policy's "who may run code" (code_steps_group) holds here as for code steps;
+    returns the policy."""
     from governance.policies import current
     from governance.policy_actions import may_add_code
 
@@ -153,6 +152,7 @@ def _check_policy(user) -> None:
     if not may_add_code(user, policy):
         raise SessionApiError(f"the instance policy lets only members of the group {policy.code_steps_group!r} "
                               "run code", 403)
+    return policy
 
 
 # --- sessions -------------------------------------------------------------------------------
@@ -225,11 +225,11 @@ def _run(user, key, pool_name: str, identifier: str, code: str, *, timeout_s=Non
 
     identifier = check_identifier(identifier)
     pool = get_pool(pool_name)
-    _check_policy(user)
+    policy = _check_policy(user)
     if key is not None:
         quotas.check_session_seconds(key)
         quotas.hit_execution(key)
-    timeout, cap, memory, hosts = _policy_limits(pool)
+    timeout, cap, memory, hosts = _policy_limits(pool, policy)
     if timeout_s is not None:
         try:
             timeout = float(timeout_s)
@@ -263,10 +263,12 @@ def _run(user, key, pool_name: str, identifier: str, code: str, *, timeout_s=Non
         if result is None or result.status not in (Status.SUCCEEDED, Status.FAILED):
             changes["ended"] = now   # the sandbox ended the session (or never started it)
         # (an `end` meanwhile stays: `ended` is never cleared here)
-        PoolSession.objects.filter(pk=session.pk).update(**changes)
+        with transaction.atomic():   # one commit: the session's row, then (below) audit and usage
+            PoolSession.objects.filter(pk=session.pk).update(**changes)
+            if result is not None:
+                _account(user, key, pool, session, code, kind, result, request, session_s)
     refused = result.status == Status.ERROR and ("no free session slot" in result.message
                                                  or "session is busy" in result.message)
-    _account(user, key, pool, session, code, kind, result, request, session_s)
     if refused:
         raise QuotaExceeded(f"the sandbox has no room for another session: {result.message}", SLOT_RETRY_S)
     return Execution(status=result.status.value, stdout=result.stdout, stderr=result.stderr, result=result.result,
@@ -283,20 +285,22 @@ def _account(user, key, pool, session, code, kind, result, request, session_s) -
                  "timeout_s": request.timeout_s, "memory_mib": request.memory_mib,
                  "session_s": round(session_s, 6), "egress": list(result.egress)})
     try:
-        record_execution(code=code, inputs={"pool": pool.name, "identifier": session.identifier, "kind": kind},
-                         output=result.result, stdout=result.stdout, stderr=result.stderr,
-                         status=result.status.value, error=result.message, sandbox=meta,
-                         node_id=f"sessionpool:{pool.name}", trigger="session_api",
-                         actor=key.actor if key is not None else actor_of(user))
+        with transaction.atomic():   # a savepoint: a failure here leaves the caller's transaction usable
+            record_execution(code=code, inputs={"pool": pool.name, "identifier": session.identifier, "kind": kind},
+                             output=result.result, stdout=result.stdout, stderr=result.stderr,
+                             status=result.status.value, error=result.message, sandbox=meta,
+                             node_id=f"sessionpool:{pool.name}", trigger="session_api",
+                             actor=key.actor if key is not None else actor_of(user))
     except Exception:
         log.exception("audit event of a session execution")
     try:
-        if key is not None:
-            quotas.record_usage(key, meta)
-        else:
-            from governance.usage import record
+        with transaction.atomic():
+            if key is not None:
+                quotas.record_usage(key, meta)
+            else:
+                from governance.usage import record
 
-            record(meta=meta, user_id=user.pk, workflow_id=None, run_id=None, step_id=None)
+                record(meta=meta, user_id=user.pk, workflow_id=None, run_id=None, step_id=None)
     except Exception:
         log.exception("usage of a session execution")
 
