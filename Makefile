@@ -50,6 +50,7 @@ bench: assets db image
 	@$(PY) bench/egress_bench.py --driver process
 	@$(PY) bench/egress_bench.py --driver libvirt --n 50 --rounds 2 --downloads 2
 	@$(PY) bench/engine_bench.py --service --driver libvirt --pool 2 --concurrency 4 --isolation both --duration 20 -c 8 -n 20 --pace 1.0 --pause 3
+	@$(PY) bench/session_bench.py --driver libvirt -n 200 -m 8
 
 clean:
 	rm -rf $(VENV) node_modules var

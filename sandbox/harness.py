@@ -47,6 +47,20 @@ def _exit_code_of(exc: SystemExit) -> int:
     return 1
 
 
+def _finish_output(figures) -> None:
+    """After the code: save its open figures, flush what it printed (never raises)."""
+    if figures is not None:
+        try:
+            figures.finish()
+        except BaseException:  # noqa: BLE001
+            pass
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001 - user may have closed/replaced the streams
+        pass
+
+
 def _result_payload(namespace: dict) -> dict:
     if "result" not in namespace:
         return {"has_result": False}
@@ -222,16 +236,7 @@ def run(code: str, inputs, filename: str = "<step>") -> tuple[int, dict]:
     except BaseException:  # noqa: BLE001 - any failure of user code is reported, not raised
         traceback.print_exc()
         exit_code = 1
-    if figures is not None:
-        try:
-            figures.finish()
-        except BaseException:  # noqa: BLE001
-            pass
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except Exception:  # noqa: BLE001 - user may have closed/replaced the streams
-        pass
+    _finish_output(figures)
     try:
         payload = _result_payload(namespace)
     except ResultTooLarge as exc:
@@ -330,16 +335,7 @@ def run_session(code: str, namespace: dict, inputs, filename: str = "<session>")
         tb = None if isinstance(exc, SyntaxError) or tb is None else tb.tb_next
         traceback.print_exception(type(exc), exc, tb)
         exit_code = 1
-    if figures is not None:
-        try:
-            figures.finish()
-        except BaseException:  # noqa: BLE001
-            pass
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except Exception:  # noqa: BLE001 - user may have closed/replaced the streams
-        pass
+    _finish_output(figures)
     if value is _UNSET or value is None:
         now = namespace.get("result", _UNSET)
         value = now if now is not _UNSET and now is not before else None

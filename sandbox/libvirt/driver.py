@@ -73,6 +73,11 @@ DESTROYER_THREADS = 3
 SAVE_VERSION = 6
 
 
+def _not_started(exc: Exception, meta: dict, t0: float) -> ExecutionResult:
+    return ExecutionResult(status=Status.ERROR, message=f"could not start a sandbox VM: {exc}",
+                           duration_ms=(time.monotonic() - t0) * 1000, metadata=meta)
+
+
 class LibvirtDriver:
     name = "libvirt"
     supports_egress = True      # ExecutionRequest.allowed_hosts is honoured (guest.EgressSession)
@@ -596,27 +601,32 @@ class LibvirtDriver:
         meta.update(path="cold", slot=None)
         with self._cold_sem:
             try:
-                vm = self._restore(int(request.memory_mib), "c", layer)
-                if vm is not None:
-                    self.stats["cold_restore"] += 1
-                    meta["start"] = "restore"
-                else:
-                    self._schedule_template(int(request.memory_mib), layer)
-                    vm = self._boot(int(request.memory_mib), "b", layer=layer)
-                    self.stats["cold_boot"] += 1
-                    meta["start"] = "boot"
+                vm = self._cold_vm(int(request.memory_mib), ("c", "b"), layer, meta)
             except SandboxUnavailable:
                 raise
             except SandboxError as exc:
-                return ExecutionResult(
-                    status=Status.ERROR, message=f"could not start a sandbox VM: {exc}",
-                    duration_ms=(time.monotonic() - t0) * 1000, metadata=meta)
+                return _not_started(exc, meta, t0)
             if rkey is not None:
                 return self._run_kept(rkey, vm, request, meta, t0, execution_id)
             try:
                 return self._run(vm, request, meta, t0, execution_id)
             finally:
                 self._retire(vm)
+
+    def _cold_vm(self, memory_mib: int, prefixes: tuple[str, str], layer, meta: dict):
+        """A VM outside the pool (call under _cold_sem): restored from the template, else booted
+        (and a template scheduled); `prefixes` name restored and booted domains. Raises
+        SandboxError when none starts."""
+        vm = self._restore(memory_mib, prefixes[0], layer)
+        if vm is not None:
+            self.stats["cold_restore"] += 1
+            meta["start"] = "restore"
+            return vm
+        self._schedule_template(memory_mib, layer)
+        vm = self._boot(memory_mib, prefixes[1], layer=layer)
+        self.stats["cold_boot"] += 1
+        meta["start"] = "boot"
+        return vm
 
     def _execute_session(self, request: ExecutionRequest, meta: dict, t0: float, layer,
                          execution_id: str | None = None) -> ExecutionResult:
@@ -649,21 +659,11 @@ class LibvirtDriver:
                     meta.update(path="cold", slot=None)
                     with self._cold_sem:
                         try:
-                            vm = self._restore(int(request.memory_mib), "s", layer)
-                            if vm is not None:
-                                self.stats["cold_restore"] += 1
-                                meta["start"] = "restore"
-                            else:
-                                self._schedule_template(int(request.memory_mib), layer)
-                                vm = self._boot(int(request.memory_mib), "s", layer=layer)
-                                self.stats["cold_boot"] += 1
-                                meta["start"] = "boot"
+                            vm = self._cold_vm(int(request.memory_mib), ("s", "s"), layer, meta)
                         except SandboxUnavailable:
                             raise
                         except SandboxError as exc:
-                            return ExecutionResult(
-                                status=Status.ERROR, message=f"could not start a sandbox VM: {exc}",
-                                duration_ms=(time.monotonic() - t0) * 1000, metadata=meta)
+                            return _not_started(exc, meta, t0)
             result = self._run(vm, request, meta, t0, execution_id)
             return result
         finally:
