@@ -22,7 +22,7 @@ import json
 import uuid
 
 from asgiref.sync import sync_to_async
-from django.db import connection
+from django.db import close_old_connections
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -46,7 +46,8 @@ def _endpoint(methods: tuple[str, ...]):
     never holds the thread Django runs the other sync views in."""
     def wrap(fn):
         def handle(request, pool: str, **kw):
-            try:
+            close_old_connections()   # as Django does around a request: this pool thread keeps its
+            try:                      # connection for CONN_MAX_AGE, and drops a broken one
                 try:
                     key = authenticate_request(request)
                 except Refusal as refusal:
@@ -65,7 +66,7 @@ def _endpoint(methods: tuple[str, ...]):
                 except sessions.SessionApiError as exc:
                     return _error(exc.status, str(exc))
             finally:
-                connection.close()   # this pool thread's own connection: none kept between calls
+                close_old_connections()
 
         @csrf_exempt
         async def view(request, pool: str, **kw):
