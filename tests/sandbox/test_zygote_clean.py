@@ -59,7 +59,9 @@ def test_one_execution_leaves_nothing_for_the_next(tmp_path):
     out = subprocess.run(
         [bwrap, "--unshare-all", "--uid", "65534", "--gid", "65534", "--ro-bind", "/", "/",
          "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/mnt", "--dir", "/mnt/data",
-         "--tmpfs", "/dev/shm", "--tmpfs", "/run", "--ro-bind", str(tmp_path), "/srv", "--die-with-parent",
+         "--tmpfs", "/dev/shm", "--tmpfs", "/run", "--ro-bind", str(tmp_path), "/srv",
+         "--ro-bind", str(ROOT), str(ROOT),   # the checkout, even under /tmp (a tmpfs in here)
+         "--die-with-parent",
          "/usr/bin/python3", "-I", "/srv/serve.py"],
         capture_output=True, text=True, timeout=120)
     lines = [x for x in out.stdout.splitlines() if x.startswith("RESULTS ")]
