@@ -53,14 +53,14 @@ def test_one_execution_leaves_nothing_for_the_next(tmp_path):
     if bwrap is None:
         pytest.skip("bubblewrap is not installed")
     script = tmp_path / "serve.py"
-    script.write_text(SCRIPT.replace("ROOT", repr(str(ROOT))))
+    script.write_text(SCRIPT.replace("ROOT", repr("/run/src")))
     reqs = [(DIRTY, {"STEP_SECRET": "one"}), (CHECK, {}), ("raise ValueError('x')", {}), (CHECK, {})]
     (tmp_path / "reqs.json").write_text(json.dumps(reqs))   # not in argv: CHECK looks for the marker
     out = subprocess.run(
         [bwrap, "--unshare-all", "--uid", "65534", "--gid", "65534", "--ro-bind", "/", "/",
          "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/mnt", "--dir", "/mnt/data",
          "--tmpfs", "/dev/shm", "--tmpfs", "/run", "--ro-bind", str(tmp_path), "/srv",
-         "--ro-bind", str(ROOT), str(ROOT),   # the checkout, even under /tmp (a tmpfs in here)
+         "--ro-bind", str(ROOT), "/run/src",   # the checkout (wherever it is, /tmp too)
          "--die-with-parent",
          "/usr/bin/python3", "-I", "/srv/serve.py"],
         capture_output=True, text=True, timeout=120)
