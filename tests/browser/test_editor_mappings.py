@@ -157,13 +157,17 @@ def test_mappings_insert_drag_complete_and_warn(signed_in, make_workflow):
                        target_position={"x": canvas["width"] - 120, "y": 300})
     page.wait_for_selector(".props-form #code-editor")
     new_id = page.locator(".props-form").get_attribute("data-node-id")
-    # the panel's width transition, then the pan that brings the node back into view
+    # the panel's width transition, then the pan that brings the node back into view; settled
+    # when two polls 100 ms apart see the same boxes (a loaded machine draws transitions slowly)
     page.wait_for_function("""(id) => {
         const n = document.querySelector(`.node[data-id="${id}"]`).getBoundingClientRect();
         const c = document.querySelector('#canvas').getBoundingClientRect();
         const p = document.querySelector('#props').getBoundingClientRect();
-        return p.width > 500 && n.right <= c.right && n.left >= c.left;
-    }""", arg=new_id)
+        const boxes = [n.left, n.right, c.left, c.right, p.width].map(Math.round).join();
+        const settled = window.__droppedBoxes === boxes;
+        window.__droppedBoxes = boxes;
+        return settled && p.width > 500 && n.right <= c.right && n.left >= c.left;
+    }""", arg=new_id, polling=100)
     node = _box(page, f".node[data-id={new_id}]")
     canvas, panel = _box(page, "#canvas"), _box(page, "#props")
     assert node["x"] >= canvas["x"] and node["x"] + node["width"] <= canvas["x"] + canvas["width"], (node, canvas)
