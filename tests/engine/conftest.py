@@ -3,6 +3,7 @@ uvicorn and `run_worker` as subprocesses (process sandbox driver), spoken to ove
 client would."""
 from __future__ import annotations
 
+import atexit
 import http.cookiejar
 import json
 import os
@@ -15,6 +16,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -84,6 +86,61 @@ class Api:
 _redis_dbs_in_use: set[int] = set()
 
 
+@dataclass(frozen=True)
+class _Template:
+    """A migrated database with alice and bob (passwords pw-<name>-123, API tokens) and an
+    instance policy whose egress ceiling is open (the workflows' own allow-lists decide;
+    tests/governance closes it again): a SQLite file in `dir`, or the PostgreSQL database `name`."""
+
+    dir: Path
+    name: str
+    tokens: dict
+
+
+_templates: dict[str, _Template] = {}
+
+TEMPLATE_SETUP = (
+    "import json; from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token;"
+    "from governance.policies import Policy;"
+    "Policy.objects.update_or_create(pk=1, defaults={'egress_ceiling': ['*']});"
+    "print(json.dumps({n: Token.objects.create(user=User.objects.create_user(n, password=f'pw-{n}-123')).key"
+    " for n in ('alice', 'bob')}))")
+
+
+def _template(base_url: str, env: dict) -> _Template:
+    """The test session's template database for `base_url` (migrated once; every stack starts
+    from a copy: a file copy on SQLite, CREATE DATABASE ... TEMPLATE on PostgreSQL)."""
+    kind = base_url if base_url.startswith(("postgres://", "postgresql://")) else ""
+    if kind in _templates:
+        return _templates[kind]
+    folder = Path(tempfile.mkdtemp(prefix="stepwell-template-"))
+    env = {**env, "STEPWELL_VAR_DIR": str(folder)}
+    name = ""
+    if kind:
+        import psycopg
+
+        name = f"stepwell_template_{os.urandom(6).hex()}"
+        with psycopg.connect(kind, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        env["DATABASE_URL"] = kind.rsplit("/", 1)[0] + "/" + name
+    for args in (["migrate", "--noinput", "-v0"], ["shell", "-v0", "-c", TEMPLATE_SETUP]):
+        out = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"template database: manage.py {args[0]} failed: {out.stderr}")
+    _templates[kind] = _Template(folder, name, json.loads(out.stdout.strip().splitlines()[-1]))
+    atexit.register(_drop_template, kind, _templates[kind])
+    return _templates[kind]
+
+
+def _drop_template(kind: str, template: _Template) -> None:
+    shutil.rmtree(template.dir, ignore_errors=True)
+    if kind:
+        import psycopg
+
+        with psycopg.connect(kind, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{template.name}" WITH (FORCE)')
+
+
 class Stack:
     """A database of its own: a file in its folder on SQLite; with a PostgreSQL DATABASE_URL, a
     database created on that server and dropped at close. With REDIS_URL, a Redis database number
@@ -99,7 +156,6 @@ class Stack:
         base_url = (env or {}).get("DATABASE_URL", os.environ.get("DATABASE_URL", ""))
         if base_url.startswith(("postgres://", "postgresql://")):
             self.pg_admin_url, self.pg_db = base_url, f"stepwell_stack_{os.urandom(6).hex()}"
-            self._pg_admin(f'CREATE DATABASE "{self.pg_db}"')
             services["DATABASE_URL"] = base_url.rsplit("/", 1)[0] + "/" + self.pg_db
         redis_url = (env or {}).get("REDIS_URL", os.environ.get("REDIS_URL", ""))
         if redis_url:
@@ -125,16 +181,14 @@ class Stack:
             **services,
         }
         self.procs: dict[str, subprocess.Popen] = {}
-        self.manage("migrate", "--noinput", "-v0")
-        # The instance policy's egress ceiling allows no host by default; these stacks open it so
-        # the workflows' own allow-lists decide (tests/governance closes it again).
-        self.set_policy(egress_ceiling=["*"])
-        self.tokens = {}
-        for name in ("alice", "bob"):
-            self.tokens[name] = self.shell(
-                "from django.contrib.auth.models import User; from rest_framework.authtoken.models import Token;"
-                f"u=User.objects.create_user({name!r}, password='pw-{name}-123');"
-                "print(Token.objects.create(user=u).key)").strip().splitlines()[-1]
+        template = _template(base_url, self.env)
+        if self.pg_db:
+            self._pg_admin(f'CREATE DATABASE "{self.pg_db}" TEMPLATE "{template.name}"')
+        else:
+            for suffix in ("", "-wal"):
+                if (template.dir / f"db.sqlite3{suffix}").exists():
+                    shutil.copyfile(template.dir / f"db.sqlite3{suffix}", self.dir / f"db.sqlite3{suffix}")
+        self.tokens = dict(template.tokens)
         self.start_web()
         for i in range(workers):
             self.start_worker(f"worker{i}")
