@@ -155,14 +155,53 @@ def _no_attempt_left(run: Run, lost: list[StepRun]) -> StepRun | None:
     return None
 
 
+def _requeue_lost_claims(now) -> list[int]:
+    """Queued runs whose task a worker claimed and never started (it died between the claim and
+    the run's QUEUED -> RUNNING transition, so no lease was ever taken): enqueued again, once the
+    claim is older than a lease. Running stays guarded by that transition, so a slow claimer and
+    the new task cannot both run it. Returns their ids."""
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    from engine.tasks import execute_run
+    from engine.wake import poke
+
+    cutoff = now - timedelta(seconds=settings.STEPWELL_RUN_LEASE_S)
+    claims = DBTaskResult.objects.filter(task_path=execute_run.module_path, status=TaskResultStatus.RUNNING,
+                                         started_at__lt=cutoff)
+    handled = []
+    for task in claims:
+        args = (task.args_kwargs or {}).get("args") or []
+        run_id = args[0] if args and isinstance(args[0], int) else None
+        if run_id is None or not Run.objects.filter(pk=run_id, status=Status.QUEUED).exists():
+            continue
+        if DBTaskResult.objects.filter(task_path=task.task_path, status=TaskResultStatus.READY,
+                                       args_kwargs__args=[run_id]).exists():
+            continue   # enqueued again already
+        # the claim ends: this task is failed, a new one takes its place
+        if DBTaskResult.objects.filter(pk=task.pk, status=TaskResultStatus.RUNNING).update(
+                status=TaskResultStatus.FAILED, finished_at=now):
+            execute_run.enqueue(run_id)
+            poke()
+            log.warning("run %s: the worker that claimed it (%s) never started it; queued again",
+                        run_id, ",".join(task.worker_ids or []) or "?")
+            handled.append(run_id)
+    return handled
+
+
 def reap_lost_runs() -> list[int]:
-    """Resume (or fail) running runs whose lease expired; returns their ids."""
+    """Resume (or fail) running runs whose lease expired, and queue again runs whose claim was
+    lost before they started; returns their ids."""
     from engine.executor import reply
     from engine.tasks import execute_run
     from engine.wake import poke
 
-    handled = []
     now = timezone.now()
+    try:
+        handled = _requeue_lost_claims(now)
+    except Exception:  # noqa: BLE001 - never keeps the lease reaper below from running
+        log.exception("looking for lost claims")
+        handled = []
     for run in Run.objects.select_related("version").filter(status=Status.RUNNING, lease_expires__lt=now):
         lost_worker = run.worker or "?"
         if not _fence(run, now):

@@ -120,3 +120,29 @@ def test_an_interrupted_for_each_keeps_its_finished_items(alice):
     assert [s[2:4] for s in steps if s[0] == "loop"] == [(1, "failed"), (2, "succeeded")]
     assert [s[4] for s in steps if s[0] == "after"] == [["A0", "A1", 3]]
     assert [s[0] for s in steps].count("t") == 1
+
+
+@pytest.mark.django_db
+def test_a_run_whose_claim_was_lost_before_it_started_is_queued_again(alice, settings):
+    """A worker claimed the run's task and died before the run became running (no lease to
+    expire): once the claim is older than a lease, the reaper fails that task and queues the run
+    again; the run then executes once."""
+    from django_tasks.base import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult
+
+    settings.STEPWELL_RUN_LEASE_S = 2
+    wf = do_create_workflow(alice, "claimed", definition={
+        "version": 1, "nodes": [_node("start", "trigger.manual")], "edges": [],
+        "settings": {"variables": [], "allowed_hosts": []}})
+    run = do_start_run(wf, trigger_payload({}))
+    task = DBTaskResult.objects.get(args_kwargs__args=[run.pk])
+    task.claim("dead:1:1")
+    assert reap_lost_runs() == []   # a fresh claim: its worker may still be starting it
+    DBTaskResult.objects.filter(pk=task.pk).update(started_at=timezone.now() - timedelta(seconds=3))
+    assert reap_lost_runs() == [run.pk]
+    assert DBTaskResult.objects.get(pk=task.pk).status == TaskResultStatus.FAILED
+    again = DBTaskResult.objects.get(args_kwargs__args=[run.pk], status=TaskResultStatus.READY)
+    assert reap_lost_runs() == []   # queued again already
+    assert execute_run(*again.args_kwargs["args"]) == Status.SUCCEEDED
+    run.refresh_from_db()
+    assert run.status == Status.SUCCEEDED
