@@ -44,6 +44,7 @@ import ctypes
 import errno
 import itertools
 import json
+import contextlib
 import os
 import re
 import secrets
@@ -491,12 +492,7 @@ class ProcessDriver:
         state = "resumed" if sess is not None else "new"
         result = None
         try:
-            with self._slots:
-                with self._lock:
-                    if self._closed:
-                        raise SandboxUnavailable("the process driver is closed")
-                    self._busy += 1
-                    self._count += 1
+            with self._occupied():
                 try:
                     if sess is None:
                         sess = ProcessSession(self, request)
@@ -506,9 +502,6 @@ class ProcessDriver:
                 except Exception as exc:  # noqa: BLE001 - infrastructure fault, reported as such
                     result = ExecutionResult(status=Status.ERROR, message=f"process driver error: {exc!r}",
                                              metadata={"driver": self.name})
-                finally:
-                    with self._lock:
-                        self._busy -= 1
             result.metadata["session"] = state
             return result
         finally:
@@ -543,12 +536,7 @@ class ProcessDriver:
 
     def _execute_in_slot(self, request: ExecutionRequest, execution_id: str | None,
                          on_output=None) -> ExecutionResult:
-        with self._slots:
-            with self._lock:
-                if self._closed:
-                    raise SandboxUnavailable("the process driver is closed")
-                self._busy += 1
-                self._count += 1
+        with self._occupied():
             try:
                 if self._cancels.cancelled(execution_id):   # while it waited for a slot
                     return ExecutionResult(status=Status.KILLED, message=cancel.MESSAGE,
@@ -563,6 +551,18 @@ class ProcessDriver:
                     self._failures += 1
                 return ExecutionResult(status=Status.ERROR, message=f"process driver error: {exc!r}",
                                        metadata={"driver": self.name})
+
+    @contextlib.contextmanager
+    def _occupied(self):
+        """One execution slot, counted busy while it runs (refused once the driver is closed)."""
+        with self._slots:
+            with self._lock:
+                if self._closed:
+                    raise SandboxUnavailable("the process driver is closed")
+                self._busy += 1
+                self._count += 1
+            try:
+                yield
             finally:
                 with self._lock:
                     self._busy -= 1
