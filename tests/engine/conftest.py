@@ -330,8 +330,9 @@ def stack():
 @pytest.fixture(scope="session")
 def loopback_stack():
     """A shared stack whose instance lets HTTP steps reach 127.0.0.1 (and only that address), for
-    tests that call a loopback test server (the `http_server` fixture)."""
-    s = Stack(env={"STEPWELL_EGRESS_PRIVATE_NETWORKS": "127.0.0.1/32"})
+    tests that call a loopback test server (the `http_server` fixture). Its lease is long: these
+    tests count calls, and a loaded test machine must not reap (and resume) their runs."""
+    s = Stack(env={"STEPWELL_EGRESS_PRIVATE_NETWORKS": "127.0.0.1/32", "STEPWELL_RUN_LEASE_S": "30"})
     yield s
     s.close()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from collections import Counter
 
 import pytest
 
@@ -12,18 +14,22 @@ from tests.engine.conftest import Stack
 
 
 class Gauge:
-    """Counts the requests a loopback server holds at once (each one waits `hold_s`)."""
+    """Counts the requests a loopback server holds at once (each one waits `hold_s`) and the
+    paths it was asked for (a shared stack may run another test's workflow against a port this
+    server reuses: only paths carrying the test's own token are its run's calls)."""
 
     def __init__(self, hold_s: float):
         self.hold_s = hold_s
         self.lock = threading.Lock()
         self.now = self.peak = self.total = 0
+        self.paths: Counter = Counter()
 
     def __call__(self, request):
         with self.lock:
             self.now += 1
             self.total += 1
             self.peak = max(self.peak, self.now)
+            self.paths[request.path] += 1
         try:
             time.sleep(self.hold_s)
         finally:
@@ -57,13 +63,23 @@ def test_nested_loops_share_one_bounded_pool(loopback_stack, wf, http_server):
     holds at most 9."""
     gauge = Gauge(0.05)
     srv = http_server(gauge)
-    leaf = wf.node("call", "action.http", {"method": "GET", "url": srv.url("/leaf?i={{ index }}")})
+    token = uuid.uuid4().hex
+    leaf = wf.node("call", "action.http", {"method": "GET", "url": srv.url(f"/leaf/{token}?i={{{{ index }}}}")})
     d = _nested(wf, 3, leaf, items=[10, 10, 3], allowed_hosts=[srv.netloc])
     api = loopback_stack.api()
     w = api.create_workflow(d)
     run = api.wait(api.start(w["id"])["id"], timeout=240)
     assert run["status"] == "succeeded", run["error"]
-    assert gauge.total == 300
+    calls = [s for s in run["steps"] if s["node_id"] == "call"]
+    ours = {p: n for p, n in gauge.paths.items() if p.startswith(f"/leaf/{token}?")}
+    _, events = api.get(f"/api/runs/{run['id']}/events/")
+    resumed = [e for e in (events["results"] if isinstance(events, dict) else events)
+               if (e.get("data") or {}).get("resumed")]
+    assert (len(calls), sum(ours.values())) == (300, 300), (
+        f"{len(calls)} call step records, {sum(ours.values())} requests of this run, "
+        f"{gauge.total - sum(ours.values())} other requests ({dict(gauge.paths - Counter(ours))}); "
+        f"resumed: {resumed}; per item: {Counter(ours.values())}")
+    assert ours == {f"/leaf/{token}?i={i}": 100 for i in range(3)}
     assert 2 <= gauge.peak <= 9, f"{gauge.peak} calls at once"
     outer = next(s for s in run["steps"] if s["node_id"] == "loop1")
     assert len(outer["output"]) == 10 and len(outer["output"][0]) == 10 and len(outer["output"][0][0]) == 3
