@@ -68,7 +68,17 @@ class AgentSession:
 
     def request(self, message: dict, deadline: float) -> dict:
         self.chan.send(message)
-        return self.chan.recv(deadline)
+        return self.answer(deadline)
+
+    def answer(self, deadline: float) -> dict:
+        """The agent's next answer, past any late "partial" one: the host asks for partial output
+        while code runs, and the answer to the last ask may cross the result on the wire and
+        arrive after it, in front of the next request's answer (a VM that serves several
+        executions, `workflow` isolation or a session, would otherwise read it as that answer)."""
+        while True:
+            reply = self.chan.recv(deadline)
+            if reply.get("op") != "partial":
+                return reply
 
     def close(self) -> None:
         try:
@@ -148,7 +158,7 @@ class VM:
 
     def _result(self, deadline: float, cancel, live: "streaming.OutputStream | None" = None) -> dict:
         if cancel is None and live is None:
-            return self.session.chan.recv(deadline)
+            return self.session.answer(deadline)
         asked = 0.0
         while True:   # a frame cut by a short wait stays buffered in the channel's decoder
             if cancel is not None and cancel.is_set():

@@ -104,6 +104,23 @@ def test_state_of_one_execution_is_not_visible_to_the_next(drv):
     assert third.result["rand"] != got["rand"]
 
 
+def test_an_execution_after_one_streamed_live_reads_its_own_answer(drv, monkeypatch):
+    """Live output: the host asks the agent for output so far while code runs; with the interval
+    at 0 an ask is always outstanding when the result arrives, so its late answer waits on the
+    wire in front of the next execution's (the engine bench failed on exactly that, "unexpected
+    reply from the guest agent: 'partial'")."""
+    from sandbox import streaming
+
+    monkeypatch.setattr(streaming, "PARTIAL_INTERVAL_S", 0.0)
+    seen = []
+    first = ok(drv.execute(req("import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.3)",
+                               "wf5.live"), on_output=lambda out, err: seen.append(out)))
+    assert first.stdout == "0\n1\n2\n" and seen
+    second = ok(drv.execute(req("result = 6 * 7", "wf5.live")))
+    assert second.metadata["path"] == "reuse" and second.metadata["domain"] == first.metadata["domain"]
+    assert second.result == 42
+
+
 def test_vms_are_never_shared_between_keys(drv):
     a = ok(drv.execute(req("result = 1", "wf2.v1.o1")))
     b = ok(drv.execute(req("result = 2", "wf2.v2.o1")))      # another version
