@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from engine import storable
 from engine.graph import Graph
 from engine.mapping import MappingError, resolve_parameters
 from engine.models import NodeSchema, Run, StepFile, StepRun
@@ -336,7 +337,8 @@ class Execution:
                 except Exception as exc:  # a bug in a step type must not leave the step running
                     log.exception("step %s of run %s crashed", node_id, self.run.pk)
                     outcome = Outcome.failed(f"internal error: {exc.__class__.__name__}: {exc}")
-            outcome = self.masker.outcome(outcome)   # before anything is stored or sent
+            # before anything is stored or sent: secrets masked, NUL made storable
+            outcome = storable.outcome(self.masker.outcome(outcome))
             self._store_files(step, outcome)
             final = outcome.status
             retrying = final in (Status.FAILED, Status.TIMED_OUT) and attempt < max_attempts
@@ -395,8 +397,8 @@ class Execution:
 
         def emit(out: str, err: str, truncated: bool) -> None:
             try:
-                step_output(step, masker.text(out) if masker else out, masker.text(err) if masker else err,
-                            truncated)
+                step_output(step, storable.text(masker.text(out) if masker else out),
+                            storable.text(masker.text(err) if masker else err), truncated)
             except Exception:   # live output is a preview: never fail the step for it
                 log.exception("live output of step %s", step.pk)
 
