@@ -21,7 +21,9 @@ def do_save_version(workflow: Workflow, definition: dict, author, message: str =
     check_definition(definition)
     from governance.secret_actions import problems as secret_problems   # names the owner has
 
-    missing = secret_problems(workflow.owner_id, definition)
+    from engine.agent_connections import problems as connection_problems   # names staff configured
+
+    missing = secret_problems(workflow.owner_id, definition) + connection_problems(definition)
     if missing:
         raise DefinitionInvalid([Problem(path, message) for path, message in missing])
     if not policy_checked:   # the instance policy, outside the transaction so a denial stays recorded

@@ -50,3 +50,17 @@ class ModelConnection(models.Model):
 
     def completions_url(self) -> str:
         return self.base_url.rstrip("/") + "/chat/completions"
+
+
+def problems(definition: dict) -> list[tuple[str, str]]:
+    """(path, message) for each AI agent step whose `connection` names no ModelConnection: a
+    workflow is not saved with one (the run would only fail at that step)."""
+    nodes = (definition or {}).get("nodes") or []
+    wanted = {i: n.get("parameters", {}).get("connection") for i, n in enumerate(nodes)
+              if isinstance(n, dict) and n.get("type") == "action.agent" and isinstance(n.get("parameters"), dict)}
+    if not wanted:
+        return []
+    known = sorted(ModelConnection.objects.values_list("name", flat=True))
+    choices = ", ".join(repr(k) for k in known) if known else "none yet: staff add them in the admin (Model connections)"
+    return [(f"$.nodes[{i}].parameters.connection", f"no model connection named {name!r}; known: {choices}")
+            for i, name in wanted.items() if name not in known]

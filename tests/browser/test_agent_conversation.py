@@ -10,6 +10,14 @@ import zlib
 from tests.browser.helpers import login
 
 
+def connection(name: str = "local"):
+    """The model connection the agent nodes name (a workflow is not saved without it)."""
+    from engine.agent_connections import ModelConnection
+
+    return ModelConnection.objects.get_or_create(name=name, defaults={"base_url": "http://127.0.0.1:9/v1",
+                                                                      "model": "scripted"})[0]
+
+
 def png(width: int, height: int) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -24,6 +32,7 @@ def test_the_run_page_shows_the_agents_conversation(page, user):
     from engine.models import Run, StepFile, StepRun
     from engine.validation import empty_definition
 
+    connection()
     d = empty_definition()
     d["nodes"].append({"id": "agent", "type": "action.agent", "name": "Analyst",
                        "parameters": {"connection": "local", "prompt": "Plot x"}, "position": {"x": 300, "y": 160}})
@@ -66,6 +75,7 @@ def test_the_editor_offers_the_agent_and_edits_its_prompts_as_text(page, user, m
 
     from tests.browser.helpers import definition, open_editor, select_node
 
+    connection()
     d = empty_definition()
     d["nodes"].append({"id": "agent", "type": "action.agent", "name": "Analyst",
                        "parameters": {"connection": "local", "prompt": "Sum {{ trigger.body.xs }}"},

@@ -268,3 +268,27 @@ def test_the_definition_checks_an_agent_nodes_limits_and_hosts(settings):
     messages = " | ".join(p.message for p in validate_definition(wide))
     assert "'evil.example.org' is not covered by the workflow's settings.allowed_hosts" in messages, messages
     assert "200s is above this server's limit of 100s" in messages, messages
+
+
+@pytest.mark.django_db
+def test_a_workflow_naming_no_model_connection_is_not_saved(django_user_model):
+    """Refused at save, with the node's path and the names that exist, rather than at the run."""
+    from django.test import Client
+
+    from engine.agent_connections import ModelConnection
+
+    c = Client()
+    c.force_login(django_user_model.objects.create_user("carol", password="pw-carol-123"))
+    d = agent_workflow("nope", [])
+    r = c.post("/api/workflows/", {"name": "agent", "definition": d}, content_type="application/json")
+    assert r.status_code == 400, r.content
+    [err] = r.json()["errors"]
+    assert err["path"] == "$.definition.nodes[1].parameters.connection", err
+    assert err["message"] == ("no model connection named 'nope'; known: none yet: staff add them in the admin "
+                              "(Model connections)"), err
+    ModelConnection.objects.create(name="local", base_url="http://127.0.0.1:9/v1", model="scripted")
+    r = c.post("/api/workflows/", {"name": "agent", "definition": d}, content_type="application/json")
+    assert r.json()["errors"][0]["message"] == "no model connection named 'nope'; known: 'local'"
+    r = c.post("/api/workflows/", {"name": "agent", "definition": agent_workflow("local", [])},
+               content_type="application/json")
+    assert r.status_code == 201, r.content

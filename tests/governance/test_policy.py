@@ -152,6 +152,9 @@ def test_login_and_failed_login_are_audited_without_the_password(alice):
 def test_agent_steps_count_as_code_steps(staff, alice, alice_client, definition):
     """An AI agent step runs the code its model writes: outside the code-steps group it cannot be
     added, nor its prompt changed."""
+    from engine.agent_connections import ModelConnection
+
+    ModelConnection.objects.create(name="model", base_url="http://127.0.0.1:9/v1", model="scripted")
     _put(staff, code_steps_group="coders")
     d = copy.deepcopy(definition)
     d["nodes"][1] = {"id": "agent", "type": "action.agent", "name": "Agent", "position": {"x": 0, "y": 0},
