@@ -16,18 +16,54 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import selectors
 import shutil
 import struct
 import subprocess
+import threading
 import time
+from concurrent.futures import Future
 
 from sandbox import cancel, limits, outcome, streaming
 from sandbox.config import egress_limits_from_env
 from sandbox.contract import WORKDIR, ExecutionRequest, ExecutionResult, OutputFile, Status
 
 LEN = struct.Struct("<I")
+
+
+class _Spawner:
+    """Starts session sandboxes from one thread that lives as long as the process. bubblewrap's
+    --die-with-parent (PR_SET_PDEATHSIG) fires when the *thread* that forked it ends, and the
+    sandbox service serves each call on a thread of its own: a session started from that
+    thread died with it, before the session's next call. From here it dies with the service."""
+
+    def __init__(self):
+        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def call(self, fn):
+        """`fn()` run on the spawner thread; its value, or its exception raised here."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="session-spawner", daemon=True)
+                self._thread.start()
+        done: Future = Future()
+        self._calls.put((fn, done))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            fn, done = self._calls.get()
+            try:
+                done.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.set_exception(exc)
+
+
+_spawner = _Spawner()
 
 
 class ProcessSession:
@@ -99,9 +135,9 @@ class ProcessSession:
             "--", pd.SYSTEM_PYTHON, pd.GUEST_HARNESS, "--session", json.dumps(spec),
         ]
         try:
-            self.proc = subprocess.Popen(
+            self.proc = _spawner.call(lambda: subprocess.Popen(
                 cmd, stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(res_w,), close_fds=True,
-                env=d._host_env(), cwd="/", start_new_session=True)
+                env=d._host_env(), cwd="/", start_new_session=True))
         finally:
             for fd in (in_r, out_w, err_w, res_w):
                 os.close(fd)

@@ -206,6 +206,28 @@ def test_an_execution_whose_client_hangs_up_is_cancelled(service):
 
 
 @pytest.mark.timeout(60)
+def test_a_session_keeps_its_state_across_calls_through_the_service(service):
+    """Each call is its own connection, served by its own thread of the service: the session's
+    sandbox must outlive the thread that started it (bubblewrap's --die-with-parent follows the
+    thread that forked it; the second call found "the session's process ended")."""
+    client, _ = service
+
+    def call(code: str):
+        return client.execute(ExecutionRequest(code=code, isolation="session", reuse_key="sp-service-state",
+                                               session_idle_s=60.0, timeout_s=30))
+
+    try:
+        first = call("x = 6")
+        assert first.status == Status.SUCCEEDED and first.metadata["session"] == "new", first.to_dict()
+        time.sleep(0.3)   # the first call's thread has ended by now
+        second = call("x * 7")
+        assert second.status == Status.SUCCEEDED, second.to_dict()
+        assert second.result == 42 and second.metadata["session"] == "resumed"
+    finally:
+        client.end_session("sp-service-state")
+
+
+@pytest.mark.timeout(60)
 def test_execute_helper_uses_the_service_when_it_answers(service):
     client, _ = service
     before = client.status()["service"]["served"]
