@@ -25,7 +25,15 @@ class SessionPoolSerializer(serializers.ModelSerializer):
         read_only_fields = ["created", "open_sessions"]
 
     def get_open_sessions(self, pool) -> int:
-        return pool.sessions.filter(ended__isnull=True).count()
+        """Sessions not ended and not idle past the pool's cooldown (those end at the next call)."""
+        from datetime import timedelta
+
+        from django.db.models import Q
+        from django.utils import timezone
+
+        now = timezone.now()
+        return pool.sessions.filter(Q(last_used__gte=now - timedelta(seconds=pool.cooldown_s)) | Q(busy_until__gt=now),
+                                    ended__isnull=True).count()
 
     def validate_allowed_hosts(self, value):
         from sandbox.egress.policy import EntryError, parse_entry

@@ -177,11 +177,20 @@ def _retry_after(pool: SessionPool, now) -> float:
 
 
 def _open_session(user, key, pool: SessionPool, identifier: str) -> PoolSession:
+    """The caller's open session, or a new one. Only a new session needs the pool's idle
+    sessions swept first (they must not count against max_sessions); a call on a live session
+    checks just its own idle time (one query less on the hot path)."""
     now = timezone.now()
-    _expire_idle(pool, now)
     session = PoolSession.objects.filter(pool=pool, owner=user, identifier=identifier, ended__isnull=True).first()
     if session is not None:
-        return session
+        busy = session.busy_until is not None and session.busy_until > now
+        if busy or session.last_used >= now - timedelta(seconds=pool.cooldown_s):
+            return session
+        # idle past its cooldown: it ends here as the sweep would end it (when a concurrent
+        # call took it meanwhile, the create below meets it and answers it)
+        if PoolSession.objects.filter(pk=session.pk, ended__isnull=True).exclude(busy_until__gt=now).update(ended=now):
+            _end_sandbox(session.sandbox_key)
+    _expire_idle(pool, now)
     with transaction.atomic():
         SessionPool.objects.select_for_update().filter(pk=pool.pk).first()   # serialise the counting
         open_in_pool = PoolSession.objects.filter(pool=pool, ended__isnull=True).count()

@@ -75,12 +75,22 @@ def record_execution(*, code: str, inputs: Any, output: Any, stdout: str, stderr
     return record("execution", actor=actor, workflow=workflow, run=run, step=step, payload=payload)
 
 
+_lock_hashes: dict[int, str] = {}   # runtime id -> lock hash (a built runtime's never changes)
+
+
 def _lock_hash(runtime_id) -> str | None:
-    """The lock hash of a package runtime, looked up by id (the runtimes app, when installed)."""
+    """The lock hash of a package runtime, looked up by id (the runtimes app, when installed)
+    once per process: every execution records it."""
     from django.apps import apps
 
     try:
-        runtime = apps.get_model("runtimes", "Runtime")
-        return runtime.objects.filter(pk=int(runtime_id)).values_list("lock_hash", flat=True).first() or None
+        rid = int(runtime_id)
+        if rid not in _lock_hashes:
+            runtime = apps.get_model("runtimes", "Runtime")
+            found = runtime.objects.filter(pk=rid).values_list("lock_hash", flat=True).first()
+            if not found:
+                return None   # not built (yet): asked again next time
+            _lock_hashes[rid] = found
+        return _lock_hashes[rid]
     except (LookupError, TypeError, ValueError):
         return None
