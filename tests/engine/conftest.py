@@ -289,13 +289,13 @@ class Stack:
             time.sleep(0.05)
         raise RuntimeError("worker did not start: " + (self.dir / f"{name}.log").read_text())
 
-    def kill(self, name: str, sig=signal.SIGKILL):
+    def kill(self, name: str, sig=signal.SIGKILL, timeout: float = 30):
         proc = self.procs[name]
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
         del self.procs[name]   # only once it is gone: close() can still SIGKILL a slow one
 
     def api(self, user: str | None = "alice") -> Api:
@@ -303,8 +303,8 @@ class Stack:
 
     def close(self):
         for name in list(self.procs):
-            try:
-                self.kill(name, signal.SIGTERM)
+            try:   # a teardown waits for no graceful shutdown (uvicorn's waits for open websockets)
+                self.kill(name, signal.SIGTERM, timeout=5)
             except Exception:
                 try:
                     self.kill(name, signal.SIGKILL)
