@@ -186,10 +186,8 @@ def _open_session(user, key, pool: SessionPool, identifier: str) -> PoolSession:
         busy = session.busy_until is not None and session.busy_until > now
         if busy or session.last_used >= now - timedelta(seconds=pool.cooldown_s):
             return session
-        # idle past its cooldown: it ends here as the sweep would end it (when a concurrent
-        # call took it meanwhile, the create below meets it and answers it)
-        if PoolSession.objects.filter(pk=session.pk, ended__isnull=True).exclude(busy_until__gt=now).update(ended=now):
-            _end_sandbox(session.sandbox_key)
+    # the sweep ends the caller's own idle session too (when a concurrent call took it
+    # meanwhile, the sweep leaves it and the create below meets it and answers it)
     _expire_idle(pool, now)
     with transaction.atomic():
         SessionPool.objects.select_for_update().filter(pk=pool.pk).first()   # serialise the counting
