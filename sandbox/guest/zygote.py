@@ -253,8 +253,7 @@ class Zygote:
         subreaper, so one orphaned on the way is its child again: when, once reaped, it has no
         child at all, nothing is left to kill and the scan of /proc (most of the cleaning time
         under software emulation) is skipped."""
-        self.reap()
-        if not self.has_children():
+        if not self.reap():
             return []
         victims: list[int] = []
         for _ in range(KILL_ROUNDS):
@@ -280,21 +279,15 @@ class Zygote:
         return victims
 
     @staticmethod
-    def has_children() -> bool:
-        try:
-            os.waitpid(-1, os.WNOHANG)   # (0, 0): children, none of them ended
-        except ChildProcessError:
-            return False
-        return True
-
-    def reap(self) -> None:
+    def reap() -> bool:
+        """Reap every child that ended; True when children are left (alive)."""
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
-                return
+                return False
             if pid == 0:
-                return
+                return True
 
 
 def wipe(top: str) -> None:
