@@ -21,8 +21,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(SessionPool)
 class SessionPoolAdmin(admin.ModelAdmin):
-    list_display = ("name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "created")
-    fields = ("name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "allowed_hosts")
+    list_display = ("name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "runtime", "created")
+    fields = ("name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "allowed_hosts", "runtime")
 
     def save_model(self, request, obj, form, change):
         before = pool_actions.values(SessionPool.objects.get(pk=obj.pk)) if change else None

@@ -8,11 +8,12 @@ from django.db import transaction
 from agents.sessionpools import SessionPool
 from governance.actions import actor_of, record
 
-FIELDS = ("name", "max_sessions", "memory_mib", "timeout_s", "allowed_hosts", "cooldown_s")
+FIELDS = ("name", "max_sessions", "memory_mib", "timeout_s", "allowed_hosts", "cooldown_s", "runtime")
 
 
 def values(pool: SessionPool) -> dict:
-    return {f: getattr(pool, f) for f in FIELDS}
+    """The pool's settings as audited (`runtime`: the runtime's id, or None for the active one)."""
+    return {f: pool.runtime_id if f == "runtime" else getattr(pool, f) for f in FIELDS}
 
 
 @transaction.atomic

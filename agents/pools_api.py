@@ -20,9 +20,10 @@ class SessionPoolSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SessionPool
-        fields = ["name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "allowed_hosts", "created",
-                  "open_sessions"]
+        fields = ["name", "max_sessions", "memory_mib", "timeout_s", "cooldown_s", "allowed_hosts", "runtime",
+                  "created", "open_sessions"]
         read_only_fields = ["created", "open_sessions"]
+        extra_kwargs = {"runtime": {"error_messages": {"does_not_exist": "there is no runtime #{pk_value}"}}}
 
     def get_open_sessions(self, pool) -> int:
         """Sessions not ended and not idle past the pool's cooldown (those end at the next call)."""

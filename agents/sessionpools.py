@@ -37,6 +37,12 @@ class SessionPool(models.Model):
                                      help_text="hosts the code may reach (host, host:port, *.domain); empty: none")
     cooldown_s = models.PositiveIntegerField(default=300, validators=[MinValueValidator(1), MaxValueValidator(86400)],
                                              help_text="an idle session ends after this many seconds")
+    # The packages the pool's sessions can import: a built runtime (its layer is then kept on
+    # disk, runtimes.build.prune_layers), or empty for whichever runtime is active when a
+    # session starts. A session keeps the layer it started on.
+    runtime = models.ForeignKey("runtimes.Runtime", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="session_pools",
+                                help_text="the package runtime sessions use; empty: the active one")
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -44,6 +50,25 @@ class SessionPool(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.runtime_id is not None:
+            layer = self.runtime.layer()
+            if layer is None:
+                raise ValidationError({"runtime": f"runtime #{self.runtime_id} is {self.runtime.status}; "
+                                                  "a pool can only use a built (ready) runtime"})
+            if not layer.layer_dir.is_dir():
+                raise ValidationError({"runtime": f"the layer of runtime #{self.runtime_id} is no longer on disk; "
+                                                  "build it again"})
+
+    def layer(self) -> dict | None:
+        """The layer sessions of this pool run on (ExecutionRequest.layer); None: the active one."""
+        if self.runtime_id is None:
+            return None
+        layer = self.runtime.layer()
+        return layer.to_dict() if layer is not None else None
 
 
 class PoolSession(models.Model):

@@ -104,7 +104,8 @@ def check_filename(name) -> str:
 
 
 def get_pool(pool_name: str) -> SessionPool:
-    pool = SessionPool.objects.filter(name=pool_name).first() if isinstance(pool_name, str) else None
+    pool = (SessionPool.objects.select_related("runtime").filter(name=pool_name).first()
+            if isinstance(pool_name, str) else None)
     if pool is None:
         raise NotFound(f"no session pool named {pool_name!r}")
     return pool
@@ -248,7 +249,7 @@ def _run(user, key, pool_name: str, identifier: str, code: str, *, timeout_s=Non
     try:
         request = ExecutionRequest(code=code, isolation="session", timeout_s=timeout, memory_mib=memory,
                                    allowed_hosts=hosts, files=tuple(InputFile(n, c) for n, c in files),
-                                   reuse_key="pending", session_idle_s=float(pool.cooldown_s))
+                                   reuse_key="pending", session_idle_s=float(pool.cooldown_s), layer=pool.layer())
     except ContractError as exc:
         raise BadRequest(f"invalid request: {exc}") from None
     session = _open_session(user, key, pool, identifier)

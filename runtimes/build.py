@@ -21,7 +21,7 @@ from engine.status import sources
 from runtimes import builder
 from runtimes.models import AllowedPackage, Runtime
 from sandbox.config import SandboxConfig
-from sandbox.layers import Layer, write_active_layer
+from sandbox.layers import write_active_layer
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,8 @@ def prune_layers() -> list[str]:
     keep_n = int(getattr(settings, "STEPWELL_RUNTIME_KEEP_LAYERS", 5))
     recent = Runtime.objects.filter(status=Runtime.Status.READY).exclude(image_id="")
     keep = set(recent.filter(active=True).values_list("image_id", flat=True))
+    # and those that session pools are pinned to (agents.SessionPool.runtime)
+    keep |= set(recent.filter(session_pools__isnull=False).values_list("image_id", flat=True))
     for image_id in recent.order_by("-id").values_list("image_id", flat=True):
         if len(keep) >= keep_n + 1:
             break
@@ -218,11 +220,7 @@ def do_activate(runtime: Runtime) -> Runtime:
         runtime.active = True
         runtime.activated = timezone.now()
         Runtime.objects.filter(pk=runtime.pk).update(active=True, activated=runtime.activated)
-        write_active_layer(cache_dir(), Layer(
-            runtime_id=runtime.pk, layer_dir=Path(runtime.layer_dir),
-            image_path=Path(runtime.image_path) if runtime.image_path else None,
-            modules=tuple(runtime.modules),
-        ))
+        write_active_layer(cache_dir(), runtime.layer())
         from governance.actions import record
 
         record("runtime.activated", payload={"runtime": runtime.pk, "lock_hash": runtime.lock_hash})

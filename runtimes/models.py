@@ -115,6 +115,18 @@ class Runtime(models.Model):
         """True once the build succeeded or failed."""
         return self.status in self.TERMINAL
 
+    def layer(self):
+        """The sandbox's view of this runtime's package layer (sandbox.layers.Layer); None until
+        it is built."""
+        from pathlib import Path
+
+        from sandbox.layers import Layer
+
+        if self.status != self.Status.READY or not self.layer_dir:
+            return None
+        return Layer(runtime_id=self.pk, layer_dir=Path(self.layer_dir),
+                     image_path=Path(self.image_path) if self.image_path else None, modules=tuple(self.modules))
+
     def lock_map(self) -> dict[str, str]:
         """{normalized name: version} of the lock."""
         return {p["name"]: p["version"] for p in self.lock}

@@ -94,6 +94,10 @@ class ExecutionRequest:
     isolation: str = "execution"
     reuse_key: str = ""
     session_idle_s: float = DEFAULT_SESSION_IDLE_S
+    # The package layer to run on (sandbox.layers.Layer.to_dict(): a session pool pinned to a
+    # runtime); None = the active runtime's. The sandbox runs it only when its folder and image
+    # lie under its own cache's layers folder (sandbox.layers.layer_for).
+    layer: dict | None = None
 
     def __post_init__(self):
         if not isinstance(self.code, str):
@@ -130,6 +134,13 @@ class ExecutionRequest:
         if isinstance(self.session_idle_s, bool) or not (0 < idle <= MAX_SESSION_IDLE_S):
             raise ContractError(f"session_idle_s must be in (0, {MAX_SESSION_IDLE_S:g}], "
                                 f"got {self.session_idle_s!r}")
+        if self.layer is not None:
+            from sandbox.layers import Layer
+
+            try:
+                Layer.from_dict(self.layer)
+            except ValueError as exc:
+                raise ContractError(f"layer: {exc}") from None
 
     def _check_allowed_hosts(self) -> None:
         from sandbox.egress.policy import EntryError, parse_entry

@@ -39,6 +39,10 @@ HOST_SITE_DIRS = (
 )
 
 
+class LayerMissing(ValueError):
+    """An execution named a package layer this sandbox host cannot offer."""
+
+
 @dataclass(frozen=True)
 class Layer:
     """One built package layer, as activated by the runtime builder."""
@@ -118,6 +122,26 @@ def active_layer(config=None) -> Layer | None:
         _cache[path] = (key, layer)
     if layer is not None and not layer.layer_dir.is_dir():
         return None
+    return layer
+
+
+def layer_for(request, config=None) -> Layer | None:
+    """The layer `request` runs on: the one it names (`ExecutionRequest.layer`, a session pool
+    pinned to a runtime), else the active one.
+
+    :raises LayerMissing: the named layer is outside this cache's layers folder or gone from it.
+    """
+    if request.layer is None:
+        return active_layer(config)
+    layer = Layer.from_dict(request.layer)
+    root = layers_dir(_cache_dir_of(config)).resolve()
+    for path in (layer.layer_dir, layer.image_path):
+        if path is not None and not path.resolve().is_relative_to(root):
+            raise LayerMissing(f"the layer of runtime #{layer.runtime_id} is not under this sandbox's "
+                               f"layers folder {root}")
+    if not layer.layer_dir.is_dir():
+        raise LayerMissing(f"the layer of runtime #{layer.runtime_id} is not on this sandbox host "
+                           "(pruned or built elsewhere): build the runtime again")
     return layer
 
 

@@ -524,6 +524,11 @@ class ProcessDriver:
         execution_id = cancel.check_id(execution_id)
         if not self._started:
             self.start()
+        if request.layer is not None:
+            try:
+                layers.layer_for(request, self.config)
+            except layers.LayerMissing as exc:
+                return ExecutionResult(status=Status.ERROR, message=str(exc), metadata={"driver": self.name})
         if request.isolation == "session":
             return self._execute_session(request, execution_id, on_output)
         if not self._cancels.register(execution_id):  # cancelled before it started
@@ -640,8 +645,9 @@ class ProcessDriver:
         mounted = False
         proxy: EgressProxy | None = None
         uid = gid = self._acquire_uid()
-        # Read the active runtime once per execution: one activated meanwhile applies to the next.
-        layer = layers.active_layer(self.config)
+        # Read the active runtime once per execution (one activated meanwhile applies to the
+        # next), unless the request names its own (a session pool pinned to a runtime).
+        layer = layers.layer_for(request, self.config)
         try:
             exec_dir.mkdir(mode=0o711)
             os.chmod(exec_dir, 0o711)

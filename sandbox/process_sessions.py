@@ -93,7 +93,7 @@ class ProcessSession:
 
     def _start(self, request, pd) -> None:
         d, uid = self.driver, self.uid
-        layer = pd.layers.active_layer(d.config)
+        layer = pd.layers.layer_for(request, d.config)
         self.layer = layer
         self.exec_dir.mkdir(mode=0o711)
         os.chmod(self.exec_dir, 0o711)

@@ -14,7 +14,9 @@ read-only as vdb; the guest mounts it at /opt/stepwell/packages. Saved templates
 are kept per layer, so every VM is restored with the disk it was saved with. A watcher notices
 an activation, makes the new layer's template and recycles READY slots of the old layer; an
 execution only takes a slot of the active layer (else the cold path), and executions already
-running finish on the VM (and layer) they started on.
+running finish on the VM (and layer) they started on. A request that names another layer (a
+session pool pinned to a runtime) takes the cold path, which restores that layer's template
+once it has one.
 
 The host enforces the wall-clock timeout by destroying the domain (status `timeout`). When the
 channel closes before a result (guest powered off, rebooted or crashed: on_* = destroy), the
@@ -573,7 +575,10 @@ class LibvirtDriver:
             raise SandboxUnavailable("the libvirt driver is closed")
         t0 = time.monotonic()
         meta = {"driver": self.name, "accel": self.accel, "image_id": self.image.id}
-        layer = layers.active_layer(self.config)
+        try:   # the active layer, or the one the request names (a session pool's runtime)
+            layer = layers.layer_for(request, self.config)
+        except layers.LayerMissing as exc:
+            return ExecutionResult(status=Status.ERROR, message=str(exc), metadata=meta)
         key = _layer_key(layer)
         if request.isolation == "session":
             return self._execute_session(request, meta, t0, layer, execution_id)

@@ -167,3 +167,43 @@ def test_a_multipart_upload_under_a_json_content_type_is_read(key):
     r = Client().post(f"{BASE}/files/upload?identifier=u1", b"{}", content_type="application/json",
                       HTTP_AUTHORIZATION=f"Bearer {plain}")
     assert r.status_code == 400 and "no file" in r.json()["detail"]
+
+
+def test_staff_pin_a_pool_to_a_built_runtime_whose_layer_is_then_kept(staff, layer_env, settings):
+    """`runtime`: a ready runtime (or null, the active one); a failed, unknown or pruned one is
+    refused; the change is audited; pruning old layers keeps a pinned runtime's."""
+    from governance.audit import AuditEvent
+    from runtimes import actions
+    from runtimes.models import Runtime
+    from sandbox.layers import layers_dir
+
+    settings.STEPWELL_RUNTIME_KEEP_LAYERS = 0
+    cache = layer_env / "cache"
+    runtimes = []
+    for name in ("old", "active"):
+        site = layers_dir(cache) / name / "site"
+        site.mkdir(parents=True)
+        (site.parent / "complete").write_text("{}")
+        runtimes.append(Runtime.objects.create(status="ready", image_id=name, layer_dir=str(site),
+                                               active=(name == "active")))
+    old, _ = runtimes
+    failed = Runtime.objects.create(status="failed", error="pip said no")
+    c = Client()
+    c.force_login(staff)
+    r = c.post("/api/sessionpools/", {"name": "pinned", "runtime": old.pk}, content_type="application/json")
+    assert r.status_code == 201, r.content
+    assert r.json()["runtime"] == old.pk
+    assert c.get("/api/sessionpools/default/").json()["runtime"] is None
+    r = c.patch("/api/sessionpools/default/", {"runtime": failed.pk}, content_type="application/json")
+    assert r.status_code == 400 and "only use a built (ready) runtime" in str(r.json()), r.content
+    r = c.patch("/api/sessionpools/default/", {"runtime": 999}, content_type="application/json")
+    assert r.status_code == 400 and r.json()["detail"] == "there is no runtime #999", r.content
+    assert actions.prune_layers() == []   # "old" is neither active nor recent, but pinned
+    assert (layers_dir(cache) / "old").is_dir()
+    r = c.patch("/api/sessionpools/pinned/", {"runtime": None}, content_type="application/json")
+    assert r.status_code == 200 and r.json()["runtime"] is None
+    changed = AuditEvent.objects.filter(kind="session_pool.changed").last().payload["changed"]
+    assert changed == {"runtime": {"from": old.pk, "to": None}}
+    assert actions.prune_layers() == ["old"]
+    r = c.patch("/api/sessionpools/pinned/", {"runtime": old.pk}, content_type="application/json")
+    assert r.status_code == 400 and "no longer on disk" in str(r.json()), r.content

@@ -60,3 +60,31 @@ def test_it_imports_without_django():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[2], env={"PATH": os.environ["PATH"]})
     assert r.stdout.strip() == "ok", r.stderr
+
+
+def test_a_request_runs_on_the_layer_it_names_else_the_active_one(tmp_path):
+    """A session pool pinned to a runtime names its layer in the request (layer_for); a layer
+    outside this cache's layers folder, or gone from it, is refused with a message saying so."""
+    import pytest
+
+    from sandbox.contract import ContractError, ExecutionRequest
+    from sandbox.layers import LayerMissing, layer_for
+
+    active, pinned = make_layer(tmp_path, 1, "aaa"), make_layer(tmp_path, 2, "bbb")
+    write_active_layer(tmp_path, active)
+    assert layer_for(ExecutionRequest(code=""), tmp_path) == active
+    assert layer_for(ExecutionRequest(code="", layer=pinned.to_dict()), tmp_path) == pinned
+    elsewhere = tmp_path / "elsewhere" / "site"
+    elsewhere.mkdir(parents=True)
+    for outside in (Layer(3, elsewhere, None), Layer(3, pinned.layer_dir / ".." / ".." / ".." / "elsewhere" / "site",
+                                                  None), Layer(3, pinned.layer_dir, tmp_path / "x.img")):
+        with pytest.raises(LayerMissing, match="not under this sandbox's layers folder"):
+            layer_for(ExecutionRequest(code="", layer=outside.to_dict()), tmp_path)
+    gone = Layer(4, layers_dir(tmp_path) / "ccc" / "site", None)
+    with pytest.raises(LayerMissing, match="runtime #4 is not on this sandbox host"):
+        layer_for(ExecutionRequest(code="", layer=gone.to_dict()), tmp_path)
+    for bad in ({"runtime_id": "7"}, {"runtime_id": 7, "layer_dir": "relative"}, "x"):
+        with pytest.raises(ContractError, match="^layer: "):
+            ExecutionRequest(code="", layer=bad)
+    # it crosses the sandbox service's socket as JSON
+    assert ExecutionRequest.from_dict(ExecutionRequest(code="", layer=pinned.to_dict()).to_dict()).layer == pinned.to_dict()

@@ -78,3 +78,50 @@ def test_the_pool_rolls_onto_a_new_runtime(isolated_cache):
         assert warm.status == Status.SUCCEEDED and warm.metadata.get("runtime_id") == 2
     finally:
         drv.close()
+
+
+def _hand_layer(cache: Path, runtime_id: int, name: str, module: str) -> Layer:
+    """A layer as the builder leaves one (`layers/<id>/site` and its ext4 image), one module."""
+    from runtimes.builder import make_image
+    from sandbox.layers import layers_dir
+
+    site = layers_dir(cache) / name / "site"
+    site.mkdir(parents=True)
+    (site / f"{module}.py").write_text(f"NAME = {module!r}\n")
+    make_image(site, site.parent / "packages.img", log=lambda line: None)
+    return Layer(runtime_id, site, site.parent / "packages.img", (module,))
+
+
+def test_a_request_runs_on_the_layer_it_names_not_the_active_one(isolated_cache):
+    """A session pool pinned to a runtime names that runtime's layer in its requests: its VM
+    gets that layer's disk, whatever is active, and keeps it for the session's later calls."""
+    try:
+        from sandbox.libvirt.driver import LibvirtDriver
+        import libvirt  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"libvirt driver unavailable: {exc}")
+    config = isolated_cache
+    active = _hand_layer(config.cache_dir, 1, "aaa", "only_active")
+    pinned = _hand_layer(config.cache_dir, 2, "bbb", "only_pinned")
+    write_active_layer(config.cache_dir, active)
+    drv = LibvirtDriver(config, pool_size=0)
+    try:
+        drv.start()
+
+        def session(code):
+            return drv.execute(ExecutionRequest(code=code, timeout_s=300, isolation="session", reuse_key="s1",
+                                                layer=pinned.to_dict()))
+
+        first = session("import only_pinned\nx = only_pinned.NAME\nx")
+        assert first.status == Status.SUCCEEDED, (first.message, first.stderr)
+        assert first.result == "only_pinned" and first.metadata.get("runtime_id") == 2
+        other = session("import only_active")
+        assert other.status == Status.FAILED and "No module named 'only_active'" in other.stderr
+        again = session("x.upper()")
+        assert again.status == Status.SUCCEEDED and again.result == "ONLY_PINNED", (again.message, again.stderr)
+        drv.end_session("s1")
+        plain = drv.execute(ExecutionRequest(code="import only_active\nresult = only_active.NAME", timeout_s=300))
+        assert plain.status == Status.SUCCEEDED and plain.result == "only_active", (plain.message, plain.stderr)
+        assert plain.metadata.get("runtime_id") == 1
+    finally:
+        drv.close()
