@@ -12,7 +12,7 @@ import pytest
 
 from tests.engine.conftest import Stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.once]
 
 Q = "api-version=2024-02-02-preview"
 

@@ -1,6 +1,7 @@
 """A new package runtime rolls onto the libvirt pool without dropping executions: the allow-list
 is enforced inside the VM, executions after an activation run on the new layer, and the pool
-refills warm from it. Real libvirtd, real guest image, layers built by pip from the index."""
+refills warm from it; a request that names an older layer (a session pool pinned to a runtime)
+still runs on that one. Real libvirtd, real guest image, layers built by pip from the index."""
 import dataclasses
 import os
 import shutil
@@ -34,9 +35,11 @@ def isolated_cache():
     shutil.rmtree(cache, ignore_errors=True)
 
 
-def _activate(config, runtime_id, requirements):
+def _activate(config, runtime_id, requirements) -> Layer:
     built = build_layer(requirements, [], config.cache_dir, log=lambda line: None)
-    write_active_layer(config.cache_dir, Layer(runtime_id, built.site_dir, built.image_path, built.modules))
+    layer = Layer(runtime_id, built.site_dir, built.image_path, built.modules)
+    write_active_layer(config.cache_dir, layer)
+    return layer
 
 
 def test_the_pool_rolls_onto_a_new_runtime(isolated_cache):
@@ -46,7 +49,7 @@ def test_the_pool_rolls_onto_a_new_runtime(isolated_cache):
     except ImportError as exc:
         pytest.skip(f"libvirt driver unavailable: {exc}")
     config = isolated_cache
-    _activate(config, 1, ["tabulate", "six"])
+    first_layer = _activate(config, 1, ["tabulate", "six"])
     drv = LibvirtDriver(config, pool_size=1)
     try:
         drv.start()
@@ -76,52 +79,18 @@ def test_the_pool_rolls_onto_a_new_runtime(isolated_cache):
         assert drv.wait_ready(timeout=600), drv.status()
         warm = run("import tabulate\nresult = 1")
         assert warm.status == Status.SUCCEEDED and warm.metadata.get("runtime_id") == 2
+
+        # A session pool pinned to runtime 1 names its layer in each request: its VM gets that
+        # layer's disk whatever is active, and keeps it for the session's later calls.
+        def pinned(code):
+            return drv.execute(ExecutionRequest(code=code, timeout_s=120, isolation="session", reuse_key="s1",
+                                                layer=first_layer.to_dict()))
+
+        again = pinned("import six\nx = six.__name__\nx")
+        assert again.status == Status.SUCCEEDED and again.result == "six", (again.message, again.stderr)
+        assert again.metadata.get("runtime_id") == 1
+        assert pinned("x.upper()").result == "SIX"   # the same session
+        assert run("import six").status == Status.FAILED   # the active runtime is still 2
     finally:
         drv.close()
 
-
-def _hand_layer(cache: Path, runtime_id: int, name: str, module: str) -> Layer:
-    """A layer as the builder leaves one (`layers/<id>/site` and its ext4 image), one module."""
-    from runtimes.builder import make_image
-    from sandbox.layers import layers_dir
-
-    site = layers_dir(cache) / name / "site"
-    site.mkdir(parents=True)
-    (site / f"{module}.py").write_text(f"NAME = {module!r}\n")
-    make_image(site, site.parent / "packages.img", log=lambda line: None)
-    return Layer(runtime_id, site, site.parent / "packages.img", (module,))
-
-
-def test_a_request_runs_on_the_layer_it_names_not_the_active_one(isolated_cache):
-    """A session pool pinned to a runtime names that runtime's layer in its requests: its VM
-    gets that layer's disk, whatever is active, and keeps it for the session's later calls."""
-    try:
-        from sandbox.libvirt.driver import LibvirtDriver
-        import libvirt  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"libvirt driver unavailable: {exc}")
-    config = isolated_cache
-    active = _hand_layer(config.cache_dir, 1, "aaa", "only_active")
-    pinned = _hand_layer(config.cache_dir, 2, "bbb", "only_pinned")
-    write_active_layer(config.cache_dir, active)
-    drv = LibvirtDriver(config, pool_size=0)
-    try:
-        drv.start()
-
-        def session(code):
-            return drv.execute(ExecutionRequest(code=code, timeout_s=300, isolation="session", reuse_key="s1",
-                                                layer=pinned.to_dict()))
-
-        first = session("import only_pinned\nx = only_pinned.NAME\nx")
-        assert first.status == Status.SUCCEEDED, (first.message, first.stderr)
-        assert first.result == "only_pinned" and first.metadata.get("runtime_id") == 2
-        other = session("import only_active")
-        assert other.status == Status.FAILED and "No module named 'only_active'" in other.stderr
-        again = session("x.upper()")
-        assert again.status == Status.SUCCEEDED and again.result == "ONLY_PINNED", (again.message, again.stderr)
-        drv.end_session("s1")
-        plain = drv.execute(ExecutionRequest(code="import only_active\nresult = only_active.NAME", timeout_s=300))
-        assert plain.status == Status.SUCCEEDED and plain.result == "only_active", (plain.message, plain.stderr)
-        assert plain.metadata.get("runtime_id") == 1
-    finally:
-        drv.close()
