@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from engine.drafts import definition_hash
+from engine.governance_hooks import actor_of_user, record_run
 from engine.models import HookToken, PinnedOutput, Run, ScheduleTick, StepRun, Workflow
 from engine.states import begin, transition
 from engine.status import Status
@@ -89,13 +90,11 @@ def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, sta
     _check_active_runs(workflow.owner_id)
     run = begin(Run, Status.QUEUED, data={"trigger": trigger, "kind": kind},
                 workflow=workflow, version=version, payload=payload, trigger=trigger,
-                started_by=started_by, rerun_of=rerun_of, reply_socket=reply_socket,
+                started_by=started_by, actor=actor_of_user(started_by), rerun_of=rerun_of, reply_socket=reply_socket,
                 kind=kind, test_node=test_node, test_upstream=test_upstream,
                 definition=draft, draft_hash=definition_hash(draft) if draft is not None else "")
     execute_run.enqueue(run.pk)
     transaction.on_commit(poke)
-    from engine.governance_hooks import record_run
-
     record_run(run, "run.started")
     return run
 
@@ -103,8 +102,6 @@ def do_start_run(workflow, payload: dict, trigger: str = Run.Trigger.MANUAL, sta
 def do_cancel_run(run: Run) -> Run:
     """Ask a run to stop: a queued run is cancelled at once, a running one at its next check."""
     if Run.objects.filter(pk=run.pk, status__in=[Status.QUEUED, Status.RUNNING]).update(cancel_requested=True):
-        from engine.governance_hooks import record_run
-
         record_run(run, "run.cancelled")
     run.refresh_from_db()
     if run.status == Status.QUEUED:

@@ -77,11 +77,22 @@ def run_refusal(run, definition: dict, effective: dict) -> str:
     return ""
 
 
+def actor_of_user(user) -> str:
+    """The audit's name of `user`: the API key's actor (`owner/key`, agents.auth) when the
+    request came with one, else the username; "" for no user."""
+    if user is None:
+        return ""
+    return getattr(user, "audit_actor", "") or user.get_username()
+
+
 def actor_of_run(run) -> str:
-    """Who a run acts for: the user who started it, else its trigger (`trigger:hook`, ...)."""
+    """Who a run acts for: who started it (as recorded at its start, so the worker names the
+    same actor), else its trigger (`trigger:hook`, ...)."""
+    if getattr(run, "actor", ""):
+        return run.actor
     user = getattr(run, "started_by", None)
     if user is not None:
-        return getattr(user, "audit_actor", "") or user.get_username()   # the API key's actor (agents.auth)
+        return actor_of_user(user)
     return f"trigger:{run.trigger}"
 
 

@@ -106,6 +106,9 @@ class Run(FrozenWhenFinished):
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
+    # who started it as the audit names them ("alice", or "alice/ci" through an API key), kept so
+    # that the worker records the run's code steps for the same actor; empty for triggers
+    actor = models.CharField(max_length=200, blank=True, default="")
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
     payload = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
