@@ -42,6 +42,7 @@ from engine import storable
 from engine.graph import Graph
 from engine.mapping import MappingError, resolve_parameters
 from engine.models import NodeSchema, Run, StepFile, StepRun
+from engine.resume import index_of, path_of
 from engine.states import begin, transition
 from engine.status import Status
 from engine.steps import Outcome, StepContext, handler
@@ -236,7 +237,7 @@ class Execution:
         self.lost = threading.Event()
 
     # --- recording --------------------------------------------------------------------------
-    def _new_step(self, node_id: str, item_index, attempt: int, status=Status.RUNNING) -> StepRun:
+    def _new_step(self, node_id: str, item: tuple, attempt: int, status=Status.RUNNING) -> StepRun:
         """:raises LimitReached: the run already has STEPWELL_MAX_STEPS_PER_RUN step records."""
         cap = settings.STEPWELL_MAX_STEPS_PER_RUN
         with self.steps_lock:
@@ -247,12 +248,12 @@ class Execution:
             self.steps_created += 1
         node = self.graph.nodes[node_id]
         return begin(StepRun, status, run=self.run, node_id=node_id, node_type=node["type"],
-                     item_index=item_index, attempt=attempt)
+                     item_index=index_of(item), item_path=path_of(item), attempt=attempt)
 
-    def _skip(self, node_id: str, item_index) -> None:
-        if self.resume is not None and self.resume.was_skipped(node_id, item_index):
+    def _skip(self, node_id: str, item: tuple) -> None:
+        if self.resume is not None and self.resume.was_skipped(node_id, item):
             return
-        self._new_step(node_id, item_index, 1, Status.SKIPPED)
+        self._new_step(node_id, item, 1, Status.SKIPPED)
 
     def _record_schemas(self) -> None:
         """Merge this run's successful outputs into the workflow's inferred schemas (one transaction)."""
@@ -283,21 +284,23 @@ class Execution:
         log.warning("could not record the output schemas of run %s", self.run.pk)
 
     # --- one node ---------------------------------------------------------------------------
-    def run_node(self, node_id: str, ns: dict, item_index=None) -> Outcome:
-        """Run one node with its retry policy; returns the successful Outcome.
+    def run_node(self, node_id: str, ns: dict, item: tuple = ()) -> Outcome:
+        """Run one node with its retry policy; returns the successful Outcome. `item`: the
+        iteration of each enclosing For each, outermost first (() outside loops).
 
         :raises StepFailed: the last attempt did not succeed.
         :raises Cancelled: the run was cancelled.
         """
         node = self.graph.nodes[node_id]
-        finished = self.resume.finished(node_id, item_index) if self.resume is not None else None
+        item_index = index_of(item)
+        finished = self.resume.finished(node_id, item) if self.resume is not None else None
         if finished is not None:   # a resumed run's own finished step: not run again
             return finished
         reused = self.rerun.reused(node_id, item_index) if self.rerun is not None else None
         if reused is not None:
-            return self._reuse(node_id, item_index, reused)
-        if item_index is None and node_id in self.pinned:   # engine/pinned.py
-            step = self._new_step(node_id, None, 1)
+            return self._reuse(node_id, item, reused)
+        if not item and node_id in self.pinned:   # engine/pinned.py
+            step = self._new_step(node_id, (), 1)
             transition(step, Status.SUCCEEDED, data={"pinned": True}, output=self.pinned[node_id],
                        sandbox={"pinned": True})
             return Outcome(output=self.pinned[node_id])
@@ -306,18 +309,18 @@ class Execution:
         max_delay = float(settings.STEPWELL_MAX_RETRY_DELAY_S)
         delay = min(float(policy.get("backoff_s", 1.0)), max_delay)
         factor = float(policy.get("backoff_factor", 2.0))
-        first = 1 + (self.resume.attempts_done(node_id, item_index) if self.resume is not None else 0)
+        first = 1 + (self.resume.attempts_done(node_id, item) if self.resume is not None else 0)
         for attempt in range(first, max(max_attempts, first) + 1):
             if self.cancel.is_set():
                 raise Cancelled()
-            step = self._new_step(node_id, item_index, attempt)
+            step = self._new_step(node_id, item, attempt)
             try:
                 params = resolve_parameters(node, ns)  # a code step's source is never templated
             except MappingError as exc:
                 transition(step, Status.FAILED, error=f"mapping error at {exc.path}: {exc.message}")
                 raise StepFailed(f"step {node_id!r}: mapping error at {exc.path}: {exc.message}") from None
             if node["type"] == "control.foreach":
-                outcome = self.run_foreach(node_id, params, ns)
+                outcome = self.run_foreach(node_id, params, ns, item)
             elif self.secrets_error and node["type"] in ("action.python", "action.http"):
                 outcome = Outcome.failed(self.secrets_error)
             else:
@@ -373,12 +376,12 @@ class Execution:
             delay = min(delay * factor, max_delay)
         raise AssertionError("unreachable")
 
-    def _reuse(self, node_id: str, item_index, record: StepRun) -> Outcome:
+    def _reuse(self, node_id: str, item: tuple, record: StepRun) -> Outcome:
         """A step of a rerun that takes `record` (the source run's) instead of running: a
         succeeded step with the record's data and sandbox {"reused": {run, step}} (engine/rerun.py)."""
         from engine.rerun import ports_of
 
-        step = self._new_step(node_id, item_index, 1)
+        step = self._new_step(node_id, item, 1)
         for f in StepFile.objects.filter(step=record):
             StepFile.objects.create(step=step, name=f.name, size=f.size, truncated=f.truncated, content=f.content)
         transition(step, Status.SUCCEEDED, data={"reused": True, "reused_step": record.pk},
@@ -421,7 +424,7 @@ class Execution:
             StepFile.objects.create(step=step, name=f.name, size=f.size, truncated=f.truncated, content=f.content)
 
     # --- scopes -----------------------------------------------------------------------------
-    def run_scope(self, foreach_id: str | None, ns: dict, item_index=None):
+    def run_scope(self, foreach_id: str | None, ns: dict, item: tuple = ()):
         """Run the nodes of one scope; returns ({node_id: output}, {node_id: (status, ports)}).
 
         Nodes whose in-scope predecessors are all done are ready; independent ready nodes (parallel
@@ -462,7 +465,7 @@ class Execution:
                         ready.append(node_id)
                         continue
                     try:
-                        self._skip(node_id, item_index)
+                        self._skip(node_id, item)
                     except StepFailed as exc:
                         error = error or exc
                         break
@@ -471,14 +474,14 @@ class Execution:
                 # nothing else runs: the common, linear case needs no thread)
                 while error is None and ready and len(running) < limit and (running or len(ready) > 1):
                     local_ns = {**ns, "steps": dict(ns["steps"])}
-                    fut = self.pool.try_submit(self.run_node, ready[0], local_ns, item_index)
+                    fut = self.pool.try_submit(self.run_node, ready[0], local_ns, item)
                     if fut is None:
                         break
                     running[fut] = ready.pop(0)
                 if error is None and ready and len(running) < limit:
                     node_id = ready.pop(0)   # inline: only this thread changes `ns`
                     try:
-                        finish(node_id, self.run_node(node_id, ns, item_index))
+                        finish(node_id, self.run_node(node_id, ns, item))
                     except (StepFailed, Cancelled) as exc:
                         error = error or exc
                     continue
@@ -500,7 +503,9 @@ class Execution:
             raise error
         return outputs, done
 
-    def run_foreach(self, foreach_id: str, params: dict, ns: dict) -> Outcome:
+    def run_foreach(self, foreach_id: str, params: dict, ns: dict, outer: tuple = ()) -> Outcome:
+        """The loop's items, `concurrency` at a time; `outer`: the iteration it runs in, when it
+        is itself inside a For each."""
         from engine.validation import foreach_depth
 
         depth, max_depth = foreach_depth(self.graph, foreach_id), settings.STEPWELL_MAX_FOREACH_DEPTH
@@ -519,7 +524,7 @@ class Execution:
 
         def one(index: int, item):
             local = {**ns, "steps": dict(ns["steps"]), "item": item, "index": index}
-            outputs, done = self.run_scope(foreach_id, local, item_index=index)
+            outputs, done = self.run_scope(foreach_id, local, item=(*outer, index))
             ran = [s for s in sinks if done.get(s, ("",))[0] == Status.SUCCEEDED]
             if len(sinks) == 1:
                 return outputs.get(sinks[0])

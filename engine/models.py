@@ -155,6 +155,9 @@ class StepRun(FrozenWhenFinished):
     node_id = models.CharField(max_length=64)
     node_type = models.CharField(max_length=40)
     item_index = models.IntegerField(null=True, blank=True, help_text="For each iteration, else null.")
+    # the iteration of every enclosing For each, outermost first ("2.5": item 5 of the inner loop
+    # in item 2 of the outer); "" outside loops. What a resumed run finds its records by.
+    item_path = models.CharField(max_length=100, blank=True, default="")
     attempt = models.PositiveIntegerField(default=1)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     inputs = models.JSONField(null=True, blank=True, help_text="Parameters after mapping.")

@@ -24,9 +24,9 @@ given For each iteration) that already succeeded is not run again, its recorded 
 taken port are used and no new record is made (a Response's reply is stored if the lost worker
 had not stored it yet); a node skipped before is not recorded twice; the
 interrupted node runs again as its next attempt (attempt numbers continue). A For each that was
-interrupted runs again, its finished iterations reused. Step records inside nested For eaches
-carry only the innermost item index, so those bodies run again in full (as a rerun does,
-engine/rerun.py, whose `ports_of` this shares).
+interrupted runs again, its finished iterations reused, at any depth: a record names its
+iteration in every enclosing For each (`StepRun.item_path`, "2.5"). (A rerun, engine/rerun.py,
+whose `ports_of` this shares, still runs nested bodies again in full.)
 """
 from __future__ import annotations
 
@@ -47,6 +47,16 @@ WORKER_LOST = "worker lost"
 # Node types whose interrupted attempt may have acted outside the run: only their retry policy
 # lets them run again.
 ACTING = frozenset({"action.python", "action.http", "action.agent"})
+
+
+def index_of(item: tuple) -> int | None:
+    """The innermost For each item index of an iteration path (StepRun.item_index), or None."""
+    return item[-1] if item else None
+
+
+def path_of(item: tuple) -> str:
+    """StepRun.item_path of an iteration path: (2, 5) -> "2.5", () -> ""."""
+    return ".".join(str(i) for i in item)
 
 
 def max_attempts(node: dict) -> int:
@@ -71,13 +81,19 @@ class ResumePlan:
     def __init__(self, run: Run, graph: Graph):
         self.graph = graph
         nested = {n for n, owner in graph.owner.items() if owner and graph.owner.get(owner)}
-        self.succeeded: dict[tuple[str, int | None], StepRun] = {}
-        self.skipped: set[tuple[str, int | None]] = set()
-        self.attempts: dict[tuple[str, int | None], int] = {}
+        self.succeeded: dict[tuple[str, str], StepRun] = {}   # (node id, item path): the record
+        self.skipped: set[tuple[str, str]] = set()
+        self.attempts: dict[tuple[str, str], int] = {}
         for step in StepRun.objects.filter(run_id=run.pk).order_by("id"):
-            key = (step.node_id, step.item_index)
-            if step.node_id in nested or step.node_id not in graph.nodes:
+            if step.node_id not in graph.nodes:
                 continue
+            path = step.item_path
+            if not path and step.item_index is not None:
+                # a record from before item paths: only a one-level loop's index is its path
+                if step.node_id in nested:
+                    continue
+                path = str(step.item_index)
+            key = (step.node_id, path)
             if step.status == Status.SUCCEEDED:
                 self.succeeded[key] = step
             elif step.status == Status.SKIPPED:
@@ -100,9 +116,10 @@ class ResumePlan:
                 reply(run)
                 return
 
-    def finished(self, node_id: str, item_index):
-        """The Outcome of a node that already succeeded in this run, or None (it runs)."""
-        step = self.succeeded.get((node_id, item_index))
+    def finished(self, node_id: str, item: tuple):
+        """The Outcome of a node (in iteration `item`) that already succeeded in this run, or
+        None (it runs)."""
+        step = self.succeeded.get((node_id, path_of(item)))
         if step is None:
             return None
         from engine.rerun import ports_of
@@ -110,14 +127,15 @@ class ResumePlan:
 
         return Outcome(output=step.output, ports=ports_of(self.graph.nodes[node_id], step.output))
 
-    def was_skipped(self, node_id: str, item_index) -> bool:
-        return (node_id, item_index) in self.skipped
+    def was_skipped(self, node_id: str, item: tuple) -> bool:
+        return (node_id, path_of(item)) in self.skipped
 
-    def attempts_done(self, node_id: str, item_index) -> int:
+    def attempts_done(self, node_id: str, item: tuple) -> int:
         """Attempts of a node that has not succeeded yet (0: none)."""
-        if (node_id, item_index) in self.succeeded:
+        key = (node_id, path_of(item))
+        if key in self.succeeded:
             return 0
-        return self.attempts.get((node_id, item_index), 0)
+        return self.attempts.get(key, 0)
 
 
 def plan_for(run: Run, graph: Graph) -> ResumePlan | None:

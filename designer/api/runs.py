@@ -33,7 +33,7 @@ class StepRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = StepRun
-        fields = ["id", "node_id", "node_type", "item_index", "attempt", "status", "inputs", "output",
+        fields = ["id", "node_id", "node_type", "item_index", "item_path", "attempt", "status", "inputs", "output",
                   "stdout", "stderr", "error", "sandbox", "files", "created", "started", "finished",
                   "duration_ms", "reused_from"]
 

@@ -26,14 +26,15 @@ def _edge(a, b):
 
 def _lost_run(user, nodes, edges, records, payload=None):
     """A run that a worker was executing when it died: running, lease expired, with `records`
-    [(node_id, node_type, status, attempt, output[, item_index])] left behind."""
+    [(node_id, node_type, status, attempt, output[, item_index or "outer.inner" path])] left behind."""
     wf = do_create_workflow(user, "lost", definition={"version": 1, "nodes": nodes, "edges": edges,
                                                       "settings": {"variables": [], "allowed_hosts": []}})
     run = do_start_run(wf, trigger_payload(payload or {}))
     assert transition(run, Status.RUNNING, worker="gone:1:1", lease_expires=timezone.now() - timedelta(seconds=1))
     for node_id, node_type, status, attempt, output, *item in records:
+        path = str(item[0]).split(".") if item else []   # an item index, or "outer.inner"
         step = begin(StepRun, Status.RUNNING, run=run, node_id=node_id, node_type=node_type, attempt=attempt,
-                     item_index=item[0] if item else None)
+                     item_index=int(path[-1]) if path else None, item_path=".".join(path))
         if status != Status.RUNNING:
             transition(step, status, output=output)
     return run
@@ -120,6 +121,43 @@ def test_an_interrupted_for_each_keeps_its_finished_items(alice):
     assert [s[2:4] for s in steps if s[0] == "loop"] == [(1, "failed"), (2, "succeeded")]
     assert [s[4] for s in steps if s[0] == "after"] == [["A0", "A1", 3]]
     assert [s[0] for s in steps].count("t") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_interrupted_nested_for_each_keeps_the_finished_items_of_its_inner_loops(alice):
+    """Outer item 0 finished whole; in outer item 1, inner item 0 finished and inner item 1 was
+    running. The records say "A00", "A01", "A10", which the step would not compute: the resumed
+    run reuses all three and runs only inner item 1 of outer item 1 again. (One item at a time:
+    the in-memory test database refuses concurrent writers with "table is locked".)"""
+    nodes = [_node("t", "trigger.manual"),
+             _node("outer", "control.foreach", {"items": "{{ trigger.body.rows }}", "concurrency": 1}),
+             _node("inner", "control.foreach", {"items": "{{ item }}", "concurrency": 1}),
+             _node("sq", "action.compose", {"value": "{{ item }}"}),
+             _node("after", "action.compose", {"value": "{{ steps.outer.output }}"})]
+    edges = [_edge("t", "outer"),
+             {"id": "e-outer", "source": "outer", "source_port": "each", "target": "inner", "target_port": "in"},
+             {"id": "e-inner", "source": "inner", "source_port": "each", "target": "sq", "target_port": "in"},
+             {"id": "e-done", "source": "outer", "source_port": "done", "target": "after", "target_port": "in"}]
+    run = _lost_run(alice, nodes, edges,
+                    [("t", "trigger.manual", Status.SUCCEEDED, 1, {}),
+                     ("outer", "control.foreach", Status.RUNNING, 1, None),
+                     ("sq", "action.compose", Status.SUCCEEDED, 1, "A00", "0.0"),
+                     ("sq", "action.compose", Status.SUCCEEDED, 1, "A01", "0.1"),
+                     ("inner", "control.foreach", Status.SUCCEEDED, 1, ["A00", "A01"], 0),
+                     ("inner", "control.foreach", Status.RUNNING, 1, None, 1),
+                     ("sq", "action.compose", Status.SUCCEEDED, 1, "A10", "1.0"),
+                     ("sq", "action.compose", Status.RUNNING, 1, None, "1.1")],
+                    payload={"rows": [[1, 2], [3, 4]]})
+    assert reap_lost_runs() == [run.pk]
+    assert execute_run(run.pk) == Status.SUCCEEDED, Run.objects.get(pk=run.pk).error
+    steps = list(StepRun.objects.filter(run=run).order_by("id").values_list("node_id", "item_path", "attempt",
+                                                                               "status", "output"))
+    assert [s for s in steps if s[0] == "sq"] == [
+        ("sq", "0.0", 1, "succeeded", "A00"), ("sq", "0.1", 1, "succeeded", "A01"),
+        ("sq", "1.0", 1, "succeeded", "A10"), ("sq", "1.1", 1, "failed", None), ("sq", "1.1", 2, "succeeded", 4)]
+    assert [s[1:4] for s in steps if s[0] == "inner"] == [("0", 1, "succeeded"), ("1", 1, "failed"),
+                                                          ("1", 2, "succeeded")]
+    assert [s[4] for s in steps if s[0] == "after"] == [[["A00", "A01"], ["A10", 4]]]
 
 
 @pytest.mark.django_db
