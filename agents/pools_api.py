@@ -27,14 +27,9 @@ class SessionPoolSerializer(serializers.ModelSerializer):
 
     def get_open_sessions(self, pool) -> int:
         """Sessions not ended and not idle past the pool's cooldown (those end at the next call)."""
-        from datetime import timedelta
-
-        from django.db.models import Q
         from django.utils import timezone
 
-        now = timezone.now()
-        return pool.sessions.filter(Q(last_used__gte=now - timedelta(seconds=pool.cooldown_s)) | Q(busy_until__gt=now),
-                                    ended__isnull=True).count()
+        return pool.live_sessions(timezone.now()).count()
 
     def validate_allowed_hosts(self, value):
         from sandbox.egress.policy import EntryError, parse_entry

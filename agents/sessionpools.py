@@ -10,6 +10,7 @@ between owners. A session is open while `ended` is empty; one idle longer than i
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -63,6 +64,16 @@ class SessionPool(models.Model):
                 raise ValidationError({"runtime": f"the layer of runtime #{self.runtime_id} is no longer on disk; "
                                                   "build it again"})
 
+    def idle_sessions(self, now):
+        """Open sessions idle past the cooldown and not busy: they count as ended."""
+        return (self.sessions.filter(ended__isnull=True, last_used__lt=now - timedelta(seconds=self.cooldown_s))
+                .exclude(busy_until__gt=now))
+
+    def live_sessions(self, now):
+        """Open sessions that still count: used within the cooldown, or busy."""
+        return self.sessions.filter(Q(last_used__gte=now - timedelta(seconds=self.cooldown_s)) | Q(busy_until__gt=now),
+                                    ended__isnull=True)
+
     def layer(self) -> dict | None:
         """The layer sessions of this pool run on (ExecutionRequest.layer); None: the active one."""
         if self.runtime_id is None:
@@ -92,3 +103,8 @@ class PoolSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pool.name}/{self.identifier} ({self.owner_id})"
+
+    def is_live(self, now) -> bool:
+        """Not idle past its pool's cooldown (SessionPool.live_sessions, for one row)."""
+        return ((self.busy_until is not None and self.busy_until > now)
+                or self.last_used >= now - timedelta(seconds=self.pool.cooldown_s))

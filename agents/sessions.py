@@ -159,9 +159,7 @@ def _check_policy(user):
 # --- sessions -------------------------------------------------------------------------------
 def _expire_idle(pool: SessionPool, now) -> None:
     """Mark the pool's sessions idle past cooldown_s as ended (and tell the sandbox)."""
-    cutoff = now - timedelta(seconds=pool.cooldown_s)
-    stale = list(PoolSession.objects.filter(pool=pool, ended__isnull=True, last_used__lt=cutoff)
-                 .exclude(busy_until__gt=now).values_list("pk", "sandbox_key"))
+    stale = list(pool.idle_sessions(now).values_list("pk", "sandbox_key"))
     if not stale:
         return
     PoolSession.objects.filter(pk__in=[pk for pk, _ in stale], ended__isnull=True).update(ended=now)
@@ -184,8 +182,8 @@ def _open_session(user, key, pool: SessionPool, identifier: str) -> PoolSession:
     now = timezone.now()
     session = PoolSession.objects.filter(pool=pool, owner=user, identifier=identifier, ended__isnull=True).first()
     if session is not None:
-        busy = session.busy_until is not None and session.busy_until > now
-        if busy or session.last_used >= now - timedelta(seconds=pool.cooldown_s):
+        session.pool = pool   # (is_live reads its cooldown)
+        if session.is_live(now):
             return session
     # the sweep ends the caller's own idle session too (when a concurrent call took it
     # meanwhile, the sweep leaves it and the create below meets it and answers it)
