@@ -631,7 +631,8 @@ class Execution:
             # a For each test runs its body too
             self.run_node(node_id, ns)
         else:
-            self.run_node(node_id, ns, ns.get("index") if "item" in ns else None)
+            index = ns.get("index") if "item" in ns else None   # a step inside a For each: its item
+            self.run_node(node_id, ns, (index,) if isinstance(index, int) and not isinstance(index, bool) else ())
 
 
 def worker_id() -> str:

@@ -167,7 +167,8 @@ def _no_attempt_left(run: Run, lost: list[StepRun]) -> StepRun | None:
         node = graph.nodes.get(step.node_id)
         if node is None or node["type"] not in ACTING:
             continue
-        done = StepRun.objects.filter(run=run, node_id=step.node_id, item_index=step.item_index).count()
+        done = StepRun.objects.filter(run=run, node_id=step.node_id, item_index=step.item_index,
+                                      item_path=step.item_path).count()
         if done >= max_attempts(node):
             return step
     return None
